@@ -1,0 +1,88 @@
+"""Engines and the one transaction helper.
+
+Database errors become domain errors here and nowhere else (the way Optuna's
+``_create_scoped_session`` does it), so routes and workers see
+``DatabaseUnavailable`` / ``Conflict`` rather than driver exceptions.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import IntegrityError, OperationalError, InterfaceError, DBAPIError
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.core.errors import Conflict, DatabaseUnavailable
+
+log = logging.getLogger(__name__)
+
+SQLITE_BUSY_TIMEOUT_S = 60.0
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    if url.startswith("sqlite"):
+        # Many worker processes share one file: wait for the write lock
+        # instead of failing at once, and use WAL so readers never block.
+        engine = create_engine(
+            url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False}, **kwargs
+        )
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        return engine
+    # pool_pre_ping: a PostgreSQL restart leaves dead pooled connections;
+    # pinging on checkout replaces them instead of failing the request.
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, **kwargs)
+
+
+class Database:
+    """An engine plus its session factory; one per process."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url.startswith("sqlite")
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session in one transaction: commit on success, roll back on error."""
+        session = self._sessions()
+        try:
+            yield session
+            session.commit()
+        except IntegrityError as exc:
+            session.rollback()
+            raise Conflict(f"the change conflicts with stored data: {exc.orig}") from exc
+        except (OperationalError, InterfaceError) as exc:
+            session.rollback()
+            log.warning("database error: %s", exc.orig)
+            raise DatabaseUnavailable(
+                "the database is unavailable or busy; retry in a few seconds"
+            ) from exc
+        except DBAPIError as exc:
+            session.rollback()
+            if exc.connection_invalidated:
+                raise DatabaseUnavailable("the database connection was lost; retry") from exc
+            raise
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,355 @@
+"""The sweep specification: what a person POSTs (or submits as YAML/JSON).
+
+Validated with pydantic; unknown keys are rejected so that a typo such as
+``learnig_rate`` is an error that names the field, not a silently ignored
+dimension. ``expand_grid`` turns a grid spec into its configurations;
+parameters that do not apply to an optimizer (beta_2 for sgd) do not multiply
+the grid.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterator
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
+SCHEDULES = (
+    "constant",
+    "cosine",
+    "exponential",
+    "inverse_time",
+    "cyclic",
+    "reduce_on_plateau",
+    "warmup",
+)
+
+# Which optimizer each optimizer-specific dimension applies to. Dimensions not
+# listed here (learning_rate, batch_size, clipnorm, schedule, shuffle) apply to all.
+APPLIES_TO: dict[str, tuple[str, ...]] = {
+    "beta_1": ("adam", "adamw"),
+    "beta_2": ("adam", "adamw"),
+    "epsilon": ("adam", "adamw", "rmsprop"),
+    "weight_decay": ("adamw",),
+    "rho": ("rmsprop",),
+    "momentum": ("sgd", "rmsprop"),
+    "nesterov": ("sgd",),
+}
+
+# Dimensions in the order configurations are enumerated and shown.
+DIMENSIONS = (
+    "optimizer",
+    "learning_rate",
+    "batch_size",
+    "beta_1",
+    "beta_2",
+    "epsilon",
+    "weight_decay",
+    "rho",
+    "momentum",
+    "nesterov",
+    "clipnorm",
+    "schedule",
+    "shuffle",
+)
+LOG_DIMENSIONS = ("learning_rate", "epsilon", "weight_decay")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Range(_Strict):
+    """A numeric range: ``{low, high, log, points}``. ``points`` makes it a grid axis."""
+
+    low: float
+    high: float
+    log: bool = False
+    points: int | None = Field(None, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Range:
+        if not (math.isfinite(self.low) and math.isfinite(self.high)):
+            raise ValueError("low and high must be finite numbers")
+        if self.high < self.low:
+            raise ValueError(f"high ({self.high}) must be >= low ({self.low})")
+        if self.log and self.low <= 0:
+            raise ValueError("a log range needs low > 0")
+        return self
+
+    def grid(self) -> list[float]:
+        if self.points is None:
+            raise ValueError("a grid sweep needs `points` on every range (or give `values`)")
+        if self.points == 1:
+            return [self.low]
+        if self.log:
+            vals = np.geomspace(self.low, self.high, self.points)
+        else:
+            vals = np.linspace(self.low, self.high, self.points)
+        # Rounded to 6 significant digits so that values are stable, readable keys.
+        return [float(f"{v:.6g}") for v in vals]
+
+
+class Values(_Strict):
+    values: list[Any] = Field(min_length=1)
+
+
+Dimension = Range | Values | list[Any]
+
+
+class Space(_Strict):
+    learning_rate: Dimension | None = None
+    batch_size: Dimension | None = None
+    optimizer: list[str] | Values | None = None
+    beta_1: Dimension | None = None
+    beta_2: Dimension | None = None
+    epsilon: Dimension | None = None
+    weight_decay: Dimension | None = None
+    rho: Dimension | None = None
+    momentum: Dimension | None = None
+    nesterov: list[bool] | Values | None = None
+    clipnorm: Dimension | None = None
+    schedule: list[str] | Values | None = None
+    shuffle: list[bool] | Values | None = None
+
+    @model_validator(mode="after")
+    def _check_values(self) -> Space:
+        for name in DIMENSIONS:
+            dim = getattr(self, name)
+            if dim is None:
+                continue
+            if isinstance(dim, Range):
+                if name in ("optimizer", "schedule", "nesterov", "shuffle"):
+                    raise ValueError(f"space.{name}: give a list of values, not a range")
+                continue
+            values = dim.values if isinstance(dim, Values) else dim
+            if len(values) == 0:
+                raise ValueError(f"space.{name}: give at least one value")
+            for v in values:
+                _check_value(name, v)
+            if len({repr(v) for v in values}) != len(values):
+                raise ValueError(f"space.{name}: values repeat; list each value once")
+        return self
+
+
+def _check_value(name: str, v: Any) -> None:
+    if name == "optimizer":
+        if v not in OPTIMIZERS:
+            raise ValueError(f"space.optimizer: {v!r} is not one of {', '.join(OPTIMIZERS)}")
+        return
+    if name == "schedule":
+        if v not in SCHEDULES:
+            raise ValueError(f"space.schedule: {v!r} is not one of {', '.join(SCHEDULES)}")
+        return
+    if name in ("nesterov", "shuffle"):
+        if not isinstance(v, bool):
+            raise ValueError(f"space.{name}: {v!r} must be true or false")
+        return
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ValueError(f"space.{name}: {v!r} is not a number")
+    if not math.isfinite(v):
+        raise ValueError(f"space.{name}: {v!r} is not finite")
+    if name == "batch_size":
+        if int(v) != v or v < 1:
+            raise ValueError(f"space.batch_size: {v!r} must be a positive integer")
+    elif name in ("learning_rate", "epsilon"):
+        if v <= 0:
+            raise ValueError(f"space.{name}: {v!r} must be > 0")
+    elif name in ("beta_1", "beta_2", "rho", "momentum"):
+        if not 0 <= v < 1:
+            raise ValueError(f"space.{name}: {v!r} must be in [0, 1)")
+    elif name in ("clipnorm", "weight_decay"):
+        if v < 0:
+            raise ValueError(f"space.{name}: {v!r} must be >= 0 (0 means off)")
+
+
+class PresetWorkload(_Strict):
+    preset: str = Field(min_length=1, max_length=100)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class UploadedWorkload(_Strict):
+    id: int = Field(ge=1)
+
+
+class EntryPointWorkload(_Strict):
+    entry_point: str = Field(min_length=1, max_length=200)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+WorkloadRef = PresetWorkload | UploadedWorkload | EntryPointWorkload
+
+
+class CrossedSeeds(_Strict):
+    """Init seeds x data-order seeds, crossed, to separate their effects (report 3)."""
+
+    init: int | list[int]
+    data: int | list[int]
+
+
+class Sampler(_Strict):
+    type: Literal["grid", "random", "tpe", "qmc"] = "grid"
+    n_trials: int | None = Field(None, ge=1)
+    seed: int | None = None
+
+    @model_validator(mode="after")
+    def _n_trials(self) -> Sampler:
+        if self.type != "grid" and self.n_trials is None:
+            raise ValueError(f"sampler.n_trials is required for a {self.type} sampler")
+        if self.type == "grid" and self.n_trials is not None:
+            raise ValueError("sampler.n_trials is only for random/tpe/qmc samplers; a grid runs every point")
+        return self
+
+
+class RefineEdge(_Strict):
+    rounds: int = Field(ge=1, le=10)
+
+
+class ScheduleOptions(_Strict):
+    """Fixed settings of the learning-rate schedules named in ``space.schedule``."""
+
+    decay: float = Field(0.01, ge=0, description="inverse_time: lr / (1 + decay * step), old Keras `decay`")
+    decay_rate: float = Field(0.96, gt=0, le=1, description="exponential: lr * decay_rate ** (step / decay_steps)")
+    decay_steps: int = Field(100, ge=1)
+    cyclic_min_lr: float = Field(5e-6, gt=0)
+    cyclic_max_lr: float = Field(3e-4, gt=0)
+    cyclic_step_size: int = Field(200, ge=1, description="half-cycle length in steps")
+    plateau_factor: float = Field(0.2, gt=0, lt=1)
+    plateau_patience: int = Field(5, ge=1)
+    plateau_min_lr: float = Field(1e-5, ge=0)
+    plateau_monitor: Literal["val_loss", "loss"] = "val_loss"
+    warmup_epochs: int = Field(5, ge=1)
+
+
+class SweepSpec(_Strict):
+    name: str = Field(min_length=1, max_length=200)
+    workload: WorkloadRef
+    epochs: int = Field(ge=1)
+    seeds: int | list[int] | CrossedSeeds = 3
+    space: Space = Field(default_factory=Space)
+    sampler: Sampler = Field(default_factory=Sampler)
+    schedule_options: ScheduleOptions = Field(default_factory=ScheduleOptions)
+    # Per-sweep overrides of the run-class thresholds (service.core.analysis.thresholds).
+    stability: dict[str, float] = Field(default_factory=dict)
+    refine_edge: RefineEdge | None = None
+    record_steps: bool = Field(False, description="also store downsampled mini-batch losses")
+    description: str | None = Field(None, max_length=5000)
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, v: int | list[int] | CrossedSeeds) -> int | list[int] | CrossedSeeds:
+        for part in ([v] if not isinstance(v, CrossedSeeds) else [v.init, v.data]):
+            if isinstance(part, int):
+                if part < 1:
+                    raise ValueError("seeds must be >= 1 (how many seeds per configuration)")
+            else:
+                if not part:
+                    raise ValueError("give at least one seed")
+                if len(set(part)) != len(part):
+                    raise ValueError("seeds repeat; list each seed once")
+                if any(s < 0 for s in part):
+                    raise ValueError("seeds must be non-negative integers")
+        return v
+
+    @model_validator(mode="after")
+    def _sampler_space(self) -> SweepSpec:
+        if self.sampler.type == "grid":
+            for name in DIMENSIONS:
+                dim = getattr(self.space, name)
+                if isinstance(dim, Range) and dim.points is None:
+                    raise ValueError(
+                        f"space.{name}: a grid sweep needs `points` on a range, or a list of values"
+                    )
+        return self
+
+
+def dimension_values(dim: Dimension | None) -> list[Any] | None:
+    if dim is None:
+        return None
+    if isinstance(dim, Range):
+        return dim.grid()
+    if isinstance(dim, Values):
+        return list(dim.values)
+    return list(dim)
+
+
+def _normalise(name: str, v: Any) -> Any:
+    if name == "batch_size":
+        return int(v)
+    if name in ("optimizer", "schedule", "nesterov", "shuffle"):
+        return v
+    return float(v)
+
+
+def swept_values(spec: SweepSpec) -> dict[str, list[Any]]:
+    """Every dimension the spec names, with its (normalised) grid values."""
+    out: dict[str, list[Any]] = {}
+    for name in DIMENSIONS:
+        vals = dimension_values(getattr(spec.space, name))
+        if vals is not None:
+            out[name] = [_normalise(name, v) for v in vals]
+    return out
+
+
+def iter_grid(spec: SweepSpec, default_optimizer: str) -> Iterator[dict[str, Any]]:
+    """Configurations of a grid sweep, each a dict of the swept parameters.
+
+    The optimizer is always present (the workload's default when not swept)
+    so that every configuration says what it trains with. A dimension that
+    does not apply to a configuration's optimizer is left out of it.
+    """
+    values = swept_values(spec)
+    optimizers = values.pop("optimizer", [default_optimizer])
+    for opt in optimizers:
+        names = [n for n in values if opt in APPLIES_TO.get(n, OPTIMIZERS)]
+        for combo in itertools.product(*(values[n] for n in names)):
+            cfg: dict[str, Any] = {"optimizer": opt}
+            cfg.update(zip(names, combo, strict=True))
+            yield cfg
+
+
+def count_grid(spec: SweepSpec, default_optimizer: str) -> int:
+    values = swept_values(spec)
+    optimizers = values.pop("optimizer", [default_optimizer])
+    total = 0
+    for opt in optimizers:
+        n = 1
+        for name, vals in values.items():
+            if opt in APPLIES_TO.get(name, OPTIMIZERS):
+                n *= len(vals)
+        total += n
+    return total
+
+
+def seed_pairs(seeds: int | list[int] | CrossedSeeds) -> list[tuple[int, int, int]]:
+    """(seed, init_seed, data_seed) for each run of a configuration.
+
+    Init and data-order seeds are drawn independently from the user's seed
+    with numpy's SeedSequence (distinct spawn keys), so the weights of seed 3
+    and the data order of seed 3 are unrelated streams. The same seed gives
+    the same init in every configuration: configurations are compared on
+    common random numbers. With ``CrossedSeeds`` every init seed meets every
+    data seed; ``seed`` then numbers the pair.
+    """
+
+    def derive(s: int, stream: int) -> int:
+        return int(np.random.SeedSequence([s, stream]).generate_state(1)[0] & 0x7FFFFFFF)
+
+    if isinstance(seeds, CrossedSeeds):
+        inits = list(range(seeds.init)) if isinstance(seeds.init, int) else seeds.init
+        datas = list(range(seeds.data)) if isinstance(seeds.data, int) else seeds.data
+        return [
+            (i * len(datas) + j, derive(a, 0), derive(b, 1))
+            for i, a in enumerate(inits)
+            for j, b in enumerate(datas)
+        ]
+    base = list(range(seeds)) if isinstance(seeds, int) else seeds
+    return [(s, derive(s, 0), derive(s, 1)) for s in base]
+
+
+def n_seeds(seeds: int | list[int] | CrossedSeeds) -> int:
+    return len(seed_pairs(seeds))

@@ -1,0 +1,94 @@
+"""Data that crosses the boundary between the worker loop and the trainers.
+
+Training is a pure function from replicas (configuration x seed) to curves:
+no database, no HTTP. The worker loop owns persistence and talks to trainers
+only through these types and the ``TrainingObserver`` protocol.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+ReplicaStatus = Literal["completed", "nonfinite", "cancelled", "error"]
+
+
+@dataclass(frozen=True)
+class ReplicaSpec:
+    """One seed of one configuration.
+
+    ``params`` holds the configuration's hyperparameters with the names of the
+    sweep spec (learning_rate, batch_size, optimizer, beta_1, beta_2, epsilon,
+    rho, momentum, nesterov, clipnorm, schedule, shuffle, ...). Parameters the
+    spec did not sweep are absent and take the workload's/optimizer's default.
+    ``init_seed`` seeds the initial weights (and dropout); ``data_seed`` seeds
+    the order of mini-batches. They are drawn independently (DESIGN §5).
+    """
+
+    key: Hashable
+    params: Mapping[str, Any]
+    init_seed: int
+    data_seed: int
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """Metrics of one replica at the end of one epoch.
+
+    Epoch 0 is the evaluation at initialisation (before any step), so l0 is
+    ``records[0].loss``. ``loss``/``accuracy`` are measured on the full
+    training set at the end of the epoch; ``running_loss`` is the Keras-style
+    mean of the mini-batch losses seen during the epoch (NaN for epoch 0).
+    """
+
+    epoch: int
+    loss: float
+    accuracy: float | None
+    running_loss: float | None
+    val_loss: float | None
+    val_accuracy: float | None
+    learning_rate: float
+    grad_norm: float | None
+
+
+@dataclass
+class ReplicaResult:
+    key: Hashable
+    status: ReplicaStatus
+    epochs: list[EpochRecord] = field(default_factory=list)
+    # Downsampled mini-batch losses as (global step, loss), when recorded.
+    step_losses: list[tuple[int, float]] = field(default_factory=list)
+    error: str | None = None
+    traceback: str | None = None
+
+
+class TrainingObserver(Protocol):
+    """What a trainer reports to while it runs (implemented by the worker loop)."""
+
+    def on_epoch(self, records: Sequence[tuple[Hashable, EpochRecord]]) -> None:
+        """Called once per epoch with the records of every replica still training."""
+
+    def should_stop(self) -> bool:
+        """True when the sweep was cancelled or the worker is shutting down."""
+
+
+class NullObserver:
+    """Observer for callers that only want the returned results."""
+
+    def on_epoch(self, records: Sequence[tuple[Hashable, EpochRecord]]) -> None:
+        return None
+
+    def should_stop(self) -> bool:
+        return False
+
+
+class Trainer(Protocol):
+    def train(
+        self,
+        workload: Any,
+        replicas: Sequence[ReplicaSpec],
+        epochs: int,
+        observer: TrainingObserver,
+    ) -> list[ReplicaResult]:
+        """Train every replica for up to ``epochs`` epochs; one result per replica, same order."""
