@@ -70,6 +70,8 @@ class Config(Base):
     # Canonical JSON of params: the identity of the configuration.
     key: Mapped[str] = mapped_column(String(1000))
     params: Mapped[dict] = mapped_column(JSON)
+    # Configurations that share a batch size can train in one pack.
+    batch_size: Mapped[int | None] = mapped_column(Integer)
     # waiting | running | complete | failed | cancelled
     state: Mapped[str] = mapped_column(String(20))
     trial_id: Mapped[int | None] = mapped_column(Integer, index=True)

@@ -1,0 +1,135 @@
+"""Frozen records returned by repositories: ORM rows never leave service.core."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Progress:
+    waiting: int = 0
+    running: int = 0
+    complete: int = 0
+    failed: int = 0
+    cancelled: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.waiting + self.running + self.complete + self.failed + self.cancelled
+
+    @property
+    def done(self) -> int:
+        return self.complete + self.failed + self.cancelled
+
+
+@dataclass(frozen=True)
+class SweepRecord:
+    id: int
+    name: str
+    study_name: str
+    study_id: int
+    state: str
+    workload_key: str
+    sampler: str
+    n_configs: int
+    n_seeds: int
+    epochs: int
+    spec: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+    refine_round: int
+    progress: Progress = field(default_factory=Progress)
+    runs_total: int = 0
+    runs_done: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["progress"] = {**asdict(self.progress), "total": self.progress.total}
+        return d
+
+
+@dataclass(frozen=True)
+class ConfigRecord:
+    id: int
+    sweep_id: int
+    params: dict[str, Any]
+    state: str
+    trial_id: int | None
+    trial_number: int | None
+    attempts: int
+    refine_round: int
+    value: float | None
+    worker_id: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: int
+    sweep_id: int
+    config_id: int
+    trial_id: int
+    seed: int
+    init_seed: int
+    data_seed: int
+    status: str
+    run_class: str | None
+    flags: list[str]
+    metrics: dict[str, Any]
+    epochs_run: int
+    final_loss: float | None
+    final_accuracy: float | None
+    params: dict[str, Any]
+    error: str | None
+    traceback: str | None
+    worker_id: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    step_losses: list[Any] | None = None
+
+
+@dataclass(frozen=True)
+class CurvePointRecord:
+    epoch: int
+    loss: float | None
+    accuracy: float | None
+    running_loss: float | None
+    val_loss: float | None
+    val_accuracy: float | None
+    learning_rate: float | None
+    grad_norm: float | None
+
+
+@dataclass(frozen=True)
+class WorkerRecord:
+    id: str
+    hostname: str
+    pid: int
+    device: str
+    state: str
+    current_trial_id: int | None
+    current_sweep_id: int | None
+    started_at: datetime
+    heartbeat_at: datetime
+    trials_done: int
+    train_seconds: float
+    busy_seconds: float
+    alive: bool
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A configuration a worker now owns: train all its seeds, then finish it."""
+
+    sweep_id: int
+    config_id: int
+    trial_id: int
+    params: dict[str, Any]
+    runs: tuple[tuple[int, int, int, int], ...]  # (run_id, seed, init_seed, data_seed)
+    spec: dict[str, Any]
+    epochs: int

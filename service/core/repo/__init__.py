@@ -1,0 +1,1 @@
+"""Repositories: keyword-only functions that take a session and return frozen records."""

@@ -1,0 +1,214 @@
+"""Reading configurations (trials), runs and curves, with filters and paging."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+from service.core import optuna_tables
+from service.core.errors import NotFound
+from service.core.models import Config, CurvePoint, Run
+from service.core.records import ConfigRecord, CurvePointRecord, RunRecord
+from service.core.timeutil import aware
+
+
+@dataclass(frozen=True)
+class ParamFilter:
+    """``name`` between ``low`` and ``high`` (inclusive), or equal to ``equals``."""
+
+    name: str
+    low: float | None = None
+    high: float | None = None
+    equals: Any = None
+
+    def matches(self, params: dict[str, Any]) -> bool:
+        if self.name not in params:
+            return False
+        v = params[self.name]
+        if self.equals is not None:
+            return bool(v == self.equals or str(v) == str(self.equals))
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            return False
+        if self.low is not None and v < self.low:
+            return False
+        return not (self.high is not None and v > self.high)
+
+
+def _config_record(row: Config, numbers: dict[int, int]) -> ConfigRecord:
+    return ConfigRecord(
+        id=row.id,
+        sweep_id=row.sweep_id,
+        params=dict(row.params),
+        state=row.state,
+        trial_id=row.trial_id,
+        trial_number=numbers.get(row.trial_id) if row.trial_id is not None else None,
+        attempts=row.attempts,
+        refine_round=row.refine_round,
+        value=row.value,
+        worker_id=row.worker_id,
+        started_at=aware(row.started_at),
+        finished_at=aware(row.finished_at),
+        error=row.error,
+    )
+
+
+def list_configs(
+    session: Session,
+    *,
+    sweep_id: int,
+    state: str | None = None,
+    filters: Sequence[ParamFilter] = (),
+    limit: int = 100,
+    offset: int = 0,
+) -> tuple[list[ConfigRecord], int]:
+    q = select(Config).where(Config.sweep_id == sweep_id)
+    if state:
+        q = q.where(Config.state == state)
+    rows = list(session.scalars(q.order_by(Config.id)))
+    if filters:
+        rows = [r for r in rows if all(f.matches(r.params) for f in filters)]
+    page = rows[offset : offset + limit]
+    numbers = optuna_tables.trial_numbers(session, [r.trial_id for r in page if r.trial_id is not None])
+    return [_config_record(r, numbers) for r in page], len(rows)
+
+
+def get_config(session: Session, *, sweep_id: int, config_id: int) -> ConfigRecord:
+    row = session.get(Config, config_id)
+    if row is None or row.sweep_id != sweep_id:
+        raise NotFound(f"configuration {config_id} is not in sweep {sweep_id}")
+    numbers = optuna_tables.trial_numbers(session, [row.trial_id] if row.trial_id is not None else [])
+    return _config_record(row, numbers)
+
+
+def _run_record(row: Run, params: dict[str, Any], *, with_steps: bool = False) -> RunRecord:
+    return RunRecord(
+        id=row.id,
+        sweep_id=row.sweep_id,
+        config_id=row.config_id,
+        trial_id=row.trial_id,
+        seed=row.seed,
+        init_seed=int(row.init_seed),
+        data_seed=int(row.data_seed),
+        status=row.status,
+        run_class=row.run_class,
+        flags=list(row.flags or []),
+        metrics=dict(row.metrics or {}),
+        epochs_run=row.epochs_run,
+        final_loss=row.final_loss,
+        final_accuracy=row.final_accuracy,
+        params=params,
+        error=row.error,
+        traceback=row.traceback,
+        worker_id=row.worker_id,
+        started_at=aware(row.started_at),
+        finished_at=aware(row.finished_at),
+        step_losses=list(row.step_losses) if with_steps and row.step_losses else None,
+    )
+
+
+def _runs_query(
+    sweep_id: int,
+    *,
+    status: str | None,
+    run_class: str | None,
+    seed: int | None,
+    config_id: int | None,
+) -> Select[tuple[Run, dict[str, Any]]]:
+    q = select(Run, Config.params).join(Config, Config.id == Run.config_id).where(Run.sweep_id == sweep_id)
+    if status:
+        q = q.where(Run.status == status)
+    if run_class:
+        q = q.where(Run.run_class == run_class)
+    if seed is not None:
+        q = q.where(Run.seed == seed)
+    if config_id is not None:
+        q = q.where(Run.config_id == config_id)
+    return q
+
+
+def list_runs(
+    session: Session,
+    *,
+    sweep_id: int,
+    status: str | None = None,
+    run_class: str | None = None,
+    seed: int | None = None,
+    config_id: int | None = None,
+    filters: Sequence[ParamFilter] = (),
+    limit: int = 100,
+    offset: int = 0,
+) -> tuple[list[RunRecord], int]:
+    q = _runs_query(sweep_id, status=status, run_class=run_class, seed=seed, config_id=config_id)
+    if not filters:
+        total = session.scalar(select(func.count()).select_from(q.subquery())) or 0
+        rows = session.execute(q.order_by(Run.config_id, Run.seed).limit(limit).offset(offset)).all()
+        return [_run_record(r, p) for r, p in rows], int(total)
+    rows = [
+        (r, p)
+        for r, p in session.execute(q.order_by(Run.config_id, Run.seed)).all()
+        if all(f.matches(p) for f in filters)
+    ]
+    return [_run_record(r, p) for r, p in rows[offset : offset + limit]], len(rows)
+
+
+def all_runs(session: Session, *, sweep_id: int) -> list[RunRecord]:
+    """Every run of a sweep (analysis aggregates on read; no curves)."""
+    rows = session.execute(
+        _runs_query(sweep_id, status=None, run_class=None, seed=None, config_id=None).order_by(
+            Run.config_id, Run.seed
+        )
+    ).all()
+    return [_run_record(r, p) for r, p in rows]
+
+
+def get_run(session: Session, *, run_id: int, sweep_id: int | None = None) -> RunRecord:
+    row = session.execute(
+        select(Run, Config.params).join(Config, Config.id == Run.config_id).where(Run.id == run_id)
+    ).first()
+    if row is None or (sweep_id is not None and row[0].sweep_id != sweep_id):
+        raise NotFound(f"run {run_id} does not exist" + (f" in sweep {sweep_id}" if sweep_id else ""))
+    return _run_record(row[0], row[1], with_steps=True)
+
+
+def curve(session: Session, *, run_id: int) -> list[CurvePointRecord]:
+    rows = session.scalars(select(CurvePoint).where(CurvePoint.run_id == run_id).order_by(CurvePoint.epoch))
+    return [
+        CurvePointRecord(
+            epoch=p.epoch,
+            loss=p.loss,
+            accuracy=p.accuracy,
+            running_loss=p.running_loss,
+            val_loss=p.val_loss,
+            val_accuracy=p.val_accuracy,
+            learning_rate=p.learning_rate,
+            grad_norm=p.grad_norm,
+        )
+        for p in rows
+    ]
+
+
+def curves_for_runs(session: Session, *, run_ids: Sequence[int]) -> dict[int, list[CurvePointRecord]]:
+    out: dict[int, list[CurvePointRecord]] = {rid: [] for rid in run_ids}
+    if not run_ids:
+        return out
+    rows = session.scalars(
+        select(CurvePoint).where(CurvePoint.run_id.in_(run_ids)).order_by(CurvePoint.run_id, CurvePoint.epoch)
+    )
+    for p in rows:
+        out[p.run_id].append(
+            CurvePointRecord(
+                epoch=p.epoch,
+                loss=p.loss,
+                accuracy=p.accuracy,
+                running_loss=p.running_loss,
+                val_loss=p.val_loss,
+                val_accuracy=p.val_accuracy,
+                learning_rate=p.learning_rate,
+                grad_norm=p.grad_norm,
+            )
+        )
+    return out

@@ -1,0 +1,188 @@
+"""Creating a sweep: validate against limits and the workload, then enqueue.
+
+One Optuna study per sweep. A grid is enqueued at once as WAITING trials (in
+bulk); a sampler sweep (random/TPE/QMC) enqueues nothing and lets workers
+``ask()`` the study up to ``n_trials``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+from pydantic import ValidationError
+
+from service.core import optuna_tables
+from service.core.config import Settings
+from service.core.db import Database
+from service.core.errors import InvalidSpec, LimitExceeded, NotFound, TooManyInFlight
+from service.core.models import UserWorkload
+from service.core.optuna_storage import get_storage
+from service.core.records import SweepRecord
+from service.core.repo import sweeps as sweeps_repo
+from service.core.spec import SweepSpec, count_grid, iter_grid, n_seeds, swept_values
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ResolvedWorkload:
+    key: str
+    default_optimizer: str
+    workload: dict[str, Any]  # the spec's workload block with parameters filled in
+
+
+def parse_spec(data: Any) -> SweepSpec:
+    """Validate a raw spec; errors name the field (used by the CLI; the API lets FastAPI do it)."""
+    try:
+        return SweepSpec.model_validate(data)
+    except ValidationError as exc:
+        parts = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        raise InvalidSpec("invalid sweep spec: " + "; ".join(parts)) from exc
+
+
+def resolve_workload(db: Database, spec: SweepSpec) -> ResolvedWorkload:
+    from service.core import workloads as catalogue
+    from service.core.spec import EntryPointWorkload, PresetWorkload, UploadedWorkload
+
+    ref = spec.workload
+    if isinstance(ref, PresetWorkload):
+        params = catalogue.resolve_preset_params(ref.preset, ref.params)
+        info = catalogue.PRESETS[ref.preset]
+        return ResolvedWorkload(
+            key=f"preset:{ref.preset}",
+            default_optimizer=str(info.default_params.get("optimizer", "adam")),
+            workload={"preset": ref.preset, "params": params},
+        )
+    if isinstance(ref, UploadedWorkload):
+        with db.transaction() as s:
+            row = s.get(UserWorkload, ref.id)
+            if row is None:
+                raise NotFound(
+                    f"workload.id: workload {ref.id} does not exist; upload one with POST /v1/workloads "
+                    "or list them with GET /v1/workloads"
+                )
+            name = row.name
+        return ResolvedWorkload(key=f"workload:{ref.id}:{name}", default_optimizer="adam", workload={"id": ref.id})
+    assert isinstance(ref, EntryPointWorkload)
+    return ResolvedWorkload(
+        key=f"entry_point:{ref.entry_point}",
+        default_optimizer="adam",
+        workload={"entry_point": ref.entry_point, "params": dict(ref.params)},
+    )
+
+
+def check_limits(spec: SweepSpec, settings: Settings, n_configs: int) -> None:
+    seeds = n_seeds(spec.seeds)
+    if spec.epochs > settings.max_epochs:
+        raise LimitExceeded(
+            f"epochs: {spec.epochs} is over this server's limit of {settings.max_epochs} "
+            "(setting SWEEPS_MAX_EPOCHS); ask for fewer epochs"
+        )
+    if seeds > settings.max_seeds:
+        raise LimitExceeded(
+            f"seeds: {seeds} seeds per configuration is over the limit of {settings.max_seeds} "
+            "(SWEEPS_MAX_SEEDS); use fewer seeds"
+        )
+    if n_configs > settings.max_configs:
+        raise LimitExceeded(
+            f"space: the grid has {n_configs} configurations, over the limit of {settings.max_configs} "
+            "(SWEEPS_MAX_CONFIGS); use fewer points per dimension or a sampler with n_trials"
+        )
+    if n_configs * seeds > settings.max_runs:
+        raise LimitExceeded(
+            f"{n_configs} configurations x {seeds} seeds = {n_configs * seeds} runs, over the limit of "
+            f"{settings.max_runs} (SWEEPS_MAX_RUNS)"
+        )
+    if n_configs == 0:
+        raise InvalidSpec("space: the sweep has no configuration to train")
+
+
+def _check_thresholds(spec: SweepSpec) -> None:
+    from service.core.analysis.thresholds import Thresholds
+
+    Thresholds().with_overrides(spec.stability)
+
+
+def create_sweep(
+    db: Database,
+    settings: Settings,
+    spec: SweepSpec,
+    *,
+    idempotency_key: str | None = None,
+    token_id: int | None = None,
+) -> tuple[SweepRecord, bool]:
+    """Returns (sweep, created). A repeated idempotency key returns the first sweep."""
+    if idempotency_key is not None:
+        with db.transaction() as s:
+            found = sweeps_repo.find_by_idempotency_key(s, key=idempotency_key)
+        if found is not None:
+            return found, False
+    resolved = resolve_workload(db, spec)
+    _check_thresholds(spec)
+    if spec.sampler.type == "grid":
+        n_configs = count_grid(spec, resolved.default_optimizer)
+    else:
+        assert spec.sampler.n_trials is not None
+        n_configs = spec.sampler.n_trials
+    check_limits(spec, settings, n_configs)
+    with db.transaction() as s:
+        if sweeps_repo.count_in_flight(s, token_id=token_id) >= settings.max_sweeps_in_flight_per_token:
+            raise TooManyInFlight(
+                f"{settings.max_sweeps_in_flight_per_token} sweeps are already queued or running for this "
+                "token (SWEEPS_MAX_SWEEPS_IN_FLIGHT_PER_TOKEN); wait for one to finish or cancel one"
+            )
+
+    stored = spec.model_dump(mode="json")
+    stored["workload"] = resolved.workload
+    study_name = sweeps_repo.new_study_name()
+    study = optuna.create_study(storage=get_storage(db.url), study_name=study_name, direction="minimize")
+    study_id = study._study_id
+    try:
+        with db.transaction() as s:
+            sweep_id = sweeps_repo.insert_sweep(
+                s,
+                sweep=sweeps_repo.NewSweep(
+                    name=spec.name,
+                    spec=stored,
+                    workload_key=resolved.key,
+                    sampler=spec.sampler.type,
+                    n_configs=n_configs,
+                    n_seeds=n_seeds(spec.seeds),
+                    epochs=spec.epochs,
+                    study_id=study_id,
+                    study_name=study_name,
+                    idempotency_key=idempotency_key,
+                    token_id=token_id,
+                ),
+            )
+            if spec.sampler.type == "grid":
+                values = swept_values(spec)
+                values.setdefault("optimizer", [resolved.default_optimizer])
+                sweeps_repo.enqueue_configs(
+                    s,
+                    sweep_id=sweep_id,
+                    study_id=study_id,
+                    configs=list(iter_grid(spec, resolved.default_optimizer)),
+                    distributions=optuna_tables.grid_distributions(values),
+                )
+    except BaseException:
+        optuna.delete_study(study_name=study_name, storage=get_storage(db.url))
+        raise
+    study.set_user_attr("stability_sweeps_id", sweep_id)
+    study.set_user_attr("workload", resolved.key)
+    with db.transaction() as s:
+        record = sweeps_repo.get_sweep(s, sweep_id=sweep_id)
+    log.info("sweep %s created: %s configurations x %s seeds", sweep_id, n_configs, record.n_seeds)
+    return record, True
+
+
+def delete_sweep(db: Database, sweep_id: int) -> None:
+    with db.transaction() as s:
+        study_name = sweeps_repo.delete_sweep_rows(s, sweep_id=sweep_id)
+    try:
+        optuna.delete_study(study_name=study_name, storage=get_storage(db.url))
+    except KeyError:
+        log.warning("optuna study %s was already gone", study_name)
