@@ -1,0 +1,56 @@
+"""Turn a sweep's stored ``workload`` block into a Workload, cached per process.
+
+Building a workload generates or loads its data, so a long-lived worker keeps
+the last few it built (compiled steps are cached by the trainers).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from typing import Any
+
+from service.core.db import Database
+from service.core.errors import NotFound
+from service.core.models import DatasetBlob, UserWorkload
+from workers.workloads.base import Workload
+
+_CACHE_SIZE = 4
+
+
+class WorkloadResolver:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._cache: OrderedDict[str, Workload] = OrderedDict()
+
+    def resolve(self, block: dict[str, Any]) -> Workload:
+        key = json.dumps(block, sort_keys=True)
+        hit = self._cache.get(key)
+        if hit is not None:
+            self._cache.move_to_end(key)
+            return hit
+        workload = self._build(block)
+        self._cache[key] = workload
+        while len(self._cache) > _CACHE_SIZE:
+            self._cache.popitem(last=False)
+        return workload
+
+    def _build(self, block: dict[str, Any]) -> Workload:
+        from workers.workloads import registry
+
+        if "preset" in block:
+            return registry.build_preset(block["preset"], block.get("params", {}))
+        if "entry_point" in block:
+            return registry.build_entry_point(block["entry_point"], block.get("params", {}))
+        workload_id = int(block["id"])
+        with self._db.transaction() as s:
+            row = s.get(UserWorkload, workload_id)
+            if row is None:
+                raise NotFound(f"workload {workload_id} was deleted")
+            blob = s.get(DatasetBlob, row.dataset_id)
+            if blob is None:
+                raise NotFound(f"dataset {row.dataset_id} of workload {workload_id} was deleted")
+            model_json, loss, data, name = row.model_json, row.loss, bytes(blob.data), row.name
+        from workers.workloads.keras_json import KerasJsonWorkload
+
+        return KerasJsonWorkload(model_json=model_json, npz_bytes=data, loss=loss, name=name)
