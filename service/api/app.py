@@ -1,0 +1,112 @@
+"""The FastAPI application factory (dependencies injected, nothing global)."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from service.api import errors
+from service.api.routes import health, runs, sweeps, workers
+from service.core.config import Settings, get_settings
+from service.core.db import Database
+
+log = logging.getLogger(__name__)
+
+
+class BodySizeLimit:
+    """Refuse request bodies over a limit before reading them (413), uploads excepted."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int, upload_max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.upload_max_bytes = upload_max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.upload_max_bytes if scope["path"] == "/v1/datasets" else self.max_bytes
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _too_large(send, limit)
+            return
+        seen = 0
+
+        async def limited() -> dict:  # type: ignore[type-arg]
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise _BodyTooLarge()
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _BodyTooLarge:
+            await _too_large(send, limit)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _too_large(send: Send, limit: int) -> None:
+    import json
+
+    body = json.dumps(
+        {"error": "limit_exceeded", "detail": f"the request body is over the limit of {limit} bytes"}
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def create_app(settings: Settings | None = None, db: Database | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    db = db or Database(settings.database_url)
+    app = FastAPI(
+        title="Stability Sweeps",
+        version="0.1.0",
+        description=(
+            "Sweeps over learning rate, batch size, Adam betas and seeds that show where training is "
+            "stable, diverges, rises again, stalls at chance or is just noisy."
+        ),
+    )
+    app.state.settings = settings
+    app.state.db = db
+    errors.install(app)
+    for r in (health.router, sweeps.router, runs.router, workers.router):
+        app.include_router(r)
+    _optional_routers(app)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+        )
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, upload_max_bytes=settings.max_upload_bytes)
+    return app
+
+
+def _optional_routers(app: FastAPI) -> None:
+    """Routers of other parts register here as they land (analysis, workloads, pages)."""
+    import importlib
+
+    for name in ("analysis", "workloads", "datasets", "metrics", "pages"):
+        try:
+            module = importlib.import_module(f"service.api.routes.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"service.api.routes.{name}":
+                raise
+            continue
+        app.include_router(module.router)

@@ -1,0 +1,301 @@
+"""The ``sweeps`` command line: serve, worker, submit, status, migrate, token, export."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+import yaml
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from service.core.config import Settings
+
+app = typer.Typer(help="Stability Sweeps: where is training stable?", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens (stored hashed; the secret is shown once)")
+app.add_typer(token_app, name="token")
+console = Console()
+err = Console(stderr=True)
+
+DbUrl = Annotated[str | None, typer.Option("--database-url", help="overrides SWEEPS_DATABASE_URL")]
+Server = Annotated[str, typer.Option("--server", envvar="SWEEPS_SERVER", help="API base URL")]
+Token = Annotated[str | None, typer.Option("--token", envvar="SWEEPS_TOKEN", help="API token for writes")]
+
+
+def _settings(database_url: str | None = None, **overrides: Any) -> Settings:
+    values = {k: v for k, v in overrides.items() if v is not None}
+    if database_url:
+        values["database_url"] = database_url
+    return Settings(**values)
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+
+def _fail(message: str) -> None:
+    err.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(2)
+
+
+@app.command()
+def migrate(database_url: DbUrl = None) -> None:
+    """Create or upgrade the database schema (ours and Optuna's)."""
+    from service.core.migrate import head_revision, upgrade
+
+    s = _settings(database_url)
+    upgrade(s.database_url)
+    console.print(f"schema at {head_revision(s.database_url)} on {_redact(s.database_url)}")
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@app.command()
+def worker(
+    database_url: DbUrl = None,
+    device: Annotated[str | None, typer.Option(help="cpu, gpu, gpu:N or auto")] = None,
+    threads: Annotated[int, typer.Option(help="TensorFlow threads for this process")] = 1,
+    max_idle: Annotated[float | None, typer.Option(help="exit after this many idle seconds")] = None,
+) -> None:
+    """Run one worker process: claim configurations and train them."""
+    s = _settings(database_url)
+    _logging(s.log_level)
+    from workers.main import run_worker
+
+    run_worker(s, device=device, threads=threads, max_idle_s=max_idle)
+
+
+def _spawn_workers(n: int, database_url: str, device: str) -> list[subprocess.Popen[bytes]]:
+    env = {**os.environ, "SWEEPS_DATABASE_URL": database_url}
+    cmd = [sys.executable, "-m", "service.cli", "worker", "--device", device]
+    return [subprocess.Popen(cmd, env=env) for _ in range(n)]
+
+
+@app.command()
+def serve(
+    database_url: DbUrl = None,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: Annotated[int | None, typer.Option(help="local worker processes (SWEEPS_WORKERS)")] = None,
+    device: Annotated[str | None, typer.Option(help="device for local workers")] = None,
+    demo: Annotated[bool, typer.Option(help="submit the demo sweep (examples/demo.yaml) at start")] = False,
+    open_writes: Annotated[
+        bool, typer.Option(help="accept writes without a token (local use only)")
+    ] = False,
+) -> None:
+    """API + dashboards + a pool of local workers, on SQLite by default."""
+    import uvicorn
+
+    overrides: dict[str, Any] = {"workers": workers, "device": device}
+    if open_writes:
+        overrides["require_token_for_writes"] = False
+    s = _settings(database_url, **overrides)
+    _logging(s.log_level)
+    from service.api.app import create_app
+    from service.core.migrate import upgrade
+
+    upgrade(s.database_url)
+    procs = _spawn_workers(s.workers, s.database_url, s.device)
+    console.print(f"{len(procs)} local workers on {s.device}; API at http://{host}:{port} (docs at /docs)")
+    if demo:
+        _submit_demo(s)
+    try:
+        uvicorn.run(create_app(s), host=host, port=port, log_level=s.log_level.lower())
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def _demo_spec_path() -> Path:
+    return Path(__file__).resolve().parent.parent / "examples" / "demo.yaml"
+
+
+def _submit_demo(s: Settings) -> None:
+    from service.core.db import Database
+    from service.core.sweeps import create_sweep, parse_spec
+
+    spec = parse_spec(yaml.safe_load(_demo_spec_path().read_text()))
+    record, _ = create_sweep(Database(s.database_url), s, spec, idempotency_key=None)
+    console.print(
+        f"demo sweep {record.id} queued: {record.n_configs} configurations x {record.n_seeds} seeds; "
+        f"follow it at /sweeps/{record.id}"
+    )
+
+
+def _load_spec_file(path: Path) -> Any:
+    if not path.exists():
+        _fail(f"{path} does not exist")
+    text = path.read_text()
+    try:
+        return json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        _fail(f"{path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}")
+
+
+def _client(server: str, token: str | None) -> httpx.Client:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx.Client(base_url=server, headers=headers, timeout=30)
+
+
+def _check(resp: httpx.Response) -> Any:
+    if resp.status_code >= 400:
+        try:
+            body = resp.json()
+            _fail(f"{resp.status_code}: {body.get('detail', body)}")
+        except ValueError:
+            _fail(f"{resp.status_code}: {resp.text[:500]}")
+    return resp.json() if resp.content else None
+
+
+@app.command()
+def submit(
+    spec_file: Annotated[Path, typer.Argument(help="sweep spec, YAML or JSON")],
+    server: Server = "http://127.0.0.1:8000",
+    token: Token = None,
+    watch: Annotated[bool, typer.Option("--watch", help="show a progress bar until the sweep ends")] = False,
+    idempotency_key: Annotated[str | None, typer.Option(help="retry-safe submission key")] = None,
+) -> None:
+    """Submit a sweep spec to the service."""
+    spec = _load_spec_file(spec_file)
+    headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+    with _client(server, token) as c:
+        sweep = _check(c.post("/v1/sweeps", json=spec, headers=headers))
+        console.print(
+            f"sweep {sweep['id']} '{sweep['name']}': {sweep['n_configs']} configurations x "
+            f"{sweep['n_seeds']} seeds, {sweep['epochs']} epochs"
+        )
+        if watch:
+            _watch(c, sweep["id"])
+
+
+def _watch(c: httpx.Client, sweep_id: int) -> None:
+    with Progress(
+        TextColumn("[bold]sweep {task.fields[sid]}[/bold] {task.fields[state]}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("runs, {task.fields[cfg]}"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as bar:
+        task = bar.add_task("sweep", total=None, sid=sweep_id, state="queued", cfg="")
+        while True:
+            sw = _check(c.get(f"/v1/sweeps/{sweep_id}"))
+            p = sw["progress"]
+            bar.update(
+                task,
+                total=sw["runs_total"],
+                completed=sw["runs_done"],
+                state=sw["state"],
+                cfg=f"configs: {p['complete']} done, {p['running']} running, {p['waiting']} waiting, "
+                f"{p['failed']} failed",
+            )
+            if sw["state"] in ("completed", "failed", "cancelled"):
+                break
+            time.sleep(1.0)
+    console.print(f"sweep {sweep_id} {sw['state']}")
+
+
+@app.command()
+def status(
+    sweep_id: Annotated[int | None, typer.Argument(help="a sweep id; all sweeps when left out")] = None,
+    server: Server = "http://127.0.0.1:8000",
+    token: Token = None,
+) -> None:
+    """Show sweeps and their progress."""
+    with _client(server, token) as c:
+        items = [_check(c.get(f"/v1/sweeps/{sweep_id}"))] if sweep_id else _check(c.get("/v1/sweeps"))["items"]
+    table = Table("id", "name", "workload", "state", "configs done/total", "runs done/total", "failed")
+    for sw in items:
+        p = sw["progress"]
+        table.add_row(
+            str(sw["id"]),
+            sw["name"],
+            sw["workload"],
+            sw["state"],
+            f"{p['complete'] + p['failed'] + p['cancelled']}/{p['total']}",
+            f"{sw['runs_done']}/{sw['runs_total']}",
+            str(p["failed"]),
+        )
+    console.print(table)
+
+
+@app.command()
+def export(
+    sweep_id: int,
+    output: Annotated[Path, typer.Option("-o", "--output", help="CSV file to write")],
+    server: Server = "http://127.0.0.1:8000",
+    token: Token = None,
+) -> None:
+    """Download one CSV row per run (configuration, seed, class, metrics)."""
+    with _client(server, token) as c:
+        resp = c.get(f"/v1/sweeps/{sweep_id}/export.csv")
+        if resp.status_code >= 400:
+            _check(resp)
+        output.write_bytes(resp.content)
+    console.print(f"wrote {output}")
+
+
+@token_app.command("create")
+def token_create(name: str, database_url: DbUrl = None) -> None:
+    """Create a token; its secret is printed once and stored only as a hash."""
+    from service.core import tokens
+    from service.core.db import Database
+
+    db = Database(_settings(database_url).database_url)
+    with db.transaction() as s:
+        record, secret = tokens.create_token(s, name=name)
+    console.print(f"token {record.id} '{record.name}' (shown once, keep it safe):")
+    print(secret)
+
+
+@token_app.command("list")
+def token_list(database_url: DbUrl = None) -> None:
+    from service.core import tokens
+    from service.core.db import Database
+
+    with Database(_settings(database_url).database_url).transaction() as s:
+        rows = tokens.list_tokens(s)
+    table = Table("id", "name", "created", "revoked")
+    for t in rows:
+        table.add_row(str(t.id), t.name, t.created_at.isoformat(), t.revoked_at.isoformat() if t.revoked_at else "")
+    console.print(table)
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: int, database_url: DbUrl = None) -> None:
+    from service.core import tokens
+    from service.core.db import Database
+    from service.core.errors import NotFound
+
+    try:
+        with Database(_settings(database_url).database_url).transaction() as s:
+            tokens.revoke_token(s, token_id=token_id)
+    except NotFound as exc:
+        _fail(exc.detail)
+    console.print(f"token {token_id} revoked")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
