@@ -21,6 +21,7 @@ import numpy as np
 from service.core.analysis.thresholds import DIVERGED, RUN_CLASSES, SUCCESS_CLASSES
 
 Z95 = 1.959964  # two-sided 95% normal quantile
+_KNOWN = frozenset(RUN_CLASSES)
 
 
 @dataclass(frozen=True)
@@ -132,21 +133,31 @@ def spread(values: Iterable[float | None]) -> Spread:
     IQM is the 25%-trimmed mean as in rliable (Agarwal et al. 2021), i.e.
     scipy.stats.trim_mean(x, 0.25): drop floor(n/4) values from each end.
     """
-    arr = np.array([v for v in values if v is not None and math.isfinite(v)], dtype=np.float64)
-    if arr.size == 0:
+    # Pure Python: a configuration has a handful of seeds, and numpy's per-call
+    # overhead would dominate when thousands of configurations are summarised.
+    xs = sorted(float(v) for v in values if v is not None and math.isfinite(v))
+    n = len(xs)
+    if n == 0:
         return Spread(0, None, None, None, None, None)
-    arr.sort()
-    q25, med, q75 = (float(q) for q in np.percentile(arr, [25, 50, 75]))
-    cut = arr.size // 4
-    iqm = float(arr[cut : arr.size - cut].mean())
-    return Spread(int(arr.size), med, q25, q75, q75 - q25, iqm)
+    q25, med, q75 = (_quantile(xs, q) for q in (0.25, 0.5, 0.75))
+    cut = n // 4
+    kept = xs[cut : n - cut]
+    return Spread(n, med, q25, q75, q75 - q25, math.fsum(kept) / len(kept))
+
+
+def _quantile(xs: list[float], q: float) -> float:
+    """numpy.percentile's default (linear) quantile of sorted ``xs``."""
+    pos = q * (len(xs) - 1)
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
 
 
 def summarize_config(runs: Sequence[RunSummary], *, z: float = Z95) -> ConfigSummary:
     """Aggregate the seeds of one configuration (DESIGN §5)."""
     counts = Counter(r.run_class for r in runs)
-    unknown = set(counts) - set(RUN_CLASSES)
-    if unknown:
+    if not counts.keys() <= _KNOWN:
+        unknown = set(counts) - _KNOWN
         raise ValueError(f"unknown run classes {sorted(unknown)}; known: {', '.join(RUN_CLASSES)}")
     n = len(runs)
     k = sum(counts[c] for c in SUCCESS_CLASSES)
@@ -161,7 +172,7 @@ def summarize_config(runs: Sequence[RunSummary], *, z: float = Z95) -> ConfigSum
         wilson_high=hi,
         final_loss=spread(r.final_loss for r in runs),
         final_accuracy=spread(r.final_accuracy for r in runs),
-        median_epochs_to_target=float(np.median(ett)) if ett else None,
+        median_epochs_to_target=_quantile(sorted(ett), 0.5) if ett else None,
         reached_target=len(ett),
         any_diverged=counts[DIVERGED] > 0,
         dominant_class=dominant_class(counts),

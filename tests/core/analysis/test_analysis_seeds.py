@@ -139,3 +139,10 @@ def test_seed_effects_uninformative_without_repeats() -> None:
     eff = seed_component_effects([run("converged", 0), run("diverged", 1)])
     assert eff["init"]["eta2"] is None
     assert np.isfinite(float(eff["init"]["groups"] or 0))
+
+
+@given(st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=30))
+def test_spread_matches_numpy(xs: list[float]) -> None:
+    s = spread(xs)
+    q25, med, q75 = np.percentile(xs, [25, 50, 75])
+    assert (s.q25, s.median, s.q75) == pytest.approx((q25, med, q75), rel=1e-9, abs=1e-6)
