@@ -252,4 +252,9 @@ def resolve_preset_params(name: str, params: Mapping[str, Any]) -> dict[str, Any
         raise InvalidSpec(
             "workload.params.n_train of preset 'sensor_lstm': need at least one sequence per class (6)"
         )
+    if name == "least_squares" and out["n"] < out["d"]:
+        raise InvalidSpec(
+            f"workload.params of preset 'least_squares': n ({out['n']}) must be >= d ({out['d']}) "
+            "so that X has d singular values"
+        )
     return out

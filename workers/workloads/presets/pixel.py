@@ -1,0 +1,72 @@
+"""Report 3: the class is the colour of one pixel; the rest of the image is noise.
+
+Images are ``S x S x 3`` float32 with every channel ``U(0, 1)`` except the
+fixed pixel ``(S // 2, S // 2)``, which is pure red ``(1, 0, 0)`` for class 0
+and pure green ``(0, 1, 0)`` for class 1. Classes are balanced and the stored
+order is shuffled once. The model is the user's, three softmax outputs for two
+classes included: ``Dense(units, relu)`` on every pixel of the ``(S, S, 3)``
+input, ``Dropout``, ``Flatten``, ``Dense(3, softmax)``. Labels are integers
+(sparse cross-entropy) or one-hot over the 3 outputs (categorical). Whether a
+run finds the one informative pixel among ``S * S * units`` flattened features
+before it fits the noise depends on the initial weights and the data order,
+hence runs that stay at 50%.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import keras
+import numpy as np
+
+from workers.workloads.base import Dataset
+from workers.workloads.presets._common import PresetWorkload, one_hot
+
+OUTPUTS = 3  # as the user wrote it, for 2 classes
+RED = (1.0, 0.0, 0.0)
+GREEN = (0.0, 1.0, 0.0)
+
+
+def pixel_images(per_class: int, size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    n = 2 * per_class
+    x = rng.uniform(0.0, 1.0, size=(n, size, size, 3)).astype(np.float32)
+    y = np.repeat(np.arange(2), per_class)
+    c = size // 2
+    x[y == 0, c, c, :] = RED
+    x[y == 1, c, c, :] = GREEN
+    perm = rng.permutation(n)
+    return x[perm], y[perm]
+
+
+class PixelColor(PresetWorkload):
+    name = "pixel_color"
+
+    def __init__(self, params: Mapping[str, Any] | None = None) -> None:
+        super().__init__(params)
+        if self.params["labels"] == "one_hot":
+            self.loss = "categorical_crossentropy"
+
+    def _labels(self, y: np.ndarray) -> np.ndarray:
+        return one_hot(y, OUTPUTS) if self.params["labels"] == "one_hot" else y
+
+    def _make_dataset(self, rng: np.random.Generator) -> Dataset:
+        p = self.params
+        x, y = pixel_images(p["n_train_per_class"], p["image_size"], rng)
+        x_val = y_val = None
+        if p["n_val_per_class"] > 0:
+            xv, yv = pixel_images(p["n_val_per_class"], p["image_size"], rng)
+            x_val, y_val = xv, self._labels(yv)
+        return Dataset(x, self._labels(y), x_val, y_val)
+
+    def build_model(self) -> Any:
+        s = self.params["image_size"]
+        return keras.Sequential(
+            [
+                keras.Input((s, s, 3)),
+                keras.layers.Dense(self.params["units"], activation="relu"),
+                keras.layers.Dropout(self.params["dropout"]),
+                keras.layers.Flatten(),
+                keras.layers.Dense(OUTPUTS, activation="softmax"),
+            ]
+        )
