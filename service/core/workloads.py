@@ -248,10 +248,6 @@ def resolve_preset_params(name: str, params: Mapping[str, Any]) -> dict[str, Any
     out = _defaults(name)
     for key, value in params.items():
         out[key] = _check(name, key, value, rules[key])
-    if name == "sensor_lstm" and out["n_train"] < 6:
-        raise InvalidSpec(
-            "workload.params.n_train of preset 'sensor_lstm': need at least one sequence per class (6)"
-        )
     if name == "least_squares" and out["n"] < out["d"]:
         raise InvalidSpec(
             f"workload.params of preset 'least_squares': n ({out['n']}) must be >= d ({out['d']}) "
