@@ -331,7 +331,21 @@ def test_exactly_one_class_deterministic_json_safe(run: tuple[np.ndarray, np.nda
 
 
 @settings(max_examples=100, deadline=None)
-@given(shaped_losses(), st.integers(0, 40))
+@given(
+    st.builds(
+        lambda n, l0, floor, tau, noise: (
+            l0
+            * (floor + (1 - floor) * np.exp(-np.arange(n + 1) / tau))
+            * (1 + noise * np.cos(np.arange(n + 1) * 2.5))
+        ),
+        st.integers(3, 60),
+        st.floats(0.1, 10.0),
+        st.floats(0.0, 0.09),
+        st.floats(0.5, 15.0),
+        st.sampled_from([0.0, 0.005, 0.05]),
+    ),
+    st.integers(0, 40),
+)
 def test_converged_run_that_stays_at_its_best_stays_converged(loss: np.ndarray, extra: int) -> None:
     assume(_classify(loss, None, 0).run_class == CONVERGED)
     T0 = loss.size - 1
