@@ -1,0 +1,221 @@
+"""PackTrainer: the same training as each replica alone, on tiny real Keras models.
+
+The reference is ``SingleTrainer`` (plain Keras model + Keras optimizer, one
+replica at a time). Packs here hold 4 replicas with Adam and SGD so that most
+tests share one compiled function.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Hashable, Sequence
+from typing import Any
+
+import keras
+import numpy as np
+import pytest
+
+from workers.training.packs import PackTrainer, can_pack, choose_pack_size, pack_bucket
+from workers.training.single import SingleTrainer
+from workers.training.types import EpochRecord, NullObserver, ReplicaResult, ReplicaSpec
+from workers.workloads.base import Dataset
+
+EPOCHS = 4
+
+
+class TinyLSTM:
+    """sensor_lstm in miniature: LSTM -> Dense(softmax), one-hot labels, validation split."""
+
+    name = "tiny_lstm"
+    loss = "categorical_crossentropy"
+    num_classes = 3
+    default_params: dict[str, Any] = {"optimizer": "rmsprop", "learning_rate": 1e-3, "batch_size": 8}
+
+    def dataset(self) -> Dataset:
+        rng = np.random.default_rng(0)
+        labels = rng.integers(0, 3, 30)
+        t = np.linspace(0, 1, 10)[None, :, None]
+        x = (np.sin((labels[:, None, None] + 1) * 3 * t) + 0.3 * rng.normal(size=(30, 10, 1))).astype(
+            np.float32
+        )
+        y = np.eye(3, dtype=np.float32)[labels]
+        return Dataset(x[:22], y[:22], x[22:], y[22:])
+
+    def build_model(self) -> Any:
+        return keras.Sequential(
+            [keras.Input((10, 1)), keras.layers.LSTM(6), keras.layers.Dense(3, activation="softmax")]
+        )
+
+
+class TinyDense:
+    """A Dense classifier with Dropout and Flatten (pixel_color's layer types), integer labels."""
+
+    name = "tiny_dense"
+    loss = "sparse_categorical_crossentropy"
+    num_classes = 2
+    default_params: dict[str, Any] = {"optimizer": "adam", "learning_rate": 1e-3, "batch_size": 8}
+
+    def __init__(self, dropout: float = 0.0) -> None:
+        self.dropout = dropout
+
+    def dataset(self) -> Dataset:
+        rng = np.random.default_rng(1)
+        x = rng.normal(size=(40, 3, 2)).astype(np.float32)
+        y = (x[:, 0, 0] > 0).astype(np.int32)
+        return Dataset(x, y)
+
+    def build_model(self) -> Any:
+        L = keras.layers
+        return keras.Sequential(
+            [
+                keras.Input((3, 2)),
+                L.Dense(8, activation="relu"),
+                L.Dropout(self.dropout),
+                L.Flatten(),
+                L.Dense(2, activation="softmax"),
+            ]
+        )
+
+
+class Conv:
+    name = "conv"
+    loss = "mse"
+    num_classes = 0
+    default_params: dict[str, Any] = {"optimizer": "sgd", "batch_size": 4}
+
+    def dataset(self) -> Dataset:
+        x = np.random.default_rng(2).normal(size=(8, 5, 1)).astype(np.float32)
+        return Dataset(x, x[:, :1, 0])
+
+    def build_model(self) -> Any:
+        return keras.Sequential([keras.Input((5, 1)), keras.layers.Conv1D(1, 5), keras.layers.Flatten()])
+
+
+class Recorder:
+    def __init__(self, stop_after: int | None = None) -> None:
+        self.calls: list[list[tuple[Hashable, EpochRecord]]] = []
+        self.stop_after = stop_after
+
+    def on_epoch(self, records: Sequence[tuple[Hashable, EpochRecord]]) -> None:
+        self.calls.append(list(records))
+
+    def should_stop(self) -> bool:
+        return self.stop_after is not None and len(self.calls) > self.stop_after
+
+
+TARGET = ReplicaSpec("target", {"optimizer": "adam", "learning_rate": 3e-3, "clipnorm": 1.0}, 11, 12)
+OTHERS = [
+    ReplicaSpec(
+        "sgd", {"optimizer": "sgd", "learning_rate": 0.05, "momentum": 0.9, "nesterov": True}, 21, 22
+    ),
+    ReplicaSpec(
+        "adam-b1", {"optimizer": "adam", "learning_rate": 1e-2, "beta_1": 0.5, "schedule": "cosine"}, 31, 32
+    ),
+]
+BAD = ReplicaSpec("bad", {"optimizer": "sgd", "learning_rate": 1e38}, 41, 42)  # overflows float32
+
+
+def _rel(a: float | None, b: float | None) -> float:
+    assert (a is None) == (b is None)
+    if a is None or b is None:
+        return 0.0
+    return abs(a - b) / max(abs(a), 1e-6)
+
+
+def _max_rel(single: ReplicaResult, packed: ReplicaResult) -> float:
+    assert len(single.epochs) == len(packed.epochs)
+    worst = 0.0
+    for s, p in zip(single.epochs, packed.epochs, strict=True):
+        for f in ("loss", "accuracy", "running_loss", "val_loss", "grad_norm", "learning_rate"):
+            worst = max(worst, _rel(getattr(s, f), getattr(p, f)))
+    return worst
+
+
+@pytest.fixture(scope="module")
+def lstm() -> TinyLSTM:
+    return TinyLSTM()
+
+
+@pytest.fixture(scope="module")
+def single_target(lstm: TinyLSTM) -> ReplicaResult:
+    return SingleTrainer().train(lstm, [TARGET], EPOCHS, NullObserver())[0]
+
+
+def test_replica_in_pack_equals_replica_alone(lstm: TinyLSTM, single_target: ReplicaResult) -> None:
+    obs = Recorder()
+    results = PackTrainer().train(lstm, [OTHERS[0], TARGET, OTHERS[1]], EPOCHS, obs)
+    assert [r.key for r in results] == ["sgd", "target", "adam-b1"]
+    assert all(r.status == "completed" for r in results)
+    packed = results[1]
+    assert [e.epoch for e in packed.epochs] == list(range(EPOCHS + 1))
+    # float32 rounding: measured ~1e-7 here; losses, accuracy, val, grad norm and lr.
+    assert _max_rel(single_target, packed) < 1e-4
+    # One bulk observer call per epoch (epoch 0 included) with every replica.
+    assert len(obs.calls) == EPOCHS + 1
+    assert all(len(c) == 3 for c in obs.calls)
+
+
+def test_nonfinite_replica_stops_alone(lstm: TinyLSTM, single_target: ReplicaResult) -> None:
+    results = PackTrainer(record_steps=True).train(lstm, [BAD, TARGET, OTHERS[0]], EPOCHS, NullObserver())
+    bad, target, other = results
+    assert bad.status == "nonfinite"
+    assert not np.isfinite(bad.epochs[-1].loss)
+    assert len(bad.epochs) < EPOCHS + 1
+    assert not np.isfinite(bad.step_losses[-1][1])
+    assert target.status == other.status == "completed"
+    assert _max_rel(single_target, target) < 1e-4
+    assert target.step_losses[0][0] == 0
+
+
+def test_cancel_between_epochs(lstm: TinyLSTM) -> None:
+    obs = Recorder(stop_after=2)  # epochs 0, 1 and 2 recorded, then stop
+    results = PackTrainer().train(lstm, [TARGET, OTHERS[0]], EPOCHS, obs)
+    assert [r.status for r in results] == ["cancelled", "cancelled"]
+    assert [len(r.epochs) for r in results] == [3, 3]
+
+
+def test_mixed_batch_sizes_are_rejected(lstm: TinyLSTM) -> None:
+    other = ReplicaSpec("b4", {"batch_size": 4}, 1, 1)
+    with pytest.raises(ValueError, match="batch size"):
+        PackTrainer().train(lstm, [TARGET, other], 1, NullObserver())
+
+
+def test_dropout_dense_pack_trains_and_high_lr_matches_in_distribution() -> None:
+    """At a high lr curves are chaotic: compare the class mix over seeds, not curves."""
+    w = TinyDense(dropout=0.0)
+    seeds = [
+        ReplicaSpec(s, {"optimizer": "sgd", "learning_rate": 3.0, "momentum": 0.9}, 100 + s, 200 + s)
+        for s in range(8)
+    ]
+    single = SingleTrainer().train(w, seeds, EPOCHS, NullObserver())
+    packed = PackTrainer().train(w, seeds, EPOCHS, NullObserver())
+
+    def failed(r: ReplicaResult) -> bool:
+        return r.status == "nonfinite" or r.epochs[-1].loss >= r.epochs[0].loss
+
+    n_single = sum(failed(r) for r in single)
+    n_packed = sum(failed(r) for r in packed)
+    assert abs(n_single - n_packed) <= 2
+    # Dropout is reproduced in distribution only: the pack trains and learns.
+    wd = TinyDense(dropout=0.4)
+    res = PackTrainer().train(wd, [ReplicaSpec(0, {"learning_rate": 0.01}, 1, 2)], 6, NullObserver())
+    assert res[0].status == "completed"
+    assert res[0].epochs[-1].loss < res[0].epochs[0].loss
+
+
+def test_unpackable_workload_falls_back_to_single(caplog: pytest.LogCaptureFixture) -> None:
+    ok, reason = can_pack(Conv())
+    assert not ok and "Conv1D" in reason
+    with caplog.at_level(logging.WARNING):
+        results = PackTrainer().train(Conv(), [ReplicaSpec(0, {}, 1, 2)], 1, NullObserver())
+    assert results[0].status == "completed"
+    assert "one at a time" in caplog.text
+
+
+def test_pack_sizes(lstm: TinyLSTM) -> None:
+    assert can_pack(lstm) == (True, "")
+    assert [pack_bucket(k, 64) for k in (1, 3, 8, 9, 40, 64)] == [1, 4, 8, 16, 64, 64]
+    assert pack_bucket(40, 48) == 48
+    assert choose_pack_size(lstm, 100, "cpu", cap=32) == 32
+    assert choose_pack_size(lstm, 5, "cpu", cap=32) == 5
+    assert choose_pack_size(Conv(), 100, "cpu", cap=32) == 1
