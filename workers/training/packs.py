@@ -736,6 +736,13 @@ class PackTrainer:
         stats.total_s = time.perf_counter() - t_start
         stats.host_s = stats.total_s - stats.compile_s - stats.step_s - stats.eval_s - stats.build_s
         self.stats.add(stats)
+        # One line per pack: the benchmark reads these from the workers' logs.
+        logger.info(
+            "pack done: k=%d bucket=%d batch=%d replica_epochs=%d total_s=%.3f step_s=%.3f eval_s=%.3f "
+            "compile_s=%.3f build_s=%.3f host_s=%.3f observer_s=%.3f",
+            k_real, k, batch, stats.replica_epochs, stats.total_s, stats.step_s, stats.eval_s,
+            stats.compile_s, stats.build_s, stats.host_s, stats.observer_s,
+        )
         return [r.result for r in reps]
 
 
