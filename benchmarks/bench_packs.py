@@ -219,7 +219,9 @@ def _http(method: str, url: str, body: dict[str, Any] | None = None) -> dict[str
 _PACK_LINE = re.compile(r"pack done: (.*)")
 
 
-def part_c_service(g: dict[str, Any], workers: int, timeout_s: float) -> dict[str, Any] | None:
+def part_c_service(
+    g: dict[str, Any], workers: int, timeout_s: float, stall_s: float = 180
+) -> dict[str, Any] | None:
     tmp = tempfile.mkdtemp()
     db = f"sqlite:///{tmp}/bench.db"
     port = _free_port()
@@ -263,9 +265,15 @@ def part_c_service(g: dict[str, Any], workers: int, timeout_s: float) -> dict[st
         sweep = _http("POST", f"{base}/sweeps", spec)
         sid = sweep["id"]
         last = sweep
+        seen, t_change = -1, time.perf_counter()
         while time.perf_counter() - t_submit < timeout_s:
             last = _http("GET", f"{base}/sweeps/{sid}")
             if last["state"] not in ("queued", "running", "pending", "waiting"):
+                break
+            if last.get("runs_done", 0) != seen:
+                seen, t_change = last.get("runs_done", 0), time.perf_counter()
+            elif time.perf_counter() - t_change > stall_s:
+                _out(f"  (c) no progress for {stall_s:.0f}s (workers gone?); stopping; log: {log_path}")
                 break
             time.sleep(0.5)
         t_done = time.perf_counter() - t_submit
