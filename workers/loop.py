@@ -148,6 +148,10 @@ class WorkerLoop:
                     log.warning("database unavailable, retrying: %s", exc.detail)
                     did = False
                     self.stopping.wait(min(5.0, self.settings.poll_interval_s * 3))
+                except Exception:  # noqa: BLE001 - the loop outlives any one bug; the trial is reaped
+                    log.exception("worker loop iteration failed; going on")
+                    did = False
+                    self.stopping.wait(min(5.0, self.settings.poll_interval_s * 3))
                 if did:
                     idle_since = time.monotonic()
                     if max_configs is not None and self.stats.trials_done >= max_configs:

@@ -1,0 +1,303 @@
+"""A sweep's stored runs turned into the analysis views the API and pages show.
+
+Loading is one lean query; the pure functions of ``service.core.analysis`` do
+the rest. Results are cached per sweep and invalidated by any change in its
+finished-run count, so a dashboard polling a finished 10,000-run sweep does
+not recompute anything.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from service.core.analysis import (
+    ConfigPoint,
+    EdgeResult,
+    Report,
+    RunSummary,
+    ScalingFit,
+    Sensitivity,
+    available_dimensions,
+    beta_plane,
+    by_seed_component,
+    diagnose,
+    edge_of_stability,
+    lr_sensitivity,
+    region_matrix,
+    scaling_fit,
+    summarize_config,
+)
+from service.core.errors import InvalidSpec
+from service.core.records import SweepRecord
+from service.core.repo import runs as runs_repo
+from service.core.repo import sweeps as sweeps_repo
+from service.core.repo.runs import RunRow
+
+LR = "learning_rate"
+FINISHED = ("completed", "nonfinite")
+
+
+@dataclass
+class SweepData:
+    sweep: SweepRecord
+    rows: list[RunRow]
+    points: list[ConfigPoint]
+    swept: dict[str, list[Any]]
+    num_classes: int
+    l0: float | None
+    _memo: dict[str, Any] = field(default_factory=dict)
+
+    def edges(self) -> list[EdgeResult]:
+        if "edges" not in self._memo:
+            self._memo["edges"] = (
+                edge_of_stability(self.points, lr_key=LR) if LR in _all_dims(self.points) else []
+            )
+        return list(self._memo["edges"])
+
+    def fits(self) -> list[ScalingFit]:
+        if "fits" not in self._memo:
+            edges = self.edges()
+            ok = len({e.group.get("batch_size") for e in edges if e.edge is not None}) >= 2
+            self._memo["fits"] = scaling_fit(edges, n_boot=300) if ok else []
+        return list(self._memo["fits"])
+
+    def sensitivity(self) -> list[Sensitivity]:
+        if "sens" not in self._memo:
+            self._memo["sens"] = lr_sensitivity(self.points, self.l0, lr_key=LR) if self.edges() else []
+        return list(self._memo["sens"])
+
+    def report(self) -> Report:
+        if "report" not in self._memo:
+            self._memo["report"] = diagnose(
+                points=self.points,
+                params_swept=self.swept,
+                edges=self.edges(),
+                fit=self.fits(),
+                sensitivity=self.sensitivity(),
+                num_classes=self.num_classes,
+            )
+        report: Report = self._memo["report"]
+        return report
+
+
+def _all_dims(points: list[ConfigPoint]) -> set[str]:
+    return {k for p in points for k in p.params}
+
+
+def _summary(row: RunRow) -> RunSummary:
+    m = row.metrics
+    return RunSummary(
+        seed=row.seed,
+        init_seed=row.init_seed,
+        data_seed=row.data_seed,
+        run_class=str(row.run_class),
+        final_loss=row.final_loss,
+        final_accuracy=row.final_accuracy,
+        epochs_to_target=m.get("epochs_to_target"),
+        l0=m.get("l0"),
+    )
+
+
+def build_data(sweep: SweepRecord, rows: list[RunRow]) -> SweepData:
+    by_config: dict[int, list[RunRow]] = {}
+    params: dict[int, dict[str, Any]] = {}
+    for r in rows:
+        params[r.config_id] = r.params
+        if r.status in FINISHED and r.run_class is not None:
+            by_config.setdefault(r.config_id, []).append(r)
+    points = [
+        ConfigPoint(config_id=cid, params=params[cid], summary=summarize_config([_summary(r) for r in rs]))
+        for cid, rs in by_config.items()
+    ]
+    l0s = [r.metrics["l0"] for r in rows if isinstance(r.metrics.get("l0"), (int, float))]
+    chance = [r.metrics.get("l_chance") for r in rows if r.metrics]
+    num_classes = _num_classes(sweep, any(c is not None for c in chance))
+    return SweepData(
+        sweep=sweep,
+        rows=rows,
+        points=points,
+        swept=available_dimensions(points) if points else {},
+        num_classes=num_classes,
+        l0=float(np.median(l0s)) if l0s else None,
+    )
+
+
+def _num_classes(sweep: SweepRecord, has_chance: bool) -> int:
+    preset = sweep.spec.get("workload", {}).get("preset")
+    if preset:
+        from service.core.workloads import PRESETS
+
+        info = PRESETS.get(preset)
+        if info is not None:
+            return info.num_classes
+    return 2 if has_chance else 0
+
+
+_cache: OrderedDict[tuple[int, int, str, int], SweepData] = OrderedDict()
+_lock = threading.Lock()
+_CACHE_SIZE = 16
+
+
+def load(session: Session, *, sweep_id: int) -> SweepData:
+    sweep = sweeps_repo.get_sweep(session, sweep_id=sweep_id)
+    key = (sweep_id, sweep.runs_done, sweep.state, sweep.progress.total)
+    with _lock:
+        hit = _cache.get(key)
+        if hit is not None:
+            _cache.move_to_end(key)
+            return hit
+    data = build_data(sweep, runs_repo.run_rows(session, sweep_id=sweep_id))
+    with _lock:
+        _cache[key] = data
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+    return data
+
+
+# ------------------------------------------------------------------ views
+
+
+def configs_view(
+    data: SweepData,
+    *,
+    run_class: str | None = None,
+    min_success: float | None = None,
+    max_success: float | None = None,
+    filters: Mapping[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    out = []
+    for p in data.points:
+        s = p.summary
+        if run_class and s.class_counts.get(run_class, 0) == 0:
+            continue
+        if min_success is not None and s.success_rate < min_success:
+            continue
+        if max_success is not None and s.success_rate > max_success:
+            continue
+        if filters and any(str(p.params.get(k)) != str(v) for k, v in filters.items()):
+            continue
+        out.append({"config_id": p.config_id, "params": dict(p.params), "summary": s.to_dict()})
+    return out
+
+
+def config_detail(data: SweepData, config_id: int) -> dict[str, Any] | None:
+    for p in data.points:
+        if p.config_id == config_id:
+            runs = [_summary(r) for r in data.rows if r.config_id == config_id and r.run_class]
+            return {
+                "config_id": config_id,
+                "params": dict(p.params),
+                "summary": p.summary.to_dict(),
+                "by_init_seed": {k: v.to_dict() for k, v in by_seed_component(runs, "init").items()},
+                "by_data_seed": {k: v.to_dict() for k, v in by_seed_component(runs, "data").items()},
+            }
+    return None
+
+
+def _check_dim(data: SweepData, name: str, what: str) -> None:
+    dims = _all_dims(data.points)
+    if name not in dims:
+        raise InvalidSpec(
+            f"{what}: {name!r} is not a parameter of this sweep; choose one of {', '.join(sorted(dims)) or '(none yet)'}"
+        )
+
+
+def region_view(data: SweepData, *, x: str, y: str, fixed: Mapping[str, Any]) -> dict[str, Any]:
+    if not data.points:
+        return {"x": x, "y": y, "x_values": [], "y_values": [], "cells": [], "fixed": dict(fixed), "edges": []}
+    _check_dim(data, x, "x")
+    _check_dim(data, y, "y")
+    for k in fixed:
+        _check_dim(data, k, "slice")
+    typed = {k: _typed(data, k, v) for k, v in fixed.items()}
+    if x in ("beta_1", "beta_2") and y in ("beta_1", "beta_2") and x != y:
+        plane = beta_plane(data.points, fixed=typed)
+        out = plane.region.to_dict()
+        out["reference_curve"] = plane.to_dict().get("reference_curve")
+        out["below_curve"] = plane.to_dict().get("below_curve")
+    else:
+        out = region_matrix(data.points, x, y, fixed=typed).to_dict()
+    out["edges"] = [
+        e.to_dict() for e in data.edges() if all(str(e.group.get(k)) == str(v) for k, v in typed.items())
+    ]
+    return out
+
+
+def _typed(data: SweepData, name: str, raw: Any) -> Any:
+    """Query strings are text; match them to the sweep's actual values."""
+    values = data.swept.get(name) or sorted({p.params.get(name) for p in data.points if name in p.params}, key=str)
+    for v in values:
+        if str(v) == str(raw):
+            return v
+        try:
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and float(raw) == float(v):
+                return v
+        except (TypeError, ValueError):
+            pass
+    raise InvalidSpec(f"slice: {name}={raw!r} is not one of this sweep's values: {', '.join(map(str, values))}")
+
+
+def edge_view(data: SweepData) -> dict[str, Any]:
+    return {
+        "sweep_id": data.sweep.id,
+        "edges": [e.to_dict() for e in data.edges()],
+        "scaling": [f.to_dict() for f in data.fits()],
+        "sensitivity": [s.to_dict() for s in data.sensitivity()],
+        "refine_round": data.sweep.refine_round,
+    }
+
+
+EXPORT_METRICS = (
+    "l0",
+    "l_chance",
+    "L_min",
+    "t_min",
+    "L_end",
+    "rebound",
+    "late_increase_frac",
+    "late_detrended_std",
+    "late_log_slope",
+    "majority_accuracy",
+    "target_reached",
+    "epochs_to_target",
+)
+
+
+def export_rows(data: SweepData) -> Iterator[list[Any]]:
+    dims = sorted(_all_dims(data.points) | {k for r in data.rows for k in r.params})
+    yield [
+        "run_id",
+        "config_id",
+        *dims,
+        "seed",
+        "init_seed",
+        "data_seed",
+        "status",
+        "run_class",
+        "flags",
+        "final_loss",
+        "final_accuracy",
+        *EXPORT_METRICS,
+    ]
+    for r in data.rows:
+        yield [
+            r.run_id,
+            r.config_id,
+            *[r.params.get(d, "") for d in dims],
+            r.seed,
+            r.init_seed,
+            r.data_seed,
+            r.status,
+            r.run_class or "",
+            ";".join(r.flags),
+            "" if r.final_loss is None else r.final_loss,
+            "" if r.final_accuracy is None else r.final_accuracy,
+            *["" if r.metrics.get(m) is None else r.metrics.get(m) for m in EXPORT_METRICS],
+        ]

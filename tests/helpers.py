@@ -1,0 +1,70 @@
+"""Helpers for tests that run real worker processes against a database."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def worker_env(url: str, **extra: str) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "SWEEPS_DATABASE_URL": url,
+        "SWEEPS_HEARTBEAT_INTERVAL_S": "0.5",
+        "SWEEPS_HEARTBEAT_GRACE_S": "6",
+        "SWEEPS_POLL_INTERVAL_S": "0.2",
+        "SWEEPS_LOG_LEVEL": "INFO",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
+    env.update(extra)
+    return env
+
+
+def start_worker(url: str, log: Path, *, max_idle: float = 120, **extra: str) -> subprocess.Popen[bytes]:
+    handle = log.open("ab")
+    return subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "worker", "--max-idle", str(max_idle)],
+        env=worker_env(url, **extra),
+        cwd=ROOT,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.5) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def wait_sweep_done(client: TestClient, sweep_id: int, timeout: float = 600) -> dict:  # type: ignore[type-arg]
+    state: dict = {}  # type: ignore[type-arg]
+
+    def done() -> bool:
+        state.update(client.get(f"/v1/sweeps/{sweep_id}").json())
+        return state["state"] in ("completed", "failed", "cancelled")
+
+    wait_for(done, timeout, f"sweep {sweep_id} to finish")
+    return state
+
+
+def stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            p.kill()
