@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -38,8 +37,10 @@ def _settings(database_url: str | None = None, **overrides: Any) -> Settings:
     return Settings(**values)
 
 
-def _logging(level: str) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+def _logging(settings: Settings) -> None:
+    from service.core.logs import setup_logging
+
+    setup_logging(settings.log_level, json_lines=settings.log_json)
 
 
 def _fail(message: str) -> None:
@@ -72,7 +73,7 @@ def worker(
 ) -> None:
     """Run one worker process: claim configurations and train them."""
     s = _settings(database_url)
-    _logging(s.log_level)
+    _logging(s)
     from workers.main import run_worker
 
     run_worker(s, device=device, threads=threads, max_idle_s=max_idle)
@@ -92,9 +93,7 @@ def serve(
     workers: Annotated[int | None, typer.Option(help="local worker processes (SWEEPS_WORKERS)")] = None,
     device: Annotated[str | None, typer.Option(help="device for local workers")] = None,
     demo: Annotated[bool, typer.Option(help="submit the demo sweep (examples/demo.yaml) at start")] = False,
-    open_writes: Annotated[
-        bool, typer.Option(help="accept writes without a token (local use only)")
-    ] = False,
+    open_writes: Annotated[bool, typer.Option(help="accept writes without a token (local use only)")] = False,
 ) -> None:
     """API + dashboards + a pool of local workers, on SQLite by default."""
     import uvicorn
@@ -103,7 +102,7 @@ def serve(
     if open_writes:
         overrides["require_token_for_writes"] = False
     s = _settings(database_url, **overrides)
-    _logging(s.log_level)
+    _logging(s)
     from service.api.app import create_app
     from service.core.migrate import upgrade
 
@@ -113,7 +112,8 @@ def serve(
     if demo:
         _submit_demo(s)
     try:
-        uvicorn.run(create_app(s), host=host, port=port, log_level=s.log_level.lower())
+        # log_config=None: uvicorn keeps our redacting handler instead of installing its own.
+        uvicorn.run(create_app(s), host=host, port=port, log_level=s.log_level.lower(), log_config=None)
     finally:
         for p in procs:
             p.terminate()
@@ -221,7 +221,9 @@ def status(
 ) -> None:
     """Show sweeps and their progress."""
     with _client(server, token) as c:
-        items = [_check(c.get(f"/v1/sweeps/{sweep_id}"))] if sweep_id else _check(c.get("/v1/sweeps"))["items"]
+        items = (
+            [_check(c.get(f"/v1/sweeps/{sweep_id}"))] if sweep_id else _check(c.get("/v1/sweeps"))["items"]
+        )
     table = Table("id", "name", "workload", "state", "configs done/total", "runs done/total", "failed")
     for sw in items:
         p = sw["progress"]
@@ -275,7 +277,9 @@ def token_list(database_url: DbUrl = None) -> None:
         rows = tokens.list_tokens(s)
     table = Table("id", "name", "created", "revoked")
     for t in rows:
-        table.add_row(str(t.id), t.name, t.created_at.isoformat(), t.revoked_at.isoformat() if t.revoked_at else "")
+        table.add_row(
+            str(t.id), t.name, t.created_at.isoformat(), t.revoked_at.isoformat() if t.revoked_at else ""
+        )
     console.print(table)
 
 

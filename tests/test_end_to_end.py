@@ -55,9 +55,7 @@ def _assert_complete_and_exact(client: TestClient, db: Database, sweep: dict, ep
     assert all(t.value is not None and len(t.intermediate_values) == epochs + 1 for t in complete)
 
 
-def test_sweep_trains_end_to_end_with_two_workers(
-    client: TestClient, db: Database, tmp_path: Path
-) -> None:
+def test_sweep_trains_end_to_end_with_two_workers(client: TestClient, db: Database, tmp_path: Path) -> None:
     sweep = client.post("/v1/sweeps", json=small_spec()).json()
     procs = [start_worker(db.url, tmp_path / f"w{i}.log", max_idle=5) for i in range(2)]
     try:

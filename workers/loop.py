@@ -133,7 +133,11 @@ class WorkerLoop:
 
         with self.db.transaction() as s:
             workers_repo.register(
-                s, worker_id=self.worker_id, hostname=socket.gethostname(), pid=os.getpid(), device=self.device
+                s,
+                worker_id=self.worker_id,
+                hostname=socket.gethostname(),
+                pid=os.getpid(),
+                device=self.device,
             )
 
     def run(self, *, max_idle_s: float | None = None, max_configs: int | None = None) -> None:
@@ -188,7 +192,10 @@ class WorkerLoop:
     def run_once(self) -> bool:
         self._maybe_reap()
         claims = queue.claim(
-            self.db, self.worker_id, max_replicas=self.settings.pack_max_replicas, live_workers=self._live_workers()
+            self.db,
+            self.worker_id,
+            max_replicas=self.settings.pack_max_replicas,
+            live_workers=self._live_workers(),
         )
         if not claims:
             with self.db.transaction() as s:
@@ -200,7 +207,11 @@ class WorkerLoop:
         self.stats.busy_seconds += busy
         with self.db.transaction() as s:
             workers_repo.set_state(
-                s, worker_id=self.worker_id, state="idle", add_train_seconds=self._last_train, add_busy_seconds=busy
+                s,
+                worker_id=self.worker_id,
+                state="idle",
+                add_train_seconds=self._last_train,
+                add_busy_seconds=busy,
             )
         for sweep_id in {c.sweep_id for c in claims}:
             self._after_config(sweep_id)
@@ -257,7 +268,9 @@ class WorkerLoop:
                 log.exception("configurations %s failed before training", [c.config_id for c in claims])
                 tb = traceback.format_exc()
                 results = [
-                    ReplicaResult(key=run[0], status="error", error=f"{type(exc).__name__}: {exc}", traceback=tb)
+                    ReplicaResult(
+                        key=run[0], status="error", error=f"{type(exc).__name__}: {exc}", traceback=tb
+                    )
                     for c in claims
                     for run in c.runs
                 ]

@@ -82,7 +82,9 @@ def outcome(
     )
 
 
-def seed_aggregate(results: Sequence[ReplicaResult], epochs: int) -> tuple[float | None, list[tuple[int, float]]]:
+def seed_aggregate(
+    results: Sequence[ReplicaResult], epochs: int
+) -> tuple[float | None, list[tuple[int, float]]]:
     """Median over seeds of the final loss and of each epoch's loss (Optuna's value/intermediates).
 
     A seed that went non-finite counts as +inf from then on, so the median

@@ -6,7 +6,7 @@ import logging
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api import errors
 from service.api.routes import health, runs, sweeps, workers
@@ -35,7 +35,7 @@ class BodySizeLimit:
             return
         seen = 0
 
-        async def limited() -> dict:  # type: ignore[type-arg]
+        async def limited() -> Message:
             nonlocal seen
             message = await receive()
             if message["type"] == "http.request":
@@ -94,7 +94,9 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
         )
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, upload_max_bytes=settings.max_upload_bytes)
+    app.add_middleware(
+        BodySizeLimit, max_bytes=settings.max_body_bytes, upload_max_bytes=settings.max_upload_bytes
+    )
     return app
 
 
@@ -110,3 +112,6 @@ def _optional_routers(app: FastAPI) -> None:
                 raise
             continue
         app.include_router(module.router)
+        install = getattr(module, "install", None)
+        if install is not None:  # e.g. the metrics module's request-counting middleware
+            install(app)

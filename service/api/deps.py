@@ -54,7 +54,9 @@ def writer(db: DbDep, settings: SettingsDep, creds: Credentials) -> int | None:
 def reader(db: DbDep, settings: SettingsDep, creds: Credentials) -> int | None:
     token_id = _token_id(db, creds)
     if token_id is None and settings.read_access == "token":
-        raise Unauthorized("this server requires an API token for reads: send `Authorization: Bearer <token>`")
+        raise Unauthorized(
+            "this server requires an API token for reads: send `Authorization: Bearer <token>`"
+        )
     return token_id
 
 

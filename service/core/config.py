@@ -54,9 +54,7 @@ class Settings(BaseSettings):
     @classmethod
     def _known_backend(cls, v: str) -> str:
         if not (v.startswith("sqlite") or v.startswith("postgresql")):
-            raise ValueError(
-                "SWEEPS_DATABASE_URL must be a sqlite:/// or postgresql+psycopg:// URL"
-            )
+            raise ValueError("SWEEPS_DATABASE_URL must be a sqlite:/// or postgresql+psycopg:// URL")
         return v
 
     @field_validator("heartbeat_grace_s")

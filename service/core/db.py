@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.exc import IntegrityError, OperationalError, InterfaceError, DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.core.errors import Conflict, DatabaseUnavailable
@@ -70,9 +70,7 @@ class Database:
         except (OperationalError, InterfaceError) as exc:
             session.rollback()
             log.warning("database error: %s", exc.orig)
-            raise DatabaseUnavailable(
-                "the database is unavailable or busy; retry in a few seconds"
-            ) from exc
+            raise DatabaseUnavailable("the database is unavailable or busy; retry in a few seconds") from exc
         except DBAPIError as exc:
             session.rollback()
             if exc.connection_invalidated:

@@ -10,6 +10,7 @@ frozen records (``service.core.records``).
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -38,7 +39,7 @@ class Sweep(Base):
     name: Mapped[str] = mapped_column(String(200))
     study_name: Mapped[str] = mapped_column(String(512), unique=True)
     study_id: Mapped[int] = mapped_column(Integer, index=True)
-    spec: Mapped[dict] = mapped_column(JSON)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
     workload_key: Mapped[str] = mapped_column(String(200))
     sampler: Mapped[str] = mapped_column(String(20))
     # queued -> running -> completed | failed; cancelled at any time.
@@ -69,7 +70,7 @@ class Config(Base):
     sweep_id: Mapped[int] = mapped_column(ForeignKey("sweeps.id", ondelete="CASCADE"))
     # Canonical JSON of params: the identity of the configuration.
     key: Mapped[str] = mapped_column(String(1000))
-    params: Mapped[dict] = mapped_column(JSON)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
     # Configurations that share a batch size can train in one pack.
     batch_size: Mapped[int | None] = mapped_column(Integer)
     # waiting | running | complete | failed | cancelled
@@ -105,12 +106,12 @@ class Run(Base):
     # running | completed | nonfinite | cancelled | error
     status: Mapped[str] = mapped_column(String(20))
     run_class: Mapped[str | None] = mapped_column(String(30))
-    flags: Mapped[list] = mapped_column(JSON, default=list)
-    metrics: Mapped[dict] = mapped_column(JSON, default=dict)
+    flags: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     epochs_run: Mapped[int] = mapped_column(Integer, default=0)
     final_loss: Mapped[float | None] = mapped_column(Float)
     final_accuracy: Mapped[float | None] = mapped_column(Float)
-    step_losses: Mapped[list | None] = mapped_column(JSON)
+    step_losses: Mapped[list[Any] | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
     traceback: Mapped[str | None] = mapped_column(Text)
     worker_id: Mapped[str | None] = mapped_column(String(100))
@@ -169,7 +170,7 @@ class DatasetBlob(Base):
     name: Mapped[str] = mapped_column(String(200))
     sha256: Mapped[str] = mapped_column(String(64), index=True)
     size_bytes: Mapped[int] = mapped_column(BigInteger)
-    summary: Mapped[dict] = mapped_column(JSON)  # shapes, dtypes, classes
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON)  # shapes, dtypes, classes
     data: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
@@ -182,6 +183,6 @@ class UserWorkload(Base):
     dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"))
     model_json: Mapped[str] = mapped_column(Text)
     loss: Mapped[str] = mapped_column(String(100))
-    metrics: Mapped[list] = mapped_column(JSON, default=list)
-    summary: Mapped[dict] = mapped_column(JSON, default=dict)
+    metrics: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

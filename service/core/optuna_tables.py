@@ -104,18 +104,18 @@ def enqueue_trials(
 def copy_trial_as_waiting(session: Session, study_id: int, trial_id: int, now: datetime) -> int:
     """A new WAITING trial with the same params (retry of a failed attempt)."""
     number = next_trial_number(session, study_id)
-    session.execute(
-        insert(om.TrialModel).values(number=number, study_id=study_id, state=TrialState.WAITING)
-    )
+    session.execute(insert(om.TrialModel).values(number=number, study_id=study_id, state=TrialState.WAITING))
     new_id = session.scalar(
         select(om.TrialModel.trial_id).where(
             om.TrialModel.study_id == study_id, om.TrialModel.number == number
         )
     )
     assert new_id is not None
-    params = session.execute(
-        select(om.TrialParamModel).where(om.TrialParamModel.trial_id == trial_id)
-    ).scalars().all()
+    params = (
+        session.execute(select(om.TrialParamModel).where(om.TrialParamModel.trial_id == trial_id))
+        .scalars()
+        .all()
+    )
     if params:
         session.execute(
             insert(om.TrialParamModel),
@@ -189,8 +189,12 @@ def write_results(
     for step, v in intermediate:
         val, typ = _value_type(v)
         rows.append(
-            {"trial_id": trial_id, "step": step, "intermediate_value": val,
-             "intermediate_value_type": _IVT[typ]}
+            {
+                "trial_id": trial_id,
+                "step": step,
+                "intermediate_value": val,
+                "intermediate_value_type": getattr(_IVT, typ),
+            }
         )
     if rows:
         session.execute(insert(om.TrialIntermediateValueModel), rows)
@@ -199,7 +203,7 @@ def write_results(
         if typ == "NAN":
             raise ValueError("NaN is not a storable trial value")
         session.execute(
-            insert(om.TrialValueModel).values(trial_id=trial_id, objective=0, value=val, value_type=_VT[typ])
+            insert(om.TrialValueModel).values(trial_id=trial_id, objective=0, value=val, value_type=getattr(_VT, typ))
         )
 
 

@@ -37,7 +37,9 @@ log = logging.getLogger(__name__)
 # ---------------------------------------------------------------- claiming
 
 
-def _seed_runs(session: Session, cfg: Config, sweep: Sweep, worker_id: str) -> tuple[tuple[int, int, int, int], ...]:
+def _seed_runs(
+    session: Session, cfg: Config, sweep: Sweep, worker_id: str
+) -> tuple[tuple[int, int, int, int], ...]:
     """Insert one ``running`` run per seed for this attempt; returns (run_id, seed, init, data)."""
     spec = SweepSpec.model_validate(sweep.spec)
     pairs = seed_pairs(spec.seeds)
@@ -64,7 +66,9 @@ def _seed_runs(session: Session, cfg: Config, sweep: Sweep, worker_id: str) -> t
         ],
     )
     rows = session.execute(
-        select(Run.id, Run.seed, Run.init_seed, Run.data_seed).where(Run.config_id == cfg.id).order_by(Run.seed)
+        select(Run.id, Run.seed, Run.init_seed, Run.data_seed)
+        .where(Run.config_id == cfg.id)
+        .order_by(Run.seed)
     ).all()
     return tuple((r.id, r.seed, int(r.init_seed), int(r.data_seed)) for r in rows)
 
@@ -72,7 +76,9 @@ def _seed_runs(session: Session, cfg: Config, sweep: Sweep, worker_id: str) -> t
 def _take(session: Session, cfg: Config, sweep: Sweep, worker_id: str) -> Claim | None:
     now = utcnow()
     assert cfg.trial_id is not None
-    if not optuna_tables.cas_state(session, cfg.trial_id, expect=TrialState.WAITING, new=TrialState.RUNNING, now=now):
+    if not optuna_tables.cas_state(
+        session, cfg.trial_id, expect=TrialState.WAITING, new=TrialState.RUNNING, now=now
+    ):
         return None
     taken = session.execute(
         update(Config)
@@ -82,7 +88,9 @@ def _take(session: Session, cfg: Config, sweep: Sweep, worker_id: str) -> Claim 
     )
     if taken.rowcount != 1:  # type: ignore[attr-defined]
         # The configuration changed under us (cancelled); give the trial back.
-        optuna_tables.cas_state(session, cfg.trial_id, expect=TrialState.RUNNING, new=TrialState.FAIL, now=now)
+        optuna_tables.cas_state(
+            session, cfg.trial_id, expect=TrialState.RUNNING, new=TrialState.FAIL, now=now
+        )
         return None
     if sweep.state == "queued":
         sweep.state = "running"
@@ -150,7 +158,9 @@ def _suggest(trial: optuna.Trial, spec: SweepSpec, default_optimizer: str) -> di
 
     params: dict[str, Any] = {}
     opt_values = dimension_values(spec.space.optimizer)
-    params["optimizer"] = trial.suggest_categorical("optimizer", opt_values) if opt_values else default_optimizer
+    params["optimizer"] = (
+        trial.suggest_categorical("optimizer", opt_values) if opt_values else default_optimizer
+    )
     for name in DIMENSIONS:
         if name == "optimizer":
             continue
@@ -174,10 +184,16 @@ def _ask_sampler(db: Database, worker_id: str) -> list[Claim]:
     with db.transaction() as s:
         sweeps = list(
             s.scalars(
-                select(Sweep).where(Sweep.state.in_(ACTIVE_STATES), Sweep.sampler != "grid").order_by(Sweep.id)
+                select(Sweep)
+                .where(Sweep.state.in_(ACTIVE_STATES), Sweep.sampler != "grid")
+                .order_by(Sweep.id)
             )
         )
-        candidates = [(sw.id, sw.study_name, sw.n_configs, dict(sw.spec)) for sw in sweeps if sw.trials_asked < sw.n_configs]
+        candidates = [
+            (sw.id, sw.study_name, sw.n_configs, dict(sw.spec))
+            for sw in sweeps
+            if sw.trials_asked < sw.n_configs
+        ]
     for sweep_id, study_name, n_trials, raw in candidates:
         with db.transaction() as s:
             won = s.execute(
@@ -193,7 +209,9 @@ def _ask_sampler(db: Database, worker_id: str) -> list[Claim]:
         default_opt = (
             str(catalogue.PRESETS[preset].default_params.get("optimizer", "adam")) if preset else "adam"
         )
-        study = optuna.load_study(study_name=study_name, storage=get_storage(db.url), sampler=_sampler_for(spec))
+        study = optuna.load_study(
+            study_name=study_name, storage=get_storage(db.url), sampler=_sampler_for(spec)
+        )
         trial = study.ask()
         params = _suggest(trial, spec, default_opt)
         with db.transaction() as s:
@@ -260,9 +278,9 @@ def _guard(session: Session, owned: Mapping[int, int]) -> GuardResult:
     cancelled: set[int] = set()
     if still:
         rows = session.execute(
-            select(Config.id).join(Sweep, Sweep.id == Config.sweep_id).where(
-                Config.id.in_(still), Sweep.state == "cancelled"
-            )
+            select(Config.id)
+            .join(Sweep, Sweep.id == Config.sweep_id)
+            .where(Config.id.in_(still), Sweep.state == "cancelled")
         ).all()
         cancelled = {r.id for r in rows}
     return GuardResult(owned=still, cancelled=cancelled)
@@ -354,7 +372,9 @@ def finish_config(
     with db.transaction() as s:
         guard = _guard(s, {config_id: trial_id})
         if config_id not in guard.owned:
-            log.warning("config %s: trial %s is no longer ours; dropping the late result", config_id, trial_id)
+            log.warning(
+                "config %s: trial %s is no longer ours; dropping the late result", config_id, trial_id
+            )
             return False
         cancelled = config_id in guard.cancelled or any(o.status == "cancelled" for o in outcomes)
         all_errors = bool(outcomes) and all(o.status == "error" for o in outcomes)
@@ -391,11 +411,7 @@ def finish_config(
             .where(Config.id == config_id)
             .values(state=state, value=_finite(value), finished_at=now, worker_id=worker_id, error=error)
         )
-        s.execute(
-            update(Worker)
-            .where(Worker.id == worker_id)
-            .values(trials_done=Worker.trials_done + 1)
-        )
+        s.execute(update(Worker).where(Worker.id == worker_id).values(trials_done=Worker.trials_done + 1))
     return True
 
 
@@ -424,14 +440,16 @@ def maybe_finish_sweep(db: Database, sweep_id: int) -> str | None:
         if sweep.sampler != "grid" and sweep.trials_asked < sweep.n_configs:
             return None
         pending = s.scalar(
-            select(func.count()).select_from(Config).where(
-                Config.sweep_id == sweep_id, Config.state.in_(("waiting", "running"))
-            )
+            select(func.count())
+            .select_from(Config)
+            .where(Config.sweep_id == sweep_id, Config.state.in_(("waiting", "running")))
         )
         if pending:
             return None
         complete = s.scalar(
-            select(func.count()).select_from(Config).where(Config.sweep_id == sweep_id, Config.state == "complete")
+            select(func.count())
+            .select_from(Config)
+            .where(Config.sweep_id == sweep_id, Config.state == "complete")
         )
         now = utcnow()
         sweep.state = "completed" if complete else "failed"
@@ -453,7 +471,9 @@ def reap_stale(db: Database, *, grace_s: float, max_retries: int) -> int:
     with db.transaction() as s:
         stale = list(
             s.execute(
-                select(Config.id, Config.trial_id).where(Config.state == "running", Config.heartbeat_at < cutoff)
+                select(Config.id, Config.trial_id).where(
+                    Config.state == "running", Config.heartbeat_at < cutoff
+                )
             ).all()
         )
     reaped = 0
@@ -486,7 +506,12 @@ def reap_stale(db: Database, *, grace_s: float, max_retries: int) -> int:
                 cfg.state, cfg.finished_at = "cancelled", now
             elif cfg.attempts < max_retries:
                 cfg.trial_id = optuna_tables.copy_trial_as_waiting(s, sweep.study_id, cfg.trial_id, now)
-                cfg.state, cfg.attempts, cfg.worker_id, cfg.heartbeat_at = "waiting", cfg.attempts + 1, None, None
+                cfg.state, cfg.attempts, cfg.worker_id, cfg.heartbeat_at = (
+                    "waiting",
+                    cfg.attempts + 1,
+                    None,
+                    None,
+                )
                 cfg.error = reason
             else:
                 cfg.state, cfg.finished_at = "failed", now

@@ -213,7 +213,9 @@ class ScheduleOptions(_Strict):
     """Fixed settings of the learning-rate schedules named in ``space.schedule``."""
 
     decay: float = Field(0.01, ge=0, description="inverse_time: lr / (1 + decay * step), old Keras `decay`")
-    decay_rate: float = Field(0.96, gt=0, le=1, description="exponential: lr * decay_rate ** (step / decay_steps)")
+    decay_rate: float = Field(
+        0.96, gt=0, le=1, description="exponential: lr * decay_rate ** (step / decay_steps)"
+    )
     decay_steps: int = Field(100, ge=1)
     cyclic_min_lr: float = Field(5e-6, gt=0)
     cyclic_max_lr: float = Field(3e-4, gt=0)
@@ -242,7 +244,7 @@ class SweepSpec(_Strict):
     @field_validator("seeds")
     @classmethod
     def _seeds(cls, v: int | list[int] | CrossedSeeds) -> int | list[int] | CrossedSeeds:
-        for part in ([v] if not isinstance(v, CrossedSeeds) else [v.init, v.data]):
+        for part in [v] if not isinstance(v, CrossedSeeds) else [v.init, v.data]:
             if isinstance(part, int):
                 if part < 1:
                     raise ValueError("seeds must be >= 1 (how many seeds per configuration)")

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from service.core import optuna_tables
 from service.core.config import Settings
 from service.core.db import Database
-from service.core.errors import InvalidSpec, LimitExceeded, NotFound, TooManyInFlight
+from service.core.errors import Conflict, InvalidSpec, LimitExceeded, NotFound, TooManyInFlight
 from service.core.models import UserWorkload
 from service.core.optuna_storage import get_storage
 from service.core.records import SweepRecord
@@ -65,7 +65,9 @@ def resolve_workload(db: Database, spec: SweepSpec) -> ResolvedWorkload:
                     "or list them with GET /v1/workloads"
                 )
             name = row.name
-        return ResolvedWorkload(key=f"workload:{ref.id}:{name}", default_optimizer="adam", workload={"id": ref.id})
+        return ResolvedWorkload(
+            key=f"workload:{ref.id}:{name}", default_optimizer="adam", workload={"id": ref.id}
+        )
     assert isinstance(ref, EntryPointWorkload)
     return ResolvedWorkload(
         key=f"entry_point:{ref.entry_point}",
@@ -168,6 +170,17 @@ def create_sweep(
                     configs=list(iter_grid(spec, resolved.default_optimizer)),
                     distributions=optuna_tables.grid_distributions(values),
                 )
+    except Conflict:
+        optuna.delete_study(study_name=study_name, storage=get_storage(db.url))
+        # Two requests with one Idempotency-Key raced past the lookup above; the
+        # unique key let exactly one insert through. The loser answers with the
+        # winner's sweep (its own study is gone, so nothing is orphaned).
+        if idempotency_key is not None:
+            with db.transaction() as s:
+                found = sweeps_repo.find_by_idempotency_key(s, key=idempotency_key)
+            if found is not None:
+                return found, False
+        raise
     except BaseException:
         optuna.delete_study(study_name=study_name, storage=get_storage(db.url))
         raise

@@ -11,12 +11,21 @@ from service.core.config import Settings
 from tests.conftest import small_spec
 
 
-def test_create_enqueues_every_configuration_as_a_waiting_trial(client: TestClient, settings: Settings) -> None:
+def test_create_enqueues_every_configuration_as_a_waiting_trial(
+    client: TestClient, settings: Settings
+) -> None:
     r = client.post("/v1/sweeps", json=small_spec())
     assert r.status_code == 201, r.text
     sweep = r.json()
     assert sweep["n_configs"] == 6 and sweep["n_seeds"] == 2 and sweep["runs_total"] == 12
-    assert sweep["progress"] == {"waiting": 6, "running": 0, "complete": 0, "failed": 0, "cancelled": 0, "total": 6}
+    assert sweep["progress"] == {
+        "waiting": 6,
+        "running": 0,
+        "complete": 0,
+        "failed": 0,
+        "cancelled": 0,
+        "total": 6,
+    }
     assert r.headers["location"] == f"/v1/sweeps/{sweep['id']}"
     study = optuna.load_study(study_name=sweep["study_name"], storage=settings.database_url)
     trials = study.get_trials(deepcopy=False)
@@ -70,7 +79,9 @@ def test_cancel_and_delete(client: TestClient, settings: Settings) -> None:
         ({"stability": {"not_a_threshold": 1.0}}, "not_a_threshold"),
     ],
 )
-def test_bad_specs_get_an_error_naming_the_field(client: TestClient, patch: dict[str, object], field: str) -> None:
+def test_bad_specs_get_an_error_naming_the_field(
+    client: TestClient, patch: dict[str, object], field: str
+) -> None:
     r = client.post("/v1/sweeps", json=small_spec(**patch))
     assert r.status_code in (404, 422), r.text
     assert field in r.json()["detail"]

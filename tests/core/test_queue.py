@@ -24,7 +24,9 @@ def _sweep(db: Database, settings: Settings, **kw: object) -> int:
 
 
 def test_racing_workers_never_claim_the_same_trial(db: Database, settings: Settings) -> None:
-    _sweep(db, settings, space={"learning_rate": [1e-4, 1e-3, 1e-2, 1e-1, 1.0], "batch_size": [1, 2, 3, 4, 5, 6]})
+    _sweep(
+        db, settings, space={"learning_rate": [1e-4, 1e-3, 1e-2, 1e-1, 1.0], "batch_size": [1, 2, 3, 4, 5, 6]}
+    )
     claimed: list[tuple[str, int]] = []
     lock = threading.Lock()
 
@@ -50,7 +52,9 @@ def test_racing_workers_never_claim_the_same_trial(db: Database, settings: Setti
         assert s.scalar(select(func.count()).where(Config.state == "running")) == 30
 
 
-def test_stale_trial_is_failed_and_retried_and_the_late_result_is_dropped(db: Database, settings: Settings) -> None:
+def test_stale_trial_is_failed_and_retried_and_the_late_result_is_dropped(
+    db: Database, settings: Settings
+) -> None:
     sweep_id = _sweep(db, settings, space={"learning_rate": [1e-3], "batch_size": [4]})
     with db.transaction() as s:
         workers_repo.register(s, worker_id="old", hostname="h", pid=0, device="cpu")
@@ -61,19 +65,51 @@ def test_stale_trial_is_failed_and_retried_and_the_late_result_is_dropped(db: Da
     assert retry.config_id == first.config_id and retry.trial_id != first.trial_id
 
     late = [
-        queue.RunOutcome(run_id=r[0], status="completed", run_class="converged", flags=[], metrics={},
-                         epochs_run=3, final_loss=0.1, final_accuracy=1.0)
+        queue.RunOutcome(
+            run_id=r[0],
+            status="completed",
+            run_class="converged",
+            flags=[],
+            metrics={},
+            epochs_run=3,
+            final_loss=0.1,
+            final_accuracy=1.0,
+        )
         for r in first.runs
     ]
-    assert not queue.finish_config(db, config_id=first.config_id, trial_id=first.trial_id, outcomes=late,
-                                   value=0.1, intermediate=[], worker_id="old", train_seconds=1.0)
+    assert not queue.finish_config(
+        db,
+        config_id=first.config_id,
+        trial_id=first.trial_id,
+        outcomes=late,
+        value=0.1,
+        intermediate=[],
+        worker_id="old",
+        train_seconds=1.0,
+    )
     good = [
-        queue.RunOutcome(run_id=r[0], status="completed", run_class="converged", flags=[], metrics={},
-                         epochs_run=3, final_loss=0.2, final_accuracy=1.0)
+        queue.RunOutcome(
+            run_id=r[0],
+            status="completed",
+            run_class="converged",
+            flags=[],
+            metrics={},
+            epochs_run=3,
+            final_loss=0.2,
+            final_accuracy=1.0,
+        )
         for r in retry.runs
     ]
-    assert queue.finish_config(db, config_id=retry.config_id, trial_id=retry.trial_id, outcomes=good,
-                               value=0.2, intermediate=[(0, 1.0), (1, 0.2)], worker_id="new", train_seconds=1.0)
+    assert queue.finish_config(
+        db,
+        config_id=retry.config_id,
+        trial_id=retry.trial_id,
+        outcomes=good,
+        value=0.2,
+        intermediate=[(0, 1.0), (1, 0.2)],
+        worker_id="new",
+        train_seconds=1.0,
+    )
     assert queue.maybe_finish_sweep(db, sweep_id) == "completed"
     with db.transaction() as s:
         runs = s.execute(select(Run.trial_id, Run.final_loss)).all()

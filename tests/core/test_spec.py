@@ -46,9 +46,11 @@ def test_init_and_data_seeds_are_independent_streams() -> None:
     assert [p[0] for p in pairs] == [0, 1, 2, 3]
     assert len({p[1] for p in pairs}) == 4 and len({p[2] for p in pairs}) == 4
     assert all(p[1] != p[2] for p in pairs)
-    crossed = seed_pairs(SweepSpec.model_validate(
-        {"name": "s", "workload": {"preset": "x"}, "epochs": 1, "seeds": {"init": 2, "data": 3}}
-    ).seeds)
+    crossed = seed_pairs(
+        SweepSpec.model_validate(
+            {"name": "s", "workload": {"preset": "x"}, "epochs": 1, "seeds": {"init": 2, "data": 3}}
+        ).seeds
+    )
     assert len(crossed) == 6
     assert len({p[1] for p in crossed}) == 2 and len({p[2] for p in crossed}) == 3
 

@@ -20,5 +20,7 @@ def list_workers(
 ) -> list[WorkerOut]:
     """Live workers (heartbeat within the grace period) with their device and current trial."""
     with db.transaction() as s:
-        rows = workers_repo.list_workers(s, grace_s=settings.heartbeat_grace_s, include_stopped=include_stopped)
+        rows = workers_repo.list_workers(
+            s, grace_s=settings.heartbeat_grace_s, include_stopped=include_stopped
+        )
     return [WorkerOut.of(w) for w in rows]

@@ -147,12 +147,12 @@ def list_runs(
         total = session.scalar(select(func.count()).select_from(q.subquery())) or 0
         rows = session.execute(q.order_by(Run.config_id, Run.seed).limit(limit).offset(offset)).all()
         return [_run_record(r, p) for r, p in rows], int(total)
-    rows = [
+    matching = [
         (r, p)
         for r, p in session.execute(q.order_by(Run.config_id, Run.seed)).all()
         if all(f.matches(p) for f in filters)
     ]
-    return [_run_record(r, p) for r, p in rows[offset : offset + limit]], len(rows)
+    return [_run_record(r, p) for r, p in matching[offset : offset + limit]], len(matching)
 
 
 def all_runs(session: Session, *, sweep_id: int) -> list[RunRecord]:

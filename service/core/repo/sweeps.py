@@ -175,7 +175,9 @@ def get_sweep(session: Session, *, sweep_id: int) -> SweepRecord:
     row = session.get(Sweep, sweep_id)
     if row is None:
         raise NotFound(f"sweep {sweep_id} does not exist; list sweeps with GET /v1/sweeps")
-    return _record(row, _progress(session, [sweep_id])[sweep_id], _run_counts(session, [sweep_id]).get(sweep_id, (0, 0)))
+    return _record(
+        row, _progress(session, [sweep_id])[sweep_id], _run_counts(session, [sweep_id]).get(sweep_id, (0, 0))
+    )
 
 
 def find_by_idempotency_key(session: Session, *, key: str) -> SweepRecord | None:
@@ -201,7 +203,7 @@ def list_sweeps(
     if workload:
         q = q.where(Sweep.workload_key == workload)
     total = session.scalar(select(func.count()).select_from(q.subquery())) or 0
-    order = {
+    order: Any = {
         "created": Sweep.id.asc(),
         "-created": Sweep.id.desc(),
         "name": Sweep.name.asc(),
@@ -222,7 +224,9 @@ def cancel_sweep(session: Session, *, sweep_id: int) -> SweepRecord:
     if row is None:
         raise NotFound(f"sweep {sweep_id} does not exist")
     if row.state in FINAL_STATES:
-        raise Conflict(f"sweep {sweep_id} is already {row.state}; only queued or running sweeps can be cancelled")
+        raise Conflict(
+            f"sweep {sweep_id} is already {row.state}; only queued or running sweeps can be cancelled"
+        )
     now = utcnow()
     row.state = "cancelled"
     row.updated_at = now
