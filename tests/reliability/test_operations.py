@@ -1,0 +1,178 @@
+"""Operations: Prometheus metrics from the real queue, redacted logs, racing idempotent submissions."""
+
+from __future__ import annotations
+
+import io
+import logging
+import threading
+from collections.abc import Iterator
+
+import optuna
+import pytest
+from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import func, select
+
+from service.api.app import create_app
+from service.core import queue
+from service.core.config import Settings
+from service.core.db import Database
+from service.core.logs import REDACTED, redact, setup_logging
+from service.core.models import Sweep
+from service.core.repo import workers as workers_repo
+from service.core.sweeps import create_sweep, parse_spec
+from tests.conftest import small_spec
+
+
+def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def _outcome(run_id: int) -> queue.RunOutcome:
+    return queue.RunOutcome(
+        run_id=run_id,
+        status="completed",
+        run_class="converged",
+        flags=[],
+        metrics={},
+        epochs_run=3,
+        final_loss=0.1,
+        final_accuracy=1.0,
+    )
+
+
+def test_metrics_report_queue_runs_durations_workers_and_http(client: TestClient, db: Database) -> None:
+    sweep = client.post("/v1/sweeps", json=small_spec()).json()  # 6 configs x 2 seeds
+    with db.transaction() as s:
+        workers_repo.register(s, worker_id="w-metrics", hostname="h", pid=1, device="cpu")
+    claims = queue.claim(db, "w-metrics", max_replicas=2)
+    assert len(claims) == 1
+    c = claims[0]
+    assert queue.finish_config(
+        db,
+        config_id=c.config_id,
+        trial_id=c.trial_id,
+        outcomes=[_outcome(r[0]) for r in c.runs],
+        value=0.1,
+        intermediate=[(0, 0.1)],
+        worker_id="w-metrics",
+        train_seconds=0.0,
+    )
+    queue.claim(db, "w-metrics", max_replicas=2)  # one more running
+    client.get("/v1/sweeps/999999")  # a 404 to count
+
+    resp = client.get("/metrics")
+    assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/plain")
+    m = _samples(resp.text)
+    assert m[("sweeps_queue_depth", ())] == 4
+    assert m[("sweeps_configs", (("state", "waiting"), ("sweep_state", "running")))] == 4
+    assert m[("sweeps_configs", (("state", "running"), ("sweep_state", "running")))] == 1
+    assert m[("sweeps_configs", (("state", "complete"), ("sweep_state", "running")))] == 1
+    assert m[("sweeps_runs", (("run_class", "converged"), ("status", "completed")))] == 2
+    assert m[("sweeps_runs", (("run_class", ""), ("status", "running")))] == 2
+    assert m[("sweeps_trial_duration_seconds_count", ())] == 1
+    assert m[("sweeps_trial_duration_seconds_bucket", (("le", "+Inf"),))] == 1
+    assert m[("sweeps_workers_live", ())] == 1
+    age = [v for (name, labels), v in m.items() if name == "sweeps_worker_heartbeat_age_seconds"]
+    assert len(age) == 1 and 0 <= age[0] < 5
+    # HTTP metrics label by route template, so ids never become label values.
+    http = "sweeps_http_requests_total"
+    assert m[(http, (("method", "GET"), ("route", "/v1/sweeps/{sweep_id}"), ("status", "404")))] == 1
+    assert m[(http, (("method", "POST"), ("route", "/v1/sweeps"), ("status", "201")))] == 1
+    assert not any("999999" in str(labels) for _, labels in m)
+    assert sweep["id"] > 0
+
+
+def test_metrics_follow_the_read_rule(db: Database, settings: Settings) -> None:
+    closed = settings.model_copy(update={"read_access": "token"})
+    with TestClient(create_app(closed, db)) as anon:
+        assert anon.get("/metrics").status_code == 401
+
+
+# ---------------------------------------------------------------- logs
+
+
+@pytest.fixture
+def captured_logs() -> Iterator[io.StringIO]:
+    root = logging.getLogger()
+    saved_handlers, saved_level = list(root.handlers), root.level
+    stream = io.StringIO()
+    setup_logging("DEBUG", json_lines=True, stream=stream)
+    yield stream
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    for h in saved_handlers:
+        root.addHandler(h)
+    root.setLevel(saved_level)
+
+
+def test_no_token_or_password_reaches_the_logs(
+    captured_logs: io.StringIO, db: Database, settings: Settings, token: str
+) -> None:
+    import json
+
+    log = logging.getLogger("tests.secrets")
+    with TestClient(create_app(settings, db), raise_server_exceptions=False) as c:
+        good, bad = {"Authorization": f"Bearer {token}"}, {"Authorization": f"Bearer {token}x"}
+        assert c.post("/v1/sweeps", json=small_spec(), headers=good).status_code == 201
+        assert c.post("/v1/sweeps", json=small_spec(), headers=bad).status_code == 401
+    # Library code that logs a header dict, a DSN, or the secret itself.
+    log.warning("request headers %s", {"authorization": f"Bearer {token}"})
+    log.error("cannot connect to %s", "postgresql+psycopg://app:hunter2@db:5432/sweeps")
+    log.info("token=%s password=%s", token, "hunter2")
+    try:
+        raise RuntimeError(f"failed with {token}")
+    except RuntimeError:
+        log.exception("boom")
+    text = captured_logs.getvalue()
+    assert token not in text and token[4:] not in text and "hunter2" not in text
+    lines = [json.loads(line) for line in text.splitlines()]
+    assert any(REDACTED in line["message"] for line in lines)
+    boom = next(line for line in lines if line["message"] == "boom")
+    assert "RuntimeError" in boom["exception"] and REDACTED in boom["exception"]
+    assert {"time", "level", "logger", "message"} <= set(lines[0])
+
+
+def test_redact_keeps_ordinary_text() -> None:
+    assert redact("sweep 3 created: 6 configurations") == "sweep 3 created: 6 configurations"
+    assert redact("sqlite:///./sweeps.db") == "sqlite:///./sweeps.db"
+    assert (
+        redact("postgresql+psycopg://postgres@127.0.0.1:5432/x")
+        == "postgresql+psycopg://postgres@127.0.0.1:5432/x"
+    )
+
+
+# ---------------------------------------------------------------- idempotency race
+
+
+def test_racing_requests_with_one_idempotency_key_get_one_sweep(db: Database, settings: Settings) -> None:
+    spec = parse_spec(small_spec())
+    n = 4
+    barrier = threading.Barrier(n)
+    results: list[tuple[int, bool]] = []
+    errors: list[BaseException] = []
+
+    def submit() -> None:
+        barrier.wait()
+        try:
+            record, created = create_sweep(db, settings, spec, idempotency_key="race-key-1")
+            results.append((record.id, created))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=submit) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert errors == []
+    assert len({sid for sid, _ in results}) == 1 and len(results) == n
+    assert sum(created for _, created in results) == 1
+    with db.transaction() as s:
+        assert s.scalar(select(func.count()).select_from(Sweep)) == 1
+    # The losers' Optuna studies were deleted: no orphan study is left behind.
+    assert len(optuna.get_all_study_names(storage=db.url)) == 1
