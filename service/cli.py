@@ -124,20 +124,34 @@ def serve(
                 p.kill()
 
 
+def _spawn_optuna_dashboard(database_url: str, host: str, port: int) -> subprocess.Popen[bytes]:
+    exe = Path(sys.executable).with_name("optuna-dashboard")
+    if not exe.exists():
+        _fail("optuna-dashboard is not installed; pip install 'stability-sweeps[dashboard]'")
+    console.print(f"optuna-dashboard at http://{host}:{port} on the same database")
+    return subprocess.Popen([str(exe), "--host", host, "--port", str(port), database_url])
+
+
 def _demo_spec_path() -> Path:
     return Path(__file__).resolve().parent.parent / "examples" / "demo.yaml"
 
 
 def _submit_demo(s: Settings) -> None:
+    from service.core import tokens
     from service.core.db import Database
     from service.core.sweeps import create_sweep, parse_spec
 
+    db = Database(s.database_url)
     spec = parse_spec(yaml.safe_load(_demo_spec_path().read_text()))
-    record, _ = create_sweep(Database(s.database_url), s, spec, idempotency_key=None)
+    record, _ = create_sweep(db, s, spec, idempotency_key=f"demo-{spec.name}")
+    with db.transaction() as session:
+        _, secret = tokens.create_token(session, name="demo")
     console.print(
         f"demo sweep {record.id} queued: {record.n_configs} configurations x {record.n_seeds} seeds; "
         f"follow it at /sweeps/{record.id}"
     )
+    console.print("to submit your own sweeps from another shell:")
+    print(f"  export SWEEPS_TOKEN={secret}\n  .venv/bin/sweeps submit examples/sensor_lstm.yaml --watch")
 
 
 def _load_spec_file(path: Path) -> Any:

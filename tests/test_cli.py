@@ -1,0 +1,115 @@
+"""The `sweeps` CLI against a live `sweeps serve` (API + a local worker) on SQLite."""
+
+from __future__ import annotations
+
+import csv
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from tests.conftest import small_spec
+from tests.helpers import ROOT, stop, wait_for, worker_env
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _sweeps(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "service.cli", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    port = _free_port()
+    env = worker_env(url)
+    log = (tmp_path / "serve.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "serve", "--workers", "1", "--port", str(port)],
+        env=env,
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return httpx.get(f"{base}/readyz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_for(up, 60, "sweeps serve to answer")
+        yield base, env
+    finally:
+        stop([proc])
+
+
+def test_token_submit_watch_status_export(server: tuple[str, dict[str, str]], tmp_path: Path) -> None:
+    base, env = server
+    created = _sweeps("token", "create", "cli-test", env=env)
+    assert created.returncode == 0, created.stderr
+    token = created.stdout.strip().splitlines()[-1]
+    assert token.startswith("sws_")
+
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(
+        yaml.safe_dump(small_spec(name="cli-sweep", space={"learning_rate": [1e-2, 1e-1], "batch_size": [4]}))
+    )
+    without = _sweeps("submit", str(spec_file), "--server", base, env=env)
+    assert without.returncode == 2 and "token" in without.stderr
+
+    done = _sweeps(
+        "submit", str(spec_file), "--server", base, "--token", token, "--watch", env=env, timeout=300
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "sweep 1 completed" in done.stdout
+
+    status = _sweeps("status", "--server", base, env=env)
+    assert status.returncode == 0 and "cli-sweep" in status.stdout and "completed" in status.stdout
+
+    out = tmp_path / "runs.csv"
+    exported = _sweeps("export", "1", "-o", str(out), "--server", base, env=env)
+    assert exported.returncode == 0, exported.stderr
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 4 and {r["run_class"] for r in rows} <= {
+        "diverged",
+        "rises_after_min",
+        "stuck_at_chance",
+        "noisy",
+        "slow",
+        "converged",
+    }
+
+
+def test_bad_spec_file_names_the_field(server: tuple[str, dict[str, str]], tmp_path: Path) -> None:
+    base, env = server
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(small_spec(space={"learnig_rate": [0.1]})))
+    token = _sweeps("token", "create", "t", env=env).stdout.strip().splitlines()[-1]
+    r = _sweeps("submit", str(bad), "--server", base, "--token", token, env=env)
+    assert r.returncode == 2 and "learnig_rate" in r.stderr
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("name: [unclosed")
+    r = _sweeps("submit", str(broken), "--server", base, "--token", token, env=env)
+    assert r.returncode == 2 and "not valid YAML" in r.stderr
