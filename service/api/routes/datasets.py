@@ -1,0 +1,204 @@
+"""Datasets: upload an ``.npz`` (x_train, y_train, optional x_val, y_val), list, get.
+
+The upload is a multipart form with a ``file`` field (and an optional
+``name``). Starlette spools the file part to a temporary file; it is read back
+in chunks with the size limit (setting ``SWEEPS_MAX_UPLOAD_BYTES``) enforced
+while reading, validated (``service.core.uploads.inspect_npz``) and stored in
+the database, so that every worker on every machine can load it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response, status
+from pydantic import BaseModel
+from sqlalchemy import func, select
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile as StarletteUpload
+
+from service.api.deps import DbDep, ReaderDep, SettingsDep, WriterDep
+from service.api.schemas import ErrorOut, Page
+from service.core.db import Database
+from service.core.errors import InvalidSpec, LimitExceeded, NotFound
+from service.core.models import DatasetBlob
+from service.core.uploads import inspect_npz
+
+router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
+ERRORS = {
+    401: {"model": ErrorOut},
+    404: {"model": ErrorOut},
+    413: {"model": ErrorOut},
+    422: {"model": ErrorOut},
+}
+_CHUNK = 1 << 20
+
+
+class DatasetOut(BaseModel):
+    id: int
+    name: str
+    sha256: str
+    size_bytes: int
+    summary: dict[str, Any]
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: DatasetBlob) -> DatasetOut:
+        return cls(
+            id=row.id,
+            name=row.name,
+            sha256=row.sha256,
+            size_bytes=row.size_bytes,
+            summary=dict(row.summary),
+            created_at=row.created_at,
+        )
+
+
+async def _read_limited(upload: StarletteUpload, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    seen = 0
+    while chunk := await upload.read(_CHUNK):
+        seen += len(chunk)
+        if seen > limit:
+            raise LimitExceeded(
+                f"the dataset is over this server's upload limit of {limit} bytes "
+                "(setting SWEEPS_MAX_UPLOAD_BYTES); upload a smaller .npz (np.savez_compressed helps)"
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+_UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": ".npz with x_train, y_train and optionally x_val, y_val",
+                        },
+                        "name": {"type": "string", "maxLength": 200},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=DatasetOut,
+    responses=ERRORS,
+    openapi_extra=_UPLOAD_BODY,
+)
+async def upload_dataset(
+    request: Request, db: DbDep, settings: SettingsDep, _: WriterDep, response: Response
+) -> DatasetOut:
+    """Upload a dataset, checked at once: shapes agree, finite numbers, integer or one-hot labels.
+
+    The form is parsed here rather than by FastAPI so that a body cut off at
+    the size limit is a 413, not a generic "error parsing the body".
+    """
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise InvalidSpec(
+            "send the dataset as multipart/form-data with the .npz in the field 'file', e.g. "
+            "curl -F file=@data.npz -F name=mydata .../v1/datasets"
+        )
+    form = await request.form(max_files=1, max_fields=4)
+    file = form.get("file")
+    raw_name = form.get("name")
+    if not isinstance(file, StarletteUpload):
+        raise InvalidSpec("the form has no file in the field 'file'; send the .npz as file=@data.npz")
+    name = raw_name if isinstance(raw_name, str) else None
+    data = await _read_limited(file, settings.max_upload_bytes)
+    if not data:
+        raise InvalidSpec("the uploaded file is empty; send the .npz in the multipart field 'file'")
+    label = (name or file.filename or "dataset").strip()[:200] or "dataset"
+    # Validation and the insert block: keep them off the event loop.
+    out = await run_in_threadpool(_store, db, data, label)
+    response.headers["Location"] = f"/v1/datasets/{out.id}"
+    return out
+
+
+def _store(db: Database, data: bytes, label: str) -> DatasetOut:
+    summary = inspect_npz(data)
+    with db.transaction() as s:
+        row = DatasetBlob(
+            name=label,
+            sha256=hashlib.sha256(data).hexdigest(),
+            size_bytes=len(data),
+            summary={
+                "n_train": summary.n_train,
+                "n_val": summary.n_val,
+                "input_shape": list(summary.input_shape),
+                "label_format": summary.label_format,
+                "num_classes": summary.num_classes,
+                "x_dtype": summary.x_dtype,
+                "class_counts": summary.class_counts,
+                "suggested_loss": summary.suggested_loss,
+            },
+            data=data,
+            created_at=datetime.now(UTC),
+        )
+        s.add(row)
+        s.flush()
+        return DatasetOut.of(row)
+
+
+@router.get("", response_model=Page[DatasetOut], responses=ERRORS)
+def list_datasets(
+    db: DbDep,
+    _: ReaderDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> Page[DatasetOut]:
+    # Select columns, not the rows: the blobs stay in the database.
+    cols = (
+        DatasetBlob.id,
+        DatasetBlob.name,
+        DatasetBlob.sha256,
+        DatasetBlob.size_bytes,
+        DatasetBlob.summary,
+        DatasetBlob.created_at,
+    )
+    with db.transaction() as s:
+        total = int(s.scalar(select(func.count()).select_from(DatasetBlob)) or 0)
+        rows = s.execute(select(*cols).order_by(DatasetBlob.id.desc()).limit(limit).offset(offset)).all()
+    items = [
+        DatasetOut(
+            id=r.id,
+            name=r.name,
+            sha256=r.sha256,
+            size_bytes=r.size_bytes,
+            summary=dict(r.summary),
+            created_at=r.created_at,
+        )
+        for r in rows
+    ]
+    return Page(items=items, total=total, limit=limit, offset=offset)
+
+
+def get_dataset_row(s: Any, dataset_id: int) -> DatasetBlob:
+    row = s.get(DatasetBlob, dataset_id)
+    if row is None:
+        raise NotFound(
+            f"dataset {dataset_id} does not exist; upload one with POST /v1/datasets or list them with "
+            "GET /v1/datasets"
+        )
+    result: DatasetBlob = row
+    return result
+
+
+@router.get("/{dataset_id}", response_model=DatasetOut, responses=ERRORS)
+def get_dataset(dataset_id: int, db: DbDep, _: ReaderDep) -> DatasetOut:
+    with db.transaction() as s:
+        return DatasetOut.of(get_dataset_row(s, dataset_id))

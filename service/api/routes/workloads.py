@@ -1,0 +1,202 @@
+"""Workloads: the built-in presets, uploaded Keras-JSON workloads, installed entry points.
+
+``POST /v1/workloads`` takes a model as ``model.to_json()`` (a string or the
+parsed object), an uploaded dataset's id, a loss and metrics. The model is
+deserialised in Keras safe mode (no Lambda layers, no custom objects, nothing
+that runs user code) and built once against the dataset's shapes, so a
+mistake is a 422 now rather than a failed sweep later.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Response, status
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import func, select
+
+from service.api.deps import DbDep, ReaderDep, WriterDep
+from service.api.routes.datasets import get_dataset_row
+from service.api.schemas import ErrorOut, Page
+from service.core.errors import InvalidSpec, NotFound
+from service.core.models import UserWorkload
+from service.core.uploads import DatasetSummary, inspect_keras_model
+from service.core.workloads import PRESETS
+
+router = APIRouter(prefix="/v1/workloads", tags=["workloads"])
+ERRORS = {
+    401: {"model": ErrorOut},
+    404: {"model": ErrorOut},
+    413: {"model": ErrorOut},
+    422: {"model": ErrorOut},
+}
+METRICS = ("accuracy", "categorical_accuracy", "sparse_categorical_accuracy", "mse", "mae")
+
+
+class PresetOut(BaseModel):
+    name: str
+    kind: Literal["preset"] = "preset"
+    description: str
+    report: str | None
+    params: dict[str, Any]
+    param_docs: dict[str, str]
+    default_params: dict[str, Any]
+    num_classes: int
+    loss: str
+    sweep_ref: dict[str, Any]
+
+
+class WorkloadOut(BaseModel):
+    id: int
+    kind: Literal["uploaded"] = "uploaded"
+    name: str
+    dataset_id: int
+    loss: str
+    metrics: list[str]
+    summary: dict[str, Any]
+    created_at: datetime
+    sweep_ref: dict[str, Any]
+
+    @classmethod
+    def of(cls, row: UserWorkload) -> WorkloadOut:
+        return cls(
+            id=row.id,
+            name=row.name,
+            dataset_id=row.dataset_id,
+            loss=row.loss,
+            metrics=list(row.metrics or []),
+            summary=dict(row.summary or {}),
+            created_at=row.created_at,
+            sweep_ref={"id": row.id},
+        )
+
+
+class EntryPointOut(BaseModel):
+    name: str
+    kind: Literal["entry_point"] = "entry_point"
+    sweep_ref: dict[str, Any]
+
+
+class CatalogueOut(BaseModel):
+    presets: list[PresetOut]
+    workloads: Page[WorkloadOut]
+    # Installed on the API's machine; workers need the same package installed.
+    entry_points: list[EntryPointOut]
+
+
+class WorkloadIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    dataset_id: int = Field(ge=1)
+    model: str | dict[str, Any] = Field(
+        description="the output of model.to_json(), as a string or parsed JSON"
+    )
+    loss: Literal["categorical_crossentropy", "sparse_categorical_crossentropy", "mse"] | None = Field(
+        None, description="defaults to the one the dataset's labels call for"
+    )
+    metrics: list[str] = Field(default_factory=lambda: ["accuracy"], max_length=8)
+
+
+def _presets() -> list[PresetOut]:
+    return [
+        PresetOut(
+            name=p.name,
+            description=p.description,
+            report=p.report,
+            params=p.params,
+            param_docs=p.param_docs,
+            default_params=p.default_params,
+            num_classes=p.num_classes,
+            loss=p.loss,
+            sweep_ref={"preset": p.name, "params": {}},
+        )
+        for p in PRESETS.values()
+    ]
+
+
+def _entry_points() -> list[EntryPointOut]:
+    from workers.workloads.registry import list_entry_points
+
+    return [EntryPointOut(name=n, sweep_ref={"entry_point": n, "params": {}}) for n in list_entry_points()]
+
+
+@router.get("", response_model=CatalogueOut, responses=ERRORS)
+def list_workloads(
+    db: DbDep,
+    _: ReaderDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> CatalogueOut:
+    """Everything a sweep's `workload` can name; `sweep_ref` is the block to put in the spec."""
+    with db.transaction() as s:
+        total = int(s.scalar(select(func.count()).select_from(UserWorkload)) or 0)
+        rows = s.scalars(
+            select(UserWorkload).order_by(UserWorkload.id.desc()).limit(limit).offset(offset)
+        ).all()
+        items = [WorkloadOut.of(r) for r in rows]
+    return CatalogueOut(
+        presets=_presets(),
+        workloads=Page(items=items, total=total, limit=limit, offset=offset),
+        entry_points=_entry_points(),
+    )
+
+
+@router.get("/presets/{name}", response_model=PresetOut, responses=ERRORS)
+def get_preset(name: str, _: ReaderDep) -> PresetOut:
+    for p in _presets():
+        if p.name == name:
+            return p
+    raise NotFound(f"unknown preset {name!r}; available presets: {', '.join(sorted(PRESETS))}")
+
+
+@router.get("/{workload_id}", response_model=WorkloadOut, responses=ERRORS)
+def get_workload(workload_id: int, db: DbDep, _: ReaderDep) -> WorkloadOut:
+    with db.transaction() as s:
+        row = s.get(UserWorkload, workload_id)
+        if row is None:
+            raise NotFound(
+                f"workload {workload_id} does not exist; list them with GET /v1/workloads "
+                "(presets are referenced by name, not id)"
+            )
+        return WorkloadOut.of(row)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=WorkloadOut, responses=ERRORS)
+def create_workload(body: WorkloadIn, db: DbDep, _: WriterDep, response: Response) -> WorkloadOut:
+    """Register a Keras model (safe mode, built once against the dataset) on an uploaded dataset."""
+    unknown = [m for m in body.metrics if m not in METRICS]
+    if unknown:
+        raise InvalidSpec(f"metrics: {', '.join(unknown)} not supported; use any of {', '.join(METRICS)}")
+    model_json = body.model if isinstance(body.model, str) else json.dumps(body.model)
+    with db.transaction() as s:
+        stored = dict(get_dataset_row(s, body.dataset_id).summary)
+    summary = DatasetSummary(
+        n_train=int(stored["n_train"]),
+        n_val=int(stored["n_val"]),
+        input_shape=tuple(int(d) for d in stored["input_shape"]),
+        label_format=stored["label_format"],
+        num_classes=int(stored["num_classes"]),
+        x_dtype=str(stored["x_dtype"]),
+        class_counts=stored.get("class_counts"),
+    )
+    loss = body.loss or summary.suggested_loss
+    info = inspect_keras_model(model_json, summary, loss)
+    with db.transaction() as s:
+        get_dataset_row(s, body.dataset_id)  # still there
+        row = UserWorkload(
+            name=body.name,
+            dataset_id=body.dataset_id,
+            model_json=model_json,
+            loss=loss,
+            metrics=list(body.metrics),
+            summary=info,
+            created_at=datetime.now(UTC),
+        )
+        s.add(row)
+        s.flush()
+        out = WorkloadOut.of(row)
+    response.headers["Location"] = f"/v1/workloads/{out.id}"
+    return out
