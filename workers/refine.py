@@ -10,40 +10,62 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from service.core import optuna_tables
 from service.core.analysis import refine_candidates
 from service.core.db import Database
 from service.core.models import Config, Sweep
-from service.core.repo.sweeps import enqueue_configs
-from service.core.sweep_analysis import build_data
 from service.core.repo import runs as runs_repo
 from service.core.repo import sweeps as sweeps_repo
+from service.core.repo.sweeps import ACTIVE_STATES, enqueue_configs
+from service.core.sweep_analysis import build_data
 
 log = logging.getLogger(__name__)
 
 
 def maybe_refine(db: Database, sweep_id: int) -> bool:
-    """Enqueue the next refinement round when the sweep's work is done; True if it did."""
+    """Enqueue the next refinement round when the sweep's work is done; True if it did.
+
+    Several workers finish configurations at once and each calls this; the
+    round counter is advanced by a compare-and-set UPDATE before anything
+    else, so exactly one of them enqueues a round. (``FOR UPDATE`` alone does
+    not do it on SQLite, where it is a no-op and reads see no lock.) The
+    UPDATE also takes the write lock, so the "nothing pending" check after it
+    cannot race a claim or another round.
+    """
     with db.transaction() as s:
-        sweep = s.get(Sweep, sweep_id, with_for_update=True)
-        if sweep is None or sweep.state not in ("queued", "running"):
+        sweep = s.get(Sweep, sweep_id)
+        if sweep is None or sweep.state not in ACTIVE_STATES or sweep.sampler != "grid":
             return False
         rounds = int((sweep.spec.get("refine_edge") or {}).get("rounds", 0))
-        if sweep.refine_round >= rounds or sweep.sampler != "grid":
+        seen = sweep.refine_round
+        if seen >= rounds:
             return False
+        won = s.execute(
+            update(Sweep)
+            .where(Sweep.id == sweep_id, Sweep.refine_round == seen, Sweep.state.in_(ACTIVE_STATES))
+            .values(refine_round=seen + 1)
+            .execution_options(synchronize_session=False)
+        )
+        if won.rowcount != 1:  # type: ignore[attr-defined]
+            return False  # another worker advanced the round first
         pending = s.scalar(
-            select(func.count()).select_from(Config).where(
-                Config.sweep_id == sweep_id, Config.state.in_(("waiting", "running"))
-            )
+            select(func.count())
+            .select_from(Config)
+            .where(Config.sweep_id == sweep_id, Config.state.in_(("waiting", "running")))
         )
         if pending:
+            s.rollback()  # not done yet: give the round back
             return False
-        data = build_data(sweeps_repo.get_sweep(s, sweep_id=sweep_id), runs_repo.run_rows(s, sweep_id=sweep_id))
+        data = build_data(
+            sweeps_repo.get_sweep(s, sweep_id=sweep_id), runs_repo.run_rows(s, sweep_id=sweep_id)
+        )
         candidates = refine_candidates(data.edges())
-        sweep.refine_round += 1
         if not candidates:
+            # Nothing bracketed (or every bracket at rounding precision): the
+            # remaining rounds have nothing to do; mark them spent so the sweep finishes.
+            s.execute(update(Sweep).where(Sweep.id == sweep_id).values(refine_round=rounds))
             log.info("sweep %s: no bracketed edge left to refine", sweep_id)
             return False
         configs = [c["params"] for c in candidates]
@@ -59,8 +81,15 @@ def maybe_refine(db: Database, sweep_id: int) -> bool:
             study_id=sweep.study_id,
             configs=configs,
             distributions=optuna_tables.grid_distributions(dims),
-            refine_round=sweep.refine_round,
+            refine_round=seen + 1,
         )
-        sweep.n_configs += added
-        log.info("sweep %s: refinement round %s enqueued %s configurations", sweep_id, sweep.refine_round, added)
+        s.execute(update(Sweep).where(Sweep.id == sweep_id).values(n_configs=Sweep.n_configs + added))
+        log.info(
+            "sweep %s: refinement round %s/%s enqueued %s configurations (brackets %s)",
+            sweep_id,
+            seen + 1,
+            rounds,
+            added,
+            [c["bracket"] for c in candidates],
+        )
         return added > 0

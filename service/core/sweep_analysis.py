@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.core.analysis import (
@@ -35,6 +36,7 @@ from service.core.analysis import (
     summarize_config,
 )
 from service.core.errors import InvalidSpec
+from service.core.models import Config
 from service.core.records import SweepRecord
 from service.core.repo import runs as runs_repo
 from service.core.repo import sweeps as sweeps_repo
@@ -52,6 +54,8 @@ class SweepData:
     swept: dict[str, list[Any]]
     num_classes: int
     l0: float | None
+    # config id -> refinement round that added it (0 = the grid), for reporting what refinement cost.
+    refine_rounds: dict[int, int] = field(default_factory=dict)
     _memo: dict[str, Any] = field(default_factory=dict)
 
     def edges(self) -> list[EdgeResult]:
@@ -60,6 +64,15 @@ class SweepData:
                 edge_of_stability(self.points, lr_key=LR) if LR in _all_dims(self.points) else []
             )
         return list(self._memo["edges"])
+
+    def grid_edges(self) -> list[EdgeResult]:
+        """Edges from the grid alone (refinement's configurations left out): the "before"."""
+        if "grid_edges" not in self._memo:
+            grid = [p for p in self.points if not self.refine_rounds.get(p.config_id)]
+            self._memo["grid_edges"] = (
+                edge_of_stability(grid, lr_key=LR) if len(grid) < len(self.points) else self.edges()
+            )
+        return list(self._memo["grid_edges"])
 
     def fits(self) -> list[ScalingFit]:
         if "fits" not in self._memo:
@@ -105,7 +118,9 @@ def _summary(row: RunRow) -> RunSummary:
     )
 
 
-def build_data(sweep: SweepRecord, rows: list[RunRow]) -> SweepData:
+def build_data(
+    sweep: SweepRecord, rows: list[RunRow], refine_rounds: Mapping[int, int] | None = None
+) -> SweepData:
     by_config: dict[int, list[RunRow]] = {}
     params: dict[int, dict[str, Any]] = {}
     for r in rows:
@@ -126,7 +141,16 @@ def build_data(sweep: SweepRecord, rows: list[RunRow]) -> SweepData:
         swept=available_dimensions(points) if points else {},
         num_classes=num_classes,
         l0=float(np.median(l0s)) if l0s else None,
+        refine_rounds=dict(refine_rounds or {}),
     )
+
+
+def refined_configs(session: Session, *, sweep_id: int) -> dict[int, int]:
+    """Configurations added by edge refinement, with their round (the grid's are left out)."""
+    rows = session.execute(
+        select(Config.id, Config.refine_round).where(Config.sweep_id == sweep_id, Config.refine_round > 0)
+    ).all()
+    return {int(cid): int(rnd) for cid, rnd in rows}
 
 
 def _num_classes(sweep: SweepRecord, has_chance: bool) -> int:
@@ -153,7 +177,9 @@ def load(session: Session, *, sweep_id: int) -> SweepData:
         if hit is not None:
             _cache.move_to_end(key)
             return hit
-    data = build_data(sweep, runs_repo.run_rows(session, sweep_id=sweep_id))
+    data = build_data(
+        sweep, runs_repo.run_rows(session, sweep_id=sweep_id), refined_configs(session, sweep_id=sweep_id)
+    )
     with _lock:
         _cache[key] = data
         while len(_cache) > _CACHE_SIZE:
@@ -177,9 +203,12 @@ def configs_view(
         s = p.summary
         if run_class and s.class_counts.get(run_class, 0) == 0:
             continue
-        if min_success is not None and s.success_rate < min_success:
+        rate = s.success_rate
+        if (min_success is not None or max_success is not None) and rate is None:
             continue
-        if max_success is not None and s.success_rate > max_success:
+        if min_success is not None and rate is not None and rate < min_success:
+            continue
+        if max_success is not None and rate is not None and rate > max_success:
             continue
         if filters and any(str(p.params.get(k)) != str(v) for k, v in filters.items()):
             continue
@@ -204,14 +233,21 @@ def config_detail(data: SweepData, config_id: int) -> dict[str, Any] | None:
 def _check_dim(data: SweepData, name: str, what: str) -> None:
     dims = _all_dims(data.points)
     if name not in dims:
-        raise InvalidSpec(
-            f"{what}: {name!r} is not a parameter of this sweep; choose one of {', '.join(sorted(dims)) or '(none yet)'}"
-        )
+        valid = ", ".join(sorted(dims)) or "(none yet)"
+        raise InvalidSpec(f"{what}: {name!r} is not a parameter of this sweep; choose one of {valid}")
 
 
 def region_view(data: SweepData, *, x: str, y: str, fixed: Mapping[str, Any]) -> dict[str, Any]:
     if not data.points:
-        return {"x": x, "y": y, "x_values": [], "y_values": [], "cells": [], "fixed": dict(fixed), "edges": []}
+        return {
+            "x": x,
+            "y": y,
+            "x_values": [],
+            "y_values": [],
+            "cells": [],
+            "fixed": dict(fixed),
+            "edges": [],
+        }
     _check_dim(data, x, "x")
     _check_dim(data, y, "y")
     for k in fixed:
@@ -232,7 +268,9 @@ def region_view(data: SweepData, *, x: str, y: str, fixed: Mapping[str, Any]) ->
 
 def _typed(data: SweepData, name: str, raw: Any) -> Any:
     """Query strings are text; match them to the sweep's actual values."""
-    values = data.swept.get(name) or sorted({p.params.get(name) for p in data.points if name in p.params}, key=str)
+    values = data.swept.get(name) or sorted(
+        {p.params.get(name) for p in data.points if name in p.params}, key=str
+    )
     for v in values:
         if str(v) == str(raw):
             return v
@@ -241,17 +279,50 @@ def _typed(data: SweepData, name: str, raw: Any) -> Any:
                 return v
         except (TypeError, ValueError):
             pass
-    raise InvalidSpec(f"slice: {name}={raw!r} is not one of this sweep's values: {', '.join(map(str, values))}")
+    raise InvalidSpec(
+        f"slice: {name}={raw!r} is not one of this sweep's values: {', '.join(map(str, values))}"
+    )
 
 
 def edge_view(data: SweepData) -> dict[str, Any]:
+    """Edges with what refinement did to each: the grid's bracket, the configurations it added."""
+    grid = {_group_key(e.group): e for e in data.grid_edges()}
+    edges = []
+    for e in data.edges():
+        d = e.to_dict()
+        added = sorted({cid for c in e.cells for cid in c.config_ids if data.refine_rounds.get(cid)})
+        before = grid.get(_group_key(e.group))
+        d["trials_added_by_refinement"] = len(added)
+        d["grid"] = (
+            None
+            if before is None
+            else {
+                "edge": before.edge,
+                "bracket": [before.lo, before.hi],
+                "bracket_width": before.bracket_width,
+                "censored": before.censored,
+            }
+        )
+        edges.append(d)
+    n_added = len(data.refine_rounds)
+    requested = int((data.sweep.spec.get("refine_edge") or {}).get("rounds", 0))
     return {
         "sweep_id": data.sweep.id,
-        "edges": [e.to_dict() for e in data.edges()],
+        "edges": edges,
         "scaling": [f.to_dict() for f in data.fits()],
         "sensitivity": [s.to_dict() for s in data.sensitivity()],
         "refine_round": data.sweep.refine_round,
+        "refine_rounds_requested": requested,
+        "refinement": {
+            "configs_added": n_added,
+            "runs_added": sum(1 for r in data.rows if r.config_id in data.refine_rounds),
+            "grid_configs": len({r.config_id for r in data.rows if r.config_id not in data.refine_rounds}),
+        },
     }
+
+
+def _group_key(group: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((k, repr(v)) for k, v in group.items()))
 
 
 EXPORT_METRICS = (
