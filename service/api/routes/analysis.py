@@ -27,7 +27,9 @@ def list_configs(
     sweep_id: int,
     db: DbDep,
     _: ReaderDep,
-    run_class: Annotated[RunClass | None, Query(description="configs with at least one run of this class")] = None,
+    run_class: Annotated[
+        RunClass | None, Query(description="configs with at least one run of this class")
+    ] = None,
     min_success: Annotated[float | None, Query(ge=0, le=1)] = None,
     max_success: Annotated[float | None, Query(ge=0, le=1)] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 500,
@@ -37,7 +39,9 @@ def list_configs(
     median/IQR/IQM of final loss and accuracy, epochs to target."""
     with db.transaction() as s:
         data = sweep_analysis.load(s, sweep_id=sweep_id)
-    items = sweep_analysis.configs_view(data, run_class=run_class, min_success=min_success, max_success=max_success)
+    items = sweep_analysis.configs_view(
+        data, run_class=run_class, min_success=min_success, max_success=max_success
+    )
     return {"items": items[offset : offset + limit], "total": len(items), "limit": limit, "offset": offset}
 
 
@@ -48,7 +52,9 @@ def get_config(sweep_id: int, config_id: int, db: DbDep, _: ReaderDep) -> dict[s
         data = sweep_analysis.load(s, sweep_id=sweep_id)
     detail = sweep_analysis.config_detail(data, config_id)
     if detail is None:
-        raise NotFound(f"configuration {config_id} of sweep {sweep_id} has no finished runs yet (or does not exist)")
+        raise NotFound(
+            f"configuration {config_id} of sweep {sweep_id} has no finished runs yet (or does not exist)"
+        )
     return detail
 
 
@@ -95,7 +101,9 @@ def report(sweep_id: int, request: Request, db: DbDep, _: ReaderDep) -> Any:
     return {"sweep_id": sweep_id, "state": data.sweep.state, **rep.to_dict()}
 
 
-@router.get("/export.csv", response_class=StreamingResponse, responses={**ERRORS, 200: {"content": {"text/csv": {}}}})
+@router.get(
+    "/export.csv", response_class=StreamingResponse, responses={**ERRORS, 200: {"content": {"text/csv": {}}}}
+)
 def export_csv(sweep_id: int, db: DbDep, _: ReaderDep) -> StreamingResponse:
     """One row per run: configuration, seeds, class, and the metrics behind the class."""
     with db.transaction() as s:
