@@ -94,6 +94,9 @@ def serve(
     device: Annotated[str | None, typer.Option(help="device for local workers")] = None,
     demo: Annotated[bool, typer.Option(help="submit the demo sweep (examples/demo.yaml) at start")] = False,
     open_writes: Annotated[bool, typer.Option(help="accept writes without a token (local use only)")] = False,
+    optuna_dashboard_port: Annotated[
+        int | None, typer.Option(help="also start optuna-dashboard on this port, on the same database")
+    ] = None,
 ) -> None:
     """API + dashboards + a pool of local workers, on SQLite by default."""
     import uvicorn
@@ -101,6 +104,8 @@ def serve(
     overrides: dict[str, Any] = {"workers": workers, "device": device}
     if open_writes:
         overrides["require_token_for_writes"] = False
+    if optuna_dashboard_port:
+        overrides["optuna_dashboard_url"] = f"http://{host}:{optuna_dashboard_port}"
     s = _settings(database_url, **overrides)
     _logging(s)
     from service.api.app import create_app
@@ -108,7 +113,9 @@ def serve(
 
     upgrade(s.database_url)
     procs = _spawn_workers(s.workers, s.database_url, s.device)
-    console.print(f"{len(procs)} local workers on {s.device}; API at http://{host}:{port} (docs at /docs)")
+    if optuna_dashboard_port:
+        procs.append(_spawn_optuna_dashboard(s.database_url, host, optuna_dashboard_port))
+    console.print(f"{s.workers} local workers on {s.device}; dashboards and API at http://{host}:{port}")
     if demo:
         _submit_demo(s)
     try:
