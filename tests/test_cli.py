@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,15 +13,9 @@ import pytest
 import yaml
 
 from tests.conftest import small_spec
-from tests.helpers import ROOT, stop, wait_for, worker_env
+from tests.helpers import ROOT, free_port, stop, wait_for, worker_env
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _sweeps(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -40,7 +33,7 @@ def _sweeps(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     url = f"sqlite:///{tmp_path / 'cli.db'}"
-    port = _free_port()
+    port = free_port()
     env = worker_env(url)
     log = (tmp_path / "serve.log").open("wb")
     proc = subprocess.Popen(
