@@ -204,6 +204,13 @@ class Tab:
         self.page.screenshot(path=str(path), full_page=True)
         return path
 
+    def screenshot_of(self, selector: str, name: str) -> Path:
+        """A close-up of one part of the page (a plot and its legend)."""
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        path = SCREENSHOTS / f"{name}.png"
+        self.page.locator(selector).screenshot(path=str(path))
+        return path
+
     def plot(self, div_id: str) -> dict[str, Any]:
         """The Plotly graph div's data and layout."""
         out: dict[str, Any] = self.page.evaluate(

@@ -9,6 +9,7 @@ logged a JavaScript error.
 
 from __future__ import annotations
 
+import math
 import threading
 from typing import Any
 from urllib.parse import urlparse
@@ -129,6 +130,8 @@ def test_finished_sweep_page_draws_map_edge_loss_and_diagnosis(
     csv_text = open(dl.value.path(), encoding="utf-8").read()
     assert csv_text.startswith("run_id,config_id,") and len(csv_text.strip().splitlines()) == 1 + 24
     tab.screenshot("sweep-finished")
+    tab.screenshot_of("#region-section", "sweep-finished-region")
+    tab.screenshot_of("#loss-lr-section", "sweep-finished-loss-vs-lr")
 
     # Axes are selectable: batch size across, learning rate up.
     page.select_option("#region-x", "batch_size")
@@ -152,7 +155,13 @@ def test_beta_sweep_page_draws_beta_plane_with_reference_curve_and_slices(
     beta = tab.plot("beta-plot")
     heat = next(t for t in beta["data"] if t["type"] == "heatmap")
     assert len(heat["z"]) == 3 and all(len(r) == 3 for r in heat["z"])
-    assert len(_roles(beta, "reference")) == 1 and len(_roles(beta, "reference")[0]["x"]) > 10
+    ref = _roles(beta, "reference")
+    assert len(ref) == 1 and len(ref[0]["x"]) > 10
+    # At beta_2 = 0.9 (row 0) the curve is at beta_1 = sqrt(0.9), placed between the columns
+    # 0.9 and 0.99 on the -log(1 - beta) scale the page uses for betas.
+    t = [-math.log(1 - b) for b in (0.9, 0.99)]
+    expected_x = 1 + (-math.log(1 - math.sqrt(0.9)) - t[0]) / (t[1] - t[0])
+    assert ref[0]["y"][0] == pytest.approx(0) and ref[0]["x"][0] == pytest.approx(expected_x, abs=1e-6)
     assert "pooled over learning_rate" in beta["layout"]["title"]["text"]
     text = heat["text"]
     assert all(t.endswith("/4") for row in text for t in row)  # 2 learning rates x 2 seeds, pooled
@@ -166,6 +175,7 @@ def test_beta_sweep_page_draws_beta_plane_with_reference_curve_and_slices(
     assert "β₁" in tab.plot("beta-plot")["layout"]["xaxis"]["title"]["text"]
     page.locator("#beta-section").scroll_into_view_if_needed()
     tab.screenshot("sweep-betas")
+    tab.screenshot_of("#beta-section", "sweep-betas-plane")
     _loopback_only(tab)
 
 

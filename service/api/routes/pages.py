@@ -437,7 +437,7 @@ def run_page(request: Request, run_id: int, db: DbDep, settings: SettingsDep) ->
             sweep = sweeps_repo.get_sweep(s, sweep_id=run.sweep_id)
     except NotFound as exc:
         return _error(request, 404, exc.detail)
-    loss_unit = "nats (cross-entropy)" if _preset_loss(sweep) != "mse" else "mean squared error"
+    loss_unit = "nats" if _preset_loss(sweep) != "mse" else "squared error"
     return _page(
         request,
         "run.html",
@@ -475,7 +475,7 @@ def _preset_loss(sweep: SweepRecord) -> str | None:
 
 
 def _loss_unit(data: sweep_analysis.SweepData) -> str:
-    return "mean squared error" if _preset_loss(data.sweep) == "mse" else "nats (cross-entropy)"
+    return "squared error" if _preset_loss(data.sweep) == "mse" else "nats"
 
 
 # ----------------------------------------------------------------- dashboard JSON

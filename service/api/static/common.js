@@ -3,8 +3,8 @@
 const SW = (() => {
   const el = document.getElementById("page-data");
   const data = el ? JSON.parse(el.textContent) : {};
-  // Okabe & Ito (2008); vermillion is kept for failures, so series colours skip it.
-  const SERIES = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#000000", "#F0E442"];
+  // Okabe & Ito (2008); vermillion is kept for failures, so series colours skip it and the orange next to it.
+  const SERIES = ["#0072B2", "#009E73", "#CC79A7", "#000000", "#56B4E9", "#F0E442"];
   const SYMBOLS = ["circle", "square", "diamond", "triangle-up", "star", "hexagon", "pentagon"];
   const FAIL = "#D55E00";
   const LABELS = {
@@ -50,6 +50,7 @@ const SW = (() => {
       margin: { l: 80, r: 30, t: 40, b: 70 },
       font: { family: "system-ui, -apple-system, Segoe UI, Roboto, Arial, sans-serif", size: 13 },
       paper_bgcolor: "#fff", plot_bgcolor: "#fff",
+      showlegend: true,
       legend: { orientation: "h", y: -0.22, x: 0 },
       hoverlabel: { namelength: -1 },
     }, extra || {});

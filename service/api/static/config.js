@@ -4,7 +4,7 @@
   const B = SW.data.band;
   const DASH = { diverged: "solid", rises_after_min: "dash", stuck_at_chance: "dot" };
   const META = {
-    loss: { div: "band-loss", title: "Training loss over epochs", y: `training loss on the full set (${SW.data.loss_unit}, log scale)`, log: true },
+    loss: { div: "band-loss", title: "Training loss over epochs", y: `training loss, full set (${SW.data.loss_unit}, log scale)`, log: true },
     accuracy: { div: "band-accuracy", title: "Training accuracy over epochs", y: "training accuracy (fraction of examples)", log: false },
   };
   for (const [metric, m] of Object.entries(META)) {

@@ -30,7 +30,7 @@
   if (lr.length) Plotly.newPlot("run-lr", lr, SW.layout(Object.assign({}, opts, {
     title: { text: "Learning rate and gradient norm", font: { size: 14 } }, xaxis,
     yaxis: { title: { text: "learning rate (unitless, log scale)" }, type: "log", exponentformat: "power" },
-    yaxis2: { title: { text: "gradient norm (L2 norm of all gradients)" }, overlaying: "y", side: "right", type: "log", exponentformat: "power" },
+    yaxis2: { title: { text: "gradient norm (L2 norm of all gradients)" }, overlaying: "y", side: "right", rangemode: "tozero", showgrid: false },
     margin: { l: 80, r: 80, t: 40, b: 70 },
   })), SW.config);
   else SW.empty(document.getElementById("run-lr"), "No learning rate or gradient norm recorded.");

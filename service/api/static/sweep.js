@@ -93,8 +93,8 @@
     const xs = region.x_values, ys = region.y_values;
     return SW.layout(Object.assign({
       height: Math.max(380, Math.min(700, 120 + 70 * ys.length)),
-      xaxis: { title: { text: SW.axisLabel(region.x) }, tickmode: "array", tickvals: xs.map((_, i) => i), ticktext: xs.map(SW.fmt), range: [-0.5, xs.length - 0.5], showgrid: false, zeroline: false },
-      yaxis: { title: { text: SW.axisLabel(region.y) }, tickmode: "array", tickvals: ys.map((_, i) => i), ticktext: ys.map(SW.fmt), range: [-0.5, ys.length - 0.5], showgrid: false, zeroline: false },
+      xaxis: { title: { text: SW.axisLabel(region.x) }, tickmode: "array", tickvals: xs.map((_, i) => i), ticktext: xs.map(SW.fmt), range: [-0.62, xs.length - 0.38], showgrid: false, zeroline: false },
+      yaxis: { title: { text: SW.axisLabel(region.y) }, tickmode: "array", tickvals: ys.map((_, i) => i), ticktext: ys.map(SW.fmt), range: [-0.62, ys.length - 0.38], showgrid: false, zeroline: false },
       legend: { orientation: "h", y: -0.25, x: 0 },
     }, extra || {}));
   }
@@ -257,6 +257,8 @@
   function drawEdge(plotsData) {
     const div = $("edge-plot"), d = plotsData.edge;
     if (!d.edges.length) { SW.empty(div, "No edge yet: it needs a swept learning rate and finished runs."); return; }
+    const sizes = [...new Set(d.edges.map((e) => e.batch_size))];
+    if (sizes.length < 2) { SW.empty(div, `Only one batch size (${SW.fmt(sizes[0])}) was swept: the edge per slice is in the diagnosis above; sweep two or more batch sizes to see how it scales.`); return; }
     SW.filled(div);
     const groups = {};
     for (const e of d.edges) { const k = sliceLabel(e.slice); (groups[k] = groups[k] || []).push(e); }
