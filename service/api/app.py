@@ -34,19 +34,31 @@ class BodySizeLimit:
             await _too_large(send, limit)
             return
         seen = 0
+        too_large = False
 
         async def limited() -> Message:
-            nonlocal seen
+            nonlocal seen, too_large
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
+                    too_large = True
                     raise _BodyTooLarge()
             return message
 
+        async def unless_too_large(message: Message) -> None:
+            # Body parsers catch our exception and answer 400 "error parsing the
+            # body" (chunked uploads have no Content-Length to refuse up front);
+            # the 413 below replaces whatever the app says once the limit is hit.
+            if not too_large:
+                await send(message)
+
         try:
-            await self.app(scope, limited, send)
-        except _BodyTooLarge:
+            await self.app(scope, limited, unless_too_large)
+        except Exception:
+            if not too_large:
+                raise
+        if too_large:
             await _too_large(send, limit)
 
 

@@ -13,10 +13,10 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.core.errors import Conflict, DatabaseUnavailable
+from service.core.errors import Conflict, DatabaseUnavailable, InvalidValue
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,15 @@ class Database:
             session.rollback()
             log.warning("database error: %s", exc.orig)
             raise DatabaseUnavailable("the database is unavailable or busy; retry in a few seconds") from exc
+        except (DataError, OverflowError) as exc:
+            # Hostile or careless input (NUL bytes in text on PostgreSQL, ids past
+            # 64 bits) is the caller's error, not the server's: a 422, never a 500.
+            session.rollback()
+            reason = exc.orig if isinstance(exc, DataError) else exc
+            raise InvalidValue(
+                f"a value in the request cannot be stored or compared: {str(reason).splitlines()[0]}; "
+                "remove NUL characters and keep integers within 64 bits"
+            ) from exc
         except DBAPIError as exc:
             session.rollback()
             if exc.connection_invalidated:

@@ -28,6 +28,13 @@ class InvalidSpec(DomainError):
     code = "invalid_spec"
 
 
+class InvalidValue(DomainError):
+    """A value the database cannot hold or compare (NUL in text, an integer out of range)."""
+
+    status_code = 422
+    code = "invalid_value"
+
+
 class LimitExceeded(DomainError):
     status_code = 413
     code = "limit_exceeded"
