@@ -9,7 +9,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api import errors
-from service.api.routes import health, runs, sweeps, workers
+from service.api.routes import analysis, datasets, health, metrics, pages, runs, sweeps, workers, workloads
 from service.core.config import Settings, get_settings
 from service.core.db import Database
 
@@ -96,9 +96,9 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.state.settings = settings
     app.state.db = db
     errors.install(app)
-    for r in (health.router, sweeps.router, runs.router, workers.router):
-        app.include_router(r)
-    _optional_routers(app)
+    for module in (health, sweeps, runs, analysis, workloads, datasets, workers, metrics, pages):
+        app.include_router(module.router)
+    metrics.install(app)  # request counting/latency middleware
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -110,20 +110,3 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         BodySizeLimit, max_bytes=settings.max_body_bytes, upload_max_bytes=settings.max_upload_bytes
     )
     return app
-
-
-def _optional_routers(app: FastAPI) -> None:
-    """Routers of other parts register here as they land (analysis, workloads, pages)."""
-    import importlib
-
-    for name in ("analysis", "workloads", "datasets", "metrics", "pages"):
-        try:
-            module = importlib.import_module(f"service.api.routes.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"service.api.routes.{name}":
-                raise
-            continue
-        app.include_router(module.router)
-        install = getattr(module, "install", None)
-        if install is not None:  # e.g. the metrics module's request-counting middleware
-            install(app)
