@@ -136,7 +136,7 @@ def compact_region(region: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(region)
     cells = []
     for row in region.get("cells", []):
-        new_row = []
+        new_row: list[dict[str, Any] | None] = []
         for c in row:
             if c is None:
                 new_row.append(None)

@@ -312,6 +312,7 @@ def sweeps_page(
             offset=(page - 1) * per_page,
         )
     rows = [{"sweep": sw, "headline": _headline(db, sw)} for sw in items]
+    live = any(sw.state in ("queued", "running") for sw in items)
     pages = max(1, -(-total // per_page))
     base: dict[str, Any] = {"state": state, "q": q, "workload": workload, "sort": sort}
     if per_page != PAGE_SIZE:
@@ -336,7 +337,7 @@ def sweeps_page(
             "filters": base,
             "states": SWEEP_STATES,
             "sorts": SORTS,
-            "live": any(r["sweep"].state in ("queued", "running") for r in rows),
+            "live": live,
         },
     )
 
