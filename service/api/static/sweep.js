@@ -239,7 +239,7 @@
     if (fx.length) {
       traces.push({
         type: "scatter", mode: "markers", name: "failed seeds (red ×)", x: fx, y: fy, text: ft,
-        marker: { symbol: "x", color: SW.FAIL, size: fs, line: { color: "#7a2a00", width: 1 } },
+        marker: { symbol: "x", color: SW.FAIL, opacity: 1, size: fs, line: { color: "#7a2a00", width: 1 } },
         hovertemplate: "%{text}<extra></extra>", meta: { role: "failed" },
       });
     }
