@@ -359,7 +359,7 @@ def test_report_json_and_markdown(client: TestClient, sweep: dict[str, Any]) -> 
     assert any(f.get("run_class") == "diverged" or "diverged" in str(f) for f in rep["failures"])
     md = client.get(f"/v1/sweeps/{sid}/report", headers={"Accept": "text/markdown"})
     assert md.status_code == 200 and md.headers["content-type"].startswith("text/markdown")
-    assert md.text.startswith(f"# Sweep {sid}: hand-built")
+    assert md.text.startswith(f"# Diagnosis of sweep {sid}: hand-built")
     assert rep["headline"].split(".")[0][:40] in md.text
     # A browser's Accept header lists several types; JSON unless Markdown is asked for.
     assert client.get(f"/v1/sweeps/{sid}/report", headers={"Accept": "*/*"}).json()["sweep_id"] == sid

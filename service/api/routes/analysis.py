@@ -96,8 +96,8 @@ def report(sweep_id: int, request: Request, db: DbDep, _: ReaderDep) -> Any:
         data = sweep_analysis.load(s, sweep_id=sweep_id)
     rep = data.report()
     if "text/markdown" in request.headers.get("accept", ""):
-        title = f"# Sweep {data.sweep.id}: {data.sweep.name}\n\n"
-        return PlainTextResponse(title + report_to_markdown(rep), media_type="text/markdown")
+        title = f"Diagnosis of sweep {data.sweep.id}: {data.sweep.name}"
+        return PlainTextResponse(report_to_markdown(rep, title=title), media_type="text/markdown")
     return {"sweep_id": sweep_id, "state": data.sweep.state, **rep.to_dict()}
 
 

@@ -108,9 +108,9 @@ def diagnose(
     return dataclasses.replace(report, headline=_headline(pts, report, lr_key))
 
 
-def report_to_markdown(report: Report) -> str:
+def report_to_markdown(report: Report, *, title: str = "Diagnosis") -> str:
     """The report as Markdown (headline, then one section per question)."""
-    out = ["# Diagnosis", "", f"**{report.headline}**", "", "## Stable region"]
+    out = [f"# {title}", "", f"**{report.headline}**", "", "## Stable region"]
     if not report.stable_region:
         out.append("- No learning-rate groups to show.")
     for s in report.stable_region:
@@ -420,20 +420,39 @@ def _headline(pts: Sequence[ConfigPoint], r: Report, lr_key: str) -> str:
     stable = [s for s in r.stable_region if s["stable_lrs"] is not None]
     top = r.dimension_effects[0] if r.dimension_effects and r.dimension_effects[0]["effect"] > 0 else None
     tail = f"; {top['dim']} moves the outcome most" if top else ""
-    fail = f"; outside it runs mostly {_LABEL[r.failures[0]['run_class']]}" if r.failures else ""
+    fail = f"; failing runs mostly {_LABEL[r.failures[0]['run_class']]}" if r.failures else ""
     if not r.stable_region:
         k = sum(p.summary.successes for p in pts)
         n = sum(p.summary.n for p in pts)
         return f"{k} of {n} runs trained stably{fail}{tail}."
     if not stable:
         return f"No {lr_key} tried was stable (>= half the seeds, none diverged){fail}{tail}."
+    # Name only the parameters that differ between groups: "optimizer=rmsprop"
+    # on every group of a single-optimizer sweep says nothing.
+    keys = {k for s in r.stable_region for k in s["group"]}
+    varying = sorted(
+        (k for k in keys if len({repr(s["group"].get(k)) for s in r.stable_region}) > 1),
+        key=lambda k: (k != "batch_size", k),
+    )
+    bands: dict[str, list[str]] = {}
+    for s in stable:
+        label = ", ".join(f"{k}={_fmt(s['group'].get(k))}" for k in varying)
+        bands.setdefault(_band(s), []).append(label)
     parts = []
-    for s in stable[:3]:
-        lo, hi = s["stable_lrs"]
-        bound = f"<= {_fmt(hi)}" if s["censored"] == "above" else f"{_fmt(lo)} to {_fmt(hi)}"
-        parts.append(f"{_group_text(s['group'])}: {bound}")
-    more = f" (and {len(stable) - 3} more groups)" if len(stable) > 3 else ""
-    return f"Stable {lr_key} {'; '.join(parts)}{more}{fail}{tail}."
+    for band, labels in list(bands.items())[:3]:
+        where = f" at {' and '.join(lb for lb in labels if lb)}" if any(labels) else ""
+        parts.append(f"{band}{where}")
+    more = f" (and {len(bands) - 3} more)" if len(bands) > 3 else ""
+    return f"Training is stable for {lr_key} {'; '.join(parts)}{more}{fail}{tail}."
+
+
+def _band(s: Mapping[str, Any]) -> str:
+    lo, hi = s["stable_lrs"]
+    if s["censored"] == "above":
+        return f"up to {_fmt(hi)} (the largest tried)"
+    if lo == hi:
+        return f"= {_fmt(lo)} only"
+    return f"from {_fmt(lo)} to {_fmt(hi)}"
 
 
 def _scaling_text(f: Mapping[str, Any]) -> str:

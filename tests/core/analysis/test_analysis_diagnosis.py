@@ -64,7 +64,7 @@ def test_report2_recommends_lower_lr_and_beta1_09() -> None:
     assert r.failures[0]["run_class"] == "rises_after_min" and r.failures[0]["where"] == {"above": 32}
     assert r.dimension_effects[0]["dim"] == "learning_rate"
     assert {d["dim"]: d["effect"] for d in r.dimension_effects}["batch_size"] == 0.0
-    assert "Stable learning_rate" in r.headline and "rise after their minimum" in r.headline
+    assert "Training is stable for learning_rate" in r.headline and "rise after their minimum" in r.headline
     assert "\n" not in r.headline
     json.dumps(r.to_dict(), allow_nan=False)
     md = report_to_markdown(r)
