@@ -92,6 +92,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
             "Sweeps over learning rate, batch size, Adam betas and seeds that show where training is "
             "stable, diverges, rises again, stalls at chance or is just noisy."
         ),
+        responses=errors.COMMON_RESPONSES,
     )
     app.state.settings = settings
     app.state.db = db

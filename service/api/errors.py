@@ -12,9 +12,25 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from service.api.schemas import ErrorOut
 from service.core.errors import DomainError
 
 log = logging.getLogger(__name__)
+
+# What any operation can answer besides its own responses, all in the shape
+# the handlers below write (OpenAPI would otherwise document FastAPI's default
+# 422 body, which this app never sends): unparseable body, missing/bad token,
+# body over the size limit, validation, database down.
+COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorOut, "description": text}
+    for status, text in (
+        (400, "The body could not be parsed"),
+        (401, "An API token is needed or the one sent is unknown or revoked"),
+        (413, "The body or the sweep is over a limit of this server"),
+        (422, "A field is invalid; `detail` names it and says how to fix it"),
+        (503, "The database is unavailable; retry"),
+    )
+}
 
 
 def _loc(loc: tuple[Any, ...] | list[Any]) -> str:
