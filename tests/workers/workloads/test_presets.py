@@ -95,3 +95,16 @@ def test_least_squares_edge_of_stability() -> None:
     assert stable[-1] < 1e-3 * stable[0]
     unstable = _gd_losses(1.1 * w.edge_lr)  # type: ignore[attr-defined]
     assert not np.isfinite(unstable[-1]) or unstable[-1] > 10 * unstable[0]
+
+
+def test_sensor_lstm_is_standardised_and_its_classes_overlap_but_differ() -> None:
+    """Scaled like a user would feed it; neighbouring surfaces overlap in load alone, so it is not trivial."""
+    ds = build_preset("sensor_lstm", {}).dataset()
+    assert abs(float(ds.x_train.mean())) < 0.2 and 0.5 < float(ds.x_train.std()) < 1.5
+    level = ds.x_train.mean(axis=(1, 2))
+    labels = ds.y_train.argmax(axis=1)
+    means = [float(level[labels == k].mean()) for k in range(6)]
+    assert means == sorted(means) and min(np.diff(means)) > 0.2  # base loads 0.2 A apart, scaled by 0.4 A
+    # The per-sequence load jitter makes neighbours overlap: load alone does not separate every pair.
+    ranges = [(level[labels == k].min(), level[labels == k].max()) for k in range(6)]
+    assert any(ranges[k][1] > ranges[k + 1][0] for k in range(5))

@@ -6,10 +6,19 @@ Motor current of a wheeled robot driving over a surface, sampled at 50 Hz:
          + a * (1 + N(0, 0.2)) * (sin(2 pi f' t + phi) + 0.3 sin(4 pi f' t + 2 phi))
          + roughness * AR(1) noise  +  N(0, noise)                 surface texture, sensor
 
-with ``f' = f * (1 + N(0, 0.1))`` and ``phi ~ U(0, 2 pi)`` per sequence. The
-surfaces' (b, f, a, roughness) are close enough that no single statistic
-separates them: the network has to combine load, oscillation frequency and
-texture, which an LSTM learns over tens of epochs rather than one.
+with ``b = base * (1 + N(0, 0.05))``, ``f' = f * (1 + N(0, 0.1))`` and
+``phi ~ U(0, 2 pi)`` per sequence, then standardised with fixed constants,
+``(i - 1.0 A) / 0.4 A``, as a user feeds sensor data to a network (the
+constants do not depend on the sample, so every data seed gets the same
+scaling). Neighbouring surfaces' base loads overlap at about 2 sigma of the
+per-sequence jitter, so the network has to combine load, oscillation
+frequency and texture: a well-tuned LSTM (RMSprop lr 3e-3, batch 16) reaches
+over 90% training accuracy in 20-40 epochs, not in one, while the user's
+lr 1e-3 at batch 32 is slower, and small batches make the loss jump.
+
+Before this scaling (raw currents around 1 A with base loads 0.80-1.15 A and
+8% jitter) the same LSTM stayed at 35-50% after 60 epochs at any lr: too hard
+to show the report's "reaches 100%, but the loss jumps".
 """
 
 from __future__ import annotations
@@ -24,15 +33,19 @@ from workers.workloads.base import Dataset
 from workers.workloads.presets._common import PresetWorkload, balanced_counts, one_hot
 
 # (name, base current A, wheel/gait frequency Hz, oscillation amplitude A, roughness A)
+# Base loads 0.2 A apart; frequency and amplitude separate the neighbours.
 SURFACES: tuple[tuple[str, float, float, float, float], ...] = (
-    ("tile", 0.80, 1.6, 0.05, 0.010),
-    ("wood", 0.86, 1.3, 0.06, 0.020),
-    ("concrete", 0.92, 1.9, 0.06, 0.030),
-    ("carpet", 1.02, 1.1, 0.08, 0.040),
-    ("gravel", 1.08, 2.2, 0.10, 0.070),
-    ("grass", 1.15, 0.9, 0.09, 0.050),
+    ("tile", 0.50, 2.5, 0.10, 0.010),
+    ("wood", 0.70, 1.5, 0.12, 0.020),
+    ("concrete", 0.90, 3.0, 0.10, 0.030),
+    ("carpet", 1.10, 1.0, 0.16, 0.040),
+    ("gravel", 1.30, 2.0, 0.20, 0.070),
+    ("grass", 1.50, 0.8, 0.14, 0.050),
 )
 SAMPLE_RATE_HZ = 50.0
+# Fixed standardisation of the current (mid-range of the base loads, about its spread).
+CENTRE_A = 1.0
+SCALE_A = 0.4
 
 
 def sensor_sequences(
@@ -44,7 +57,7 @@ def sensor_sequences(
     for label, count in enumerate(counts):
         _, base, freq, amp, rough = SURFACES[label]
         for _ in range(count):
-            b = base * (1 + 0.08 * rng.standard_normal())
+            b = base * (1 + 0.05 * rng.standard_normal())
             f = freq * (1 + 0.1 * rng.standard_normal())
             a = amp * (1 + 0.2 * rng.standard_normal())
             phi = rng.uniform(0, 2 * math.pi)
@@ -59,7 +72,7 @@ def sensor_sequences(
             texture *= rough * math.sqrt(1 - 0.7**2)
             xs.append(b + a * wave + texture + noise * rng.standard_normal(timesteps))
             ys.append(label)
-    x = np.asarray(xs, dtype=np.float32)[..., None]
+    x = (np.asarray(xs, dtype=np.float32)[..., None] - CENTRE_A) / SCALE_A
     return x, np.asarray(ys, dtype=np.int64)
 
 

@@ -1,0 +1,371 @@
+"""Run an example sweep end to end and write what the service concluded.
+
+    flock /tmp/cpu-heavy.lock python benchmarks/run_examples.py sensor_lstm [--workers 2]
+
+For each example: a fresh SQLite file, ``sweeps serve --workers N`` (API plus
+local worker processes, as a user starts it), the spec ``examples/<name>.yaml``
+submitted over HTTP, a wait until the sweep is done, then ``/report`` (JSON
+and Markdown), ``/edge``, ``/regions`` and the runs are fetched. It writes
+
+- ``docs/results/<name>.json``: the figures the report quotes (wall time, per-
+  configuration success rates with Wilson intervals, class mixes, the
+  example-specific figures below) and the service's edge and report JSON;
+- ``docs/results/<name>.md``: the service's Markdown report;
+- ``docs/images/<name>_region.png``: the region map, drawn with the plotly.js
+  shipped in the ``plotly`` package and captured by headless Chromium.
+
+Example-specific figures (computed from the stored runs):
+
+- sensor_lstm: per batch size at the user's lr (1e-3) and at every lr, the
+  median over seeds of the late-window detrended loss std (the classifier's
+  ``late_detrended_std``) and of the fraction of late epochs whose loss went
+  up (``late_increase_frac``): how much the loss jumps.
+- sequence_rnn: per beta_1, the runs that "rise after their minimum" at each
+  lr, and the stable band: the lrs with success rate >= 0.5 and no diverged seed.
+- pixel_color: per configuration, successes k/n with the Wilson 95% interval,
+  and success by init seed and by data-order seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+# Which plane each example's region map shows, and the slices to draw.
+REGIONS: dict[str, list[dict[str, Any]]] = {
+    "sensor_lstm": [{"x": "learning_rate", "y": "batch_size"}],
+    "cos_arccos": [{"x": "learning_rate", "y": "batch_size"}],
+    "sequence_rnn": [{"x": "learning_rate", "y": "beta_1"}],
+    "pixel_color": [{"x": "learning_rate", "y": "schedule"}],
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_ready(base: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"sweeps serve exited with {proc.returncode}")
+        try:
+            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise SystemExit("sweeps serve did not become ready")
+
+
+def _wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    if n == 0:
+        return (0.0, 1.0)
+    p = k / n
+    d = 1 + z * z / n
+    c = (p + z * z / (2 * n)) / d
+    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
+    return (max(0.0, c - h), min(1.0, c + h))
+
+
+def _median(values: list[float]) -> float | None:
+    vals = [v for v in values if v is not None and math.isfinite(v)]
+    return statistics.median(vals) if vals else None
+
+
+def _config_key(params: dict[str, Any], dims: list[str]) -> tuple[Any, ...]:
+    return tuple(params.get(d) for d in dims)
+
+
+def per_config(runs: list[dict[str, Any]], dims: list[str]) -> list[dict[str, Any]]:
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for r in runs:
+        groups.setdefault(_config_key(r["params"], dims), []).append(r)
+    out = []
+    for key, rs in sorted(groups.items(), key=lambda kv: [str(v) for v in kv[0]]):
+        classes: dict[str, int] = {}
+        for r in rs:
+            classes[r["run_class"]] = classes.get(r["run_class"], 0) + 1
+        k = classes.get("converged", 0) + classes.get("noisy", 0) + classes.get("slow", 0)
+        k_conv = classes.get("converged", 0) + classes.get("noisy", 0)
+        out.append(
+            {
+                **dict(zip(dims, key, strict=True)),
+                "n": len(rs),
+                "classes": classes,
+                "not_failed": k,
+                "converged_or_noisy": k_conv,
+                "wilson_not_failed": _wilson(k, len(rs)),
+                "median_final_accuracy": _median([r["final_accuracy"] for r in rs]),
+                "median_final_loss": _median([r["final_loss"] for r in rs]),
+                "median_late_detrended_std": _median([r["metrics"].get("late_detrended_std") for r in rs]),
+                "median_late_increase_frac": _median([r["metrics"].get("late_increase_frac") for r in rs]),
+                "median_rebound": _median([r["metrics"].get("rebound") for r in rs]),
+            }
+        )
+    return out
+
+
+def _regions_html(regions: list[dict[str, Any]], title: str, plotly_js: str) -> str:
+    traces, layouts = [], []
+    for i, reg in enumerate(regions):
+        xs = [f"{v:g}" if isinstance(v, float) else str(v) for v in reg["x_values"]]
+        ys = [f"{v:g}" if isinstance(v, float) else str(v) for v in reg["y_values"]]
+        z, text = [], []
+        for row in reg["cells"]:
+            zr, tr = [], []
+            for c in row:
+                if c is None:
+                    zr.append(None)
+                    tr.append("")
+                    continue
+                zr.append(c["success_rate"])
+                lo, hi = c["wilson"]
+                mix = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(c["class_mix"].items()))
+                tr.append(f"{c['successes']}/{c['n']} [{lo:.2f}, {hi:.2f}]<br>{mix}")
+            z.append(zr)
+            text.append(tr)
+        traces.append(
+            {
+                "type": "heatmap",
+                "x": xs,
+                "y": ys,
+                "z": z,
+                "text": text,
+                "texttemplate": "%{text}",
+                "textfont": {"size": 11},
+                "zmin": 0,
+                "zmax": 1,
+                "colorscale": [[0, "#c0392b"], [0.5, "#f1c40f"], [1, "#27ae60"]],
+                "colorbar": {"title": {"text": "success"}},
+                "xaxis": f"x{i + 1}" if i else "x",
+                "yaxis": f"y{i + 1}" if i else "y",
+            }
+        )
+        fixed = ", ".join(f"{k}={v}" for k, v in reg.get("fixed", {}).items())
+        layouts.append((reg["x"], reg["y"], fixed))
+    layout: dict[str, Any] = {
+        "title": {"text": title},
+        "width": 1100,
+        "height": 200 + 110 * max(len(r["y_values"]) for r in regions) * len(regions),
+        "margin": {"l": 90, "r": 30, "t": 70, "b": 70},
+    }
+    n = len(regions)
+    for i, (x, y, fixed) in enumerate(layouts):
+        sx = "xaxis" if i == 0 else f"xaxis{i + 1}"
+        sy = "yaxis" if i == 0 else f"yaxis{i + 1}"
+        top = 1 - i / n
+        layout[sx] = {
+            "title": {"text": x + (f"  ({fixed})" if fixed else "")},
+            "type": "category",
+            "anchor": sy[0] + sy[5:],
+        }
+        layout[sy] = {"title": {"text": y}, "type": "category", "domain": [top - 1 / n + 0.08, top]}
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><script>"
+        + plotly_js
+        + "</script></head><body style='margin:0;background:white'><div id='p'></div><script>"
+        + f"Plotly.newPlot('p', {json.dumps(traces)}, {json.dumps(layout)}, {{staticPlot: true}})"
+        + ".then(() => document.title = 'ready');</script></body></html>"
+    )
+
+
+def render_png(regions: list[dict[str, Any]], title: str, out: Path) -> None:
+    import plotly
+
+    js = (Path(plotly.__file__).parent / "package_data" / "plotly.min.js").read_text()
+    html = _regions_html(regions, title, js)
+    with tempfile.TemporaryDirectory() as tmp:
+        page = Path(tmp) / "map.html"
+        page.write_text(html)
+        height = 200 + 110 * max(len(r["y_values"]) for r in regions) * len(regions) + 20
+        chromium = shutil.which("chromium") or "/usr/bin/chromium"
+        subprocess.run(
+            [
+                chromium,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--hide-scrollbars",
+                f"--screenshot={out}",
+                f"--window-size=1110,{height}",
+                "--virtual-time-budget=5000",
+                page.as_uri(),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+
+
+def example_figures(
+    name: str, spec: dict[str, Any], runs: list[dict[str, Any]], dims: list[str]
+) -> dict[str, Any]:
+    configs = per_config(runs, dims)
+    out: dict[str, Any] = {"configs": configs}
+    if name in ("sensor_lstm", "cos_arccos"):
+        by_lr: dict[str, dict[str, Any]] = {}
+        for c in configs:
+            by_lr.setdefault(f"{c['learning_rate']:g}", {})[str(c["batch_size"])] = {
+                "late_detrended_std": c["median_late_detrended_std"],
+                "late_increase_frac": c["median_late_increase_frac"],
+                "median_final_accuracy": c["median_final_accuracy"],
+                "classes": c["classes"],
+            }
+        out["fluctuation_by_lr_then_batch"] = by_lr
+    if name == "sequence_rnn":
+        band: dict[str, Any] = {}
+        for b1 in sorted({c["beta_1"] for c in configs}):
+            rows = sorted((c for c in configs if c["beta_1"] == b1), key=lambda c: c["learning_rate"])
+            stable = [
+                c["learning_rate"]
+                for c in rows
+                if c["converged_or_noisy"] / c["n"] >= 0.5 and not c["classes"].get("diverged")
+            ]
+            band[f"{b1:g}"] = {
+                "stable_lrs": stable,
+                "band_decades": (math.log10(max(stable) / min(stable)) if stable else None),
+                "rises_after_min_by_lr": {
+                    f"{c['learning_rate']:g}": c["classes"].get("rises_after_min", 0) for c in rows
+                },
+                "n_per_lr": rows[0]["n"] if rows else 0,
+            }
+        out["beta_1"] = band
+    if name == "pixel_color":
+        by_init: dict[str, list[int]] = {}
+        by_data: dict[str, list[int]] = {}
+        for r in runs:
+            ok = int(r["run_class"] in ("converged", "noisy", "slow"))
+            by_init.setdefault(str(r["init_seed"]), []).append(ok)
+            by_data.setdefault(str(r["data_seed"]), []).append(ok)
+        out["success_by_init_seed"] = {k: f"{sum(v)}/{len(v)}" for k, v in sorted(by_init.items())}
+        out["success_by_data_seed"] = {k: f"{sum(v)}/{len(v)}" for k, v in sorted(by_data.items())}
+    return out
+
+
+def run_example(name: str, workers: int, keep: bool) -> dict[str, Any]:
+    spec = yaml.safe_load((ROOT / "examples" / f"{name}.yaml").read_text())
+    tmp = Path(tempfile.mkdtemp(prefix=f"example-{name}-"))
+    db_url = f"sqlite:///{tmp / 'sweeps.db'}"
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = (tmp / "serve.log").open("wb")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "SWEEPS_LOG_LEVEL": "INFO"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "service.cli",
+        "serve",
+        "--database-url",
+        db_url,
+        "--workers",
+        str(workers),
+        "--port",
+        str(port),
+        "--open-writes",
+    ]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        _wait_ready(base, proc)
+        client = httpx.Client(base_url=base, timeout=120)
+        t0 = time.monotonic()
+        r = client.post("/v1/sweeps", json=spec)
+        r.raise_for_status()
+        sweep = r.json()
+        sid = sweep["id"]
+        print(
+            f"{name}: sweep {sid}, {sweep['n_configs']} configurations x {sweep['n_seeds']} seeds", flush=True
+        )
+        last = ""
+        while True:
+            s = client.get(f"/v1/sweeps/{sid}").json()
+            line = f"{s['state']} {s['runs_done']}/{s['n_configs'] * s['n_seeds']} runs"
+            if line != last:
+                print(f"  {time.monotonic() - t0:6.0f} s  {line}", flush=True)
+                last = line
+            if s["state"] in ("completed", "failed", "cancelled"):
+                break
+            time.sleep(5)
+        wall = time.monotonic() - t0
+        runs = client.get(f"/v1/sweeps/{sid}/runs", params={"limit": 500}).json()["items"]
+        report = client.get(f"/v1/sweeps/{sid}/report").json()
+        report_md = client.get(f"/v1/sweeps/{sid}/report", headers={"Accept": "text/markdown"}).text
+        edge = client.get(f"/v1/sweeps/{sid}/edge").json()
+        regions = []
+        for q in REGIONS[name]:
+            fixed_sets: list[dict[str, Any]] = [{}]
+            for dim, values in (spec.get("space") or {}).items():
+                if dim in (q["x"], q["y"]) or not isinstance(values, list) or len(values) < 2:
+                    continue
+                fixed_sets = [{**f, dim: v} for f in fixed_sets for v in values]
+            for fixed in fixed_sets:
+                reg = client.get(f"/v1/sweeps/{sid}/regions", params={**q, **fixed})
+                reg.raise_for_status()
+                regions.append(reg.json())
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+    dims = sorted((spec.get("space") or {}).keys())
+    figures = example_figures(name, spec, runs, dims)
+    result = {
+        "example": name,
+        "spec": spec,
+        "state": s["state"],
+        "wall_s": round(wall, 1),
+        "workers": workers,
+        "cpu_count": os.cpu_count(),
+        "figures": figures,
+        "edge": edge,
+        "report": report,
+        "regions": regions,
+    }
+    (ROOT / "docs" / "results").mkdir(parents=True, exist_ok=True)
+    (ROOT / "docs" / "results" / f"{name}.json").write_text(json.dumps(result, indent=1, default=str))
+    (ROOT / "docs" / "results" / f"{name}.md").write_text(report_md)
+    (ROOT / "docs" / "images").mkdir(parents=True, exist_ok=True)
+    render_png(
+        regions,
+        f"{name}: seeds that trained stably (k/n [Wilson 95%], class mix)",
+        ROOT / "docs" / "images" / f"{name}_region.png",
+    )
+    if not keep:
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        print(f"  database and log kept in {tmp}")
+    print(f"{name}: {s['state']} in {wall:.0f} s", flush=True)
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("examples", nargs="+", choices=sorted(REGIONS))
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--keep", action="store_true", help="keep the database and the server log")
+    args = ap.parse_args()
+    for name in args.examples:
+        run_example(name, args.workers, args.keep)
+
+
+if __name__ == "__main__":
+    main()
