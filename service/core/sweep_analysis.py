@@ -8,14 +8,15 @@ not recompute anything.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import Text, cast, select
 from sqlalchemy.orm import Session
 
 from service.core.analysis import (
@@ -36,9 +37,8 @@ from service.core.analysis import (
     summarize_config,
 )
 from service.core.errors import InvalidSpec
-from service.core.models import Config
+from service.core.models import Config, Run
 from service.core.records import SweepRecord
-from service.core.repo import runs as runs_repo
 from service.core.repo import sweeps as sweeps_repo
 from service.core.repo.runs import RunRow
 
@@ -49,7 +49,7 @@ FINISHED = ("completed", "nonfinite")
 @dataclass
 class SweepData:
     sweep: SweepRecord
-    rows: list[RunRow]
+    rows: list[AnalysisRow]
     points: list[ConfigPoint]
     swept: dict[str, list[Any]]
     num_classes: int
@@ -104,8 +104,132 @@ def _all_dims(points: list[ConfigPoint]) -> set[str]:
     return {k for p in points for k in p.params}
 
 
-def _summary(row: RunRow) -> RunSummary:
-    m = row.metrics
+@dataclass(frozen=True, slots=True)
+class AnalysisRow:
+    """One run as analysis reads it: the few metrics it aggregates are columns, the rest stays text.
+
+    Decoding every run's metrics and flags JSON (and its configuration's
+    params once per run through a join) was three quarters of a cold request
+    on a 10,000-run sweep; the export is the only reader of the whole dict, and
+    it decodes it on demand (``metrics``, ``flags``).
+    """
+
+    run_id: int
+    config_id: int
+    params: dict[str, Any]  # shared by the runs of one configuration: do not mutate
+    seed: int
+    init_seed: int
+    data_seed: int
+    status: str
+    run_class: str | None
+    final_loss: float | None
+    final_accuracy: float | None
+    l0: float | None
+    l_chance: float | None
+    epochs_to_target: int | None
+    metrics_json: Any = None
+    flags_json: Any = None
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        out: dict[str, Any] = _decoded(self.metrics_json, {})
+        return out
+
+    @property
+    def flags(self) -> list[str]:
+        out: list[str] = _decoded(self.flags_json, [])
+        return out
+
+    @classmethod
+    def from_run_row(cls, r: RunRow) -> AnalysisRow:
+        m = r.metrics or {}
+        return cls(
+            run_id=r.run_id,
+            config_id=r.config_id,
+            params=r.params,
+            seed=r.seed,
+            init_seed=r.init_seed,
+            data_seed=r.data_seed,
+            status=r.status,
+            run_class=r.run_class,
+            final_loss=r.final_loss,
+            final_accuracy=r.final_accuracy,
+            l0=_num(m.get("l0")),
+            l_chance=_num(m.get("l_chance")),
+            epochs_to_target=m.get("epochs_to_target"),
+            metrics_json=m,
+            flags_json=list(r.flags or []),
+        )
+
+
+def _decoded(raw: Any, empty: Any) -> Any:
+    if raw is None:
+        return empty
+    return json.loads(raw) if isinstance(raw, str) else raw
+
+
+def _num(v: Any) -> float | None:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def load_rows(session: Session, *, sweep_id: int) -> list[AnalysisRow]:
+    """Every run of a sweep with what analysis needs, in two lean queries (configs, then runs).
+
+    The metrics analysis aggregates are extracted by the database (SQLite
+    ``json_extract``, PostgreSQL ``->>``); the whole metrics and flags are
+    left in the database (``load_details`` reads them for the export).
+    """
+    params = {
+        int(cid): p
+        for cid, p in session.execute(select(Config.id, Config.params).where(Config.sweep_id == sweep_id))
+    }
+    rows = session.execute(
+        select(
+            Run.id,
+            Run.config_id,
+            Run.seed,
+            Run.init_seed,
+            Run.data_seed,
+            Run.status,
+            Run.run_class,
+            Run.final_loss,
+            Run.final_accuracy,
+            Run.metrics["l0"].as_float(),
+            Run.metrics["l_chance"].as_float(),
+            Run.metrics["epochs_to_target"].as_float(),
+        )
+        .where(Run.sweep_id == sweep_id)
+        .order_by(Run.config_id, Run.seed)
+    ).all()
+    return [
+        AnalysisRow(
+            run_id=r[0],
+            config_id=r[1],
+            params=params[r[1]],
+            seed=r[2],
+            init_seed=int(r[3]),
+            data_seed=int(r[4]),
+            status=r[5],
+            run_class=r[6],
+            final_loss=r[7],
+            final_accuracy=r[8],
+            l0=r[9],
+            l_chance=r[10],
+            epochs_to_target=None if r[11] is None else int(r[11]),
+        )
+        for r in rows
+    ]
+
+
+def load_details(session: Session, *, sweep_id: int) -> dict[int, tuple[Any, Any]]:
+    """run id -> (metrics, flags) as stored text, for the export (decoded by ``AnalysisRow``)."""
+    rows = session.execute(
+        select(Run.id, cast(Run.metrics, Text), cast(Run.flags, Text)).where(Run.sweep_id == sweep_id)
+    ).all()
+    return {int(r[0]): (r[1], r[2]) for r in rows}
+
+
+def _summary(row: AnalysisRow) -> RunSummary:
     return RunSummary(
         seed=row.seed,
         init_seed=row.init_seed,
@@ -113,17 +237,20 @@ def _summary(row: RunRow) -> RunSummary:
         run_class=str(row.run_class),
         final_loss=row.final_loss,
         final_accuracy=row.final_accuracy,
-        epochs_to_target=m.get("epochs_to_target"),
-        l0=m.get("l0"),
+        epochs_to_target=row.epochs_to_target,
+        l0=row.l0,
     )
 
 
 def build_data(
-    sweep: SweepRecord, rows: list[RunRow], refine_rounds: Mapping[int, int] | None = None
+    sweep: SweepRecord,
+    rows: Sequence[AnalysisRow | RunRow],
+    refine_rounds: Mapping[int, int] | None = None,
 ) -> SweepData:
-    by_config: dict[int, list[RunRow]] = {}
+    runs = [r if isinstance(r, AnalysisRow) else AnalysisRow.from_run_row(r) for r in rows]
+    by_config: dict[int, list[AnalysisRow]] = {}
     params: dict[int, dict[str, Any]] = {}
-    for r in rows:
+    for r in runs:
         params[r.config_id] = r.params
         if r.status in FINISHED and r.run_class is not None:
             by_config.setdefault(r.config_id, []).append(r)
@@ -131,12 +258,11 @@ def build_data(
         ConfigPoint(config_id=cid, params=params[cid], summary=summarize_config([_summary(r) for r in rs]))
         for cid, rs in by_config.items()
     ]
-    l0s = [r.metrics["l0"] for r in rows if isinstance(r.metrics.get("l0"), (int, float))]
-    chance = [r.metrics.get("l_chance") for r in rows if r.metrics]
-    num_classes = _num_classes(sweep, any(c is not None for c in chance))
+    l0s = [r.l0 for r in runs if r.l0 is not None]
+    num_classes = _num_classes(sweep, any(r.l_chance is not None for r in runs))
     return SweepData(
         sweep=sweep,
-        rows=rows,
+        rows=runs,
         points=points,
         swept=available_dimensions(points) if points else {},
         num_classes=num_classes,
@@ -178,7 +304,7 @@ def load(session: Session, *, sweep_id: int) -> SweepData:
             _cache.move_to_end(key)
             return hit
     data = build_data(
-        sweep, runs_repo.run_rows(session, sweep_id=sweep_id), refined_configs(session, sweep_id=sweep_id)
+        sweep, load_rows(session, sweep_id=sweep_id), refined_configs(session, sweep_id=sweep_id)
     )
     with _lock:
         _cache[key] = data
@@ -341,7 +467,8 @@ EXPORT_METRICS = (
 )
 
 
-def export_rows(data: SweepData) -> Iterator[list[Any]]:
+def export_rows(data: SweepData, details: Mapping[int, tuple[Any, Any]] | None = None) -> Iterator[list[Any]]:
+    """The CSV: one row per run. ``details`` (from ``load_details``) supplies metrics and flags."""
     dims = sorted(_all_dims(data.points) | {k for r in data.rows for k in r.params})
     yield [
         "run_id",
@@ -357,7 +484,11 @@ def export_rows(data: SweepData) -> Iterator[list[Any]]:
         "final_accuracy",
         *EXPORT_METRICS,
     ]
+    details = details or {}
     for r in data.rows:
+        metrics_json, flags_json = details.get(r.run_id, (r.metrics_json, r.flags_json))
+        metrics: dict[str, Any] = _decoded(metrics_json, {})
+        flags: list[str] = _decoded(flags_json, [])
         yield [
             r.run_id,
             r.config_id,
@@ -367,8 +498,8 @@ def export_rows(data: SweepData) -> Iterator[list[Any]]:
             r.data_seed,
             r.status,
             r.run_class or "",
-            ";".join(r.flags),
+            ";".join(flags),
             "" if r.final_loss is None else r.final_loss,
             "" if r.final_accuracy is None else r.final_accuracy,
-            *["" if r.metrics.get(m) is None else r.metrics.get(m) for m in EXPORT_METRICS],
+            *["" if metrics.get(m) is None else metrics.get(m) for m in EXPORT_METRICS],
         ]

@@ -16,8 +16,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import numpy as np
-
 from service.core.analysis.thresholds import DIVERGED, RUN_CLASSES, SUCCESS_CLASSES
 
 Z95 = 1.959964  # two-sided 95% normal quantile
@@ -222,15 +220,20 @@ def seed_component_effects(runs: Sequence[RunSummary]) -> dict[str, dict[str, fl
     groups' success rates. Only meaningful when a component takes >1 value
     and its groups have >1 run each (crossed seeds).
     """
-    y = np.array([r.run_class in SUCCESS_CLASSES for r in runs], dtype=np.float64)
-    total = float(((y - y.mean()) ** 2).sum()) if y.size else 0.0
+    # Plain Python: the diagnosis calls this for every configuration, and numpy's
+    # per-call overhead on a handful of seeds dominated a 10,000-run report.
+    y = [1.0 if r.run_class in SUCCESS_CLASSES else 0.0 for r in runs]
+    mean = sum(y) / len(y) if y else 0.0
+    total = math.fsum((v - mean) ** 2 for v in y)
     out: dict[str, dict[str, float | int | None]] = {}
     for comp in ("init", "data"):
         groups: dict[int, list[float]] = {}
         for r, v in zip(runs, y, strict=True):
-            groups.setdefault(r.init_seed if comp == "init" else r.data_seed, []).append(float(v))
-        rates = [float(np.mean(g)) for g in groups.values()]
-        between = sum(len(g) * (float(np.mean(g)) - float(y.mean())) ** 2 for g in groups.values())
+            groups.setdefault(r.init_seed if comp == "init" else r.data_seed, []).append(v)
+        rates = [sum(g) / len(g) for g in groups.values()]
+        between = math.fsum(
+            len(g) * (rate - mean) ** 2 for g, rate in zip(groups.values(), rates, strict=True)
+        )
         informative = len(groups) > 1 and all(len(g) > 1 for g in groups.values())
         out[comp] = {
             "groups": len(groups),
