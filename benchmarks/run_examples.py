@@ -16,10 +16,10 @@ and Markdown), ``/edge``, ``/regions`` and the runs are fetched. It writes
 
 Example-specific figures (computed from the stored runs):
 
-- sensor_lstm: per batch size at the user's lr (1e-3) and at every lr, the
-  median over seeds of the late-window detrended loss std (the classifier's
-  ``late_detrended_std``) and of the fraction of late epochs whose loss went
-  up (``late_increase_frac``): how much the loss jumps.
+- sensor_lstm: per learning rate and batch size, the median over seeds of
+  how far the loss jumps from epoch to epoch in the second half of the run:
+  the std of the changes of log loss and the largest single rise; next to
+  them the classifier's ``late_detrended_std`` and ``late_increase_frac``.
 - sequence_rnn: per beta_1, the runs that "rise after their minimum" at each
   lr, and the stable band: the lrs with success rate >= 0.5 and no diverged seed.
 - pixel_color: per configuration, successes k/n with the Wilson 95% interval,
@@ -118,84 +118,153 @@ def per_config(runs: list[dict[str, Any]], dims: list[str]) -> list[dict[str, An
                 "median_late_detrended_std": _median([r["metrics"].get("late_detrended_std") for r in rs]),
                 "median_late_increase_frac": _median([r["metrics"].get("late_increase_frac") for r in rs]),
                 "median_rebound": _median([r["metrics"].get("rebound") for r in rs]),
+                "median_late_dlog_std": _median([r.get("late_dlog_std") for r in rs]),
+                "median_late_max_jump": _median([r.get("late_max_jump") for r in rs]),
             }
         )
     return out
 
 
-def _regions_html(regions: list[dict[str, Any]], title: str, plotly_js: str) -> str:
-    traces, layouts = [], []
-    for i, reg in enumerate(regions):
-        xs = [f"{v:g}" if isinstance(v, float) else str(v) for v in reg["x_values"]]
-        ys = [f"{v:g}" if isinstance(v, float) else str(v) for v in reg["y_values"]]
-        z, text = [], []
-        for row in reg["cells"]:
-            zr, tr = [], []
-            for c in row:
-                if c is None:
-                    zr.append(None)
-                    tr.append("")
-                    continue
-                zr.append(c["success_rate"])
-                lo, hi = c["wilson"]
-                mix = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(c["class_mix"].items()))
-                tr.append(f"{c['successes']}/{c['n']} [{lo:.2f}, {hi:.2f}]<br>{mix}")
-            z.append(zr)
-            text.append(tr)
-        traces.append(
-            {
-                "type": "heatmap",
-                "x": xs,
-                "y": ys,
-                "z": z,
-                "text": text,
-                "texttemplate": "%{text}",
-                "textfont": {"size": 11},
-                "zmin": 0,
-                "zmax": 1,
-                "colorscale": [[0, "#c0392b"], [0.5, "#f1c40f"], [1, "#27ae60"]],
-                "colorbar": {"title": {"text": "success"}},
-                "xaxis": f"x{i + 1}" if i else "x",
-                "yaxis": f"y{i + 1}" if i else "y",
-            }
-        )
-        fixed = ", ".join(f"{k}={v}" for k, v in reg.get("fixed", {}).items())
-        layouts.append((reg["x"], reg["y"], fixed))
+def late_jumps(losses: list[float | None]) -> tuple[float | None, float | None]:
+    """Over the second half of a run: the std of epoch-to-epoch changes of log loss (how far the
+    full-training-set loss jumps, in relative terms, whatever its level) and the largest rise
+    (loss(t+1) / loss(t) - 1)."""
+    vals = [v for v in losses if v is not None]
+    if len(vals) != len(losses) or len(vals) < 8 or not all(math.isfinite(v) and v > 0 for v in vals):
+        return None, None
+    late = vals[len(vals) // 2 :]
+    d = [math.log(b / a) for a, b in zip(late, late[1:], strict=False)]
+    return statistics.pstdev(d), max(b / a - 1 for a, b in zip(late, late[1:], strict=False))
+
+
+SUCCESS_SCALE = [[0, "#c0392b"], [0.5, "#f1c40f"], [1, "#27ae60"]]
+JUMP_SCALE = [[0, "#f7fbff"], [1, "#08306b"]]
+
+
+def _label(v: Any) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def region_panel(reg: dict[str, Any]) -> dict[str, Any]:
+    """A success-rate heatmap panel from the service's ``/regions`` answer."""
+    z, text = [], []
+    for row in reg["cells"]:
+        zr, tr = [], []
+        for c in row:
+            if c is None:
+                zr.append(None)
+                tr.append("")
+                continue
+            zr.append(c["success_rate"])
+            lo, hi = c["wilson"]
+            mix = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(c["class_mix"].items()))
+            tr.append(f"{c['successes']}/{c['n']} [{lo:.2f}, {hi:.2f}]<br>{mix}")
+        z.append(zr)
+        text.append(tr)
+    fixed = ", ".join(f"{k}={v}" for k, v in reg.get("fixed", {}).items())
+    return {
+        "title": "success rate over seeds" + (f" ({fixed})" if fixed else ""),
+        "x": reg["x"],
+        "y": reg["y"],
+        "xs": [_label(v) for v in reg["x_values"]],
+        "ys": [_label(v) for v in reg["y_values"]],
+        "z": z,
+        "text": text,
+        "zmin": 0,
+        "zmax": 1,
+        "colorscale": SUCCESS_SCALE,
+    }
+
+
+def jump_panel(fluct: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    lrs = sorted(fluct, key=float)
+    batches = sorted({b for d in fluct.values() for b in d}, key=int)
+    z = [[fluct[lr].get(b, {}).get("late_dlog_std") for lr in lrs] for b in batches]
+    text = [["" if v is None else f"{v:.2f}" for v in row] for row in z]
+    top = max((v for row in z for v in row if v is not None), default=1.0)
+    return {
+        "title": "loss jumps: std of epoch-to-epoch change of log loss, 2nd half (median over seeds)",
+        "x": "learning_rate",
+        "y": "batch_size",
+        "xs": lrs,
+        "ys": batches,
+        "z": z,
+        "text": text,
+        "zmin": 0,
+        "zmax": top,
+        "colorscale": JUMP_SCALE,
+    }
+
+
+def _panels_html(panels: list[dict[str, Any]], title: str, plotly_js: str) -> tuple[str, int]:
+    rows_px = [90 + 60 * len(p["ys"]) for p in panels]
+    height = 80 + sum(rows_px) + 40 * len(panels)
     layout: dict[str, Any] = {
         "title": {"text": title},
         "width": 1100,
-        "height": 200 + 110 * max(len(r["y_values"]) for r in regions) * len(regions),
-        "margin": {"l": 90, "r": 30, "t": 70, "b": 70},
+        "height": height,
+        "margin": {"l": 90, "r": 30, "t": 70, "b": 40},
+        "annotations": [],
     }
-    n = len(regions)
-    for i, (x, y, fixed) in enumerate(layouts):
-        sx = "xaxis" if i == 0 else f"xaxis{i + 1}"
-        sy = "yaxis" if i == 0 else f"yaxis{i + 1}"
-        top = 1 - i / n
-        layout[sx] = {
-            "title": {"text": x + (f"  ({fixed})" if fixed else "")},
+    traces = []
+    top = 1.0
+    for i, p in enumerate(panels):
+        frac = rows_px[i] / sum(rows_px)
+        lo = top - frac
+        ax = "" if i == 0 else str(i + 1)
+        traces.append(
+            {
+                "type": "heatmap",
+                "x": p["xs"],
+                "y": p["ys"],
+                "z": p["z"],
+                "text": p["text"],
+                "texttemplate": "%{text}",
+                "textfont": {"size": 11},
+                "zmin": p["zmin"],
+                "zmax": p["zmax"],
+                "colorscale": p["colorscale"],
+                "colorbar": {"len": frac * 0.8, "y": (top + lo) / 2, "yanchor": "middle"},
+                "xaxis": "x" + ax,
+                "yaxis": "y" + ax,
+            }
+        )
+        layout["xaxis" + ax] = {"title": {"text": p["x"]}, "type": "category", "anchor": "y" + ax}
+        layout["yaxis" + ax] = {
+            "title": {"text": p["y"]},
             "type": "category",
-            "anchor": sy[0] + sy[5:],
+            "domain": [lo + 0.18 * frac, top - 0.1 * frac],
         }
-        layout[sy] = {"title": {"text": y}, "type": "category", "domain": [top - 1 / n + 0.08, top]}
-    return (
+        layout["annotations"].append(
+            {
+                "text": p["title"],
+                "x": 0.5,
+                "y": top - 0.02 * frac,
+                "xref": "paper",
+                "yref": "paper",
+                "showarrow": False,
+                "font": {"size": 13},
+            }
+        )
+        top = lo
+    html = (
         "<!doctype html><html><head><meta charset='utf-8'><script>"
         + plotly_js
         + "</script></head><body style='margin:0;background:white'><div id='p'></div><script>"
-        + f"Plotly.newPlot('p', {json.dumps(traces)}, {json.dumps(layout)}, {{staticPlot: true}})"
-        + ".then(() => document.title = 'ready');</script></body></html>"
+        + f"Plotly.newPlot('p', {json.dumps(traces)}, {json.dumps(layout)}, {{staticPlot: true}});"
+        + "</script></body></html>"
     )
+    return html, height
 
 
-def render_png(regions: list[dict[str, Any]], title: str, out: Path) -> None:
+def render_png(panels: list[dict[str, Any]], title: str, out: Path) -> None:
     import plotly
 
     js = (Path(plotly.__file__).parent / "package_data" / "plotly.min.js").read_text()
-    html = _regions_html(regions, title, js)
+    html, height = _panels_html(panels, title, js)
     with tempfile.TemporaryDirectory() as tmp:
         page = Path(tmp) / "map.html"
         page.write_text(html)
-        height = 200 + 110 * max(len(r["y_values"]) for r in regions) * len(regions) + 20
         chromium = shutil.which("chromium") or "/usr/bin/chromium"
         subprocess.run(
             [
@@ -205,7 +274,7 @@ def render_png(regions: list[dict[str, Any]], title: str, out: Path) -> None:
                 "--disable-gpu",
                 "--hide-scrollbars",
                 f"--screenshot={out}",
-                f"--window-size=1110,{height}",
+                f"--window-size=1110,{height + 10}",
                 "--virtual-time-budget=5000",
                 page.as_uri(),
             ],
@@ -224,6 +293,8 @@ def example_figures(
         by_lr: dict[str, dict[str, Any]] = {}
         for c in configs:
             by_lr.setdefault(f"{c['learning_rate']:g}", {})[str(c["batch_size"])] = {
+                "late_dlog_std": c["median_late_dlog_std"],
+                "late_max_jump": c["median_late_max_jump"],
                 "late_detrended_std": c["median_late_detrended_std"],
                 "late_increase_frac": c["median_late_increase_frac"],
                 "median_final_accuracy": c["median_final_accuracy"],
@@ -305,6 +376,9 @@ def run_example(name: str, workers: int, keep: bool) -> dict[str, Any]:
             time.sleep(5)
         wall = time.monotonic() - t0
         runs = client.get(f"/v1/sweeps/{sid}/runs", params={"limit": 500}).json()["items"]
+        for run in runs:
+            curve = client.get(f"/v1/runs/{run['id']}/curve").json()["points"]
+            run["late_dlog_std"], run["late_max_jump"] = late_jumps([p["loss"] for p in curve])
         report = client.get(f"/v1/sweeps/{sid}/report").json()
         report_md = client.get(f"/v1/sweeps/{sid}/report", headers={"Accept": "text/markdown"}).text
         edge = client.get(f"/v1/sweeps/{sid}/edge").json()
@@ -344,8 +418,11 @@ def run_example(name: str, workers: int, keep: bool) -> dict[str, Any]:
     (ROOT / "docs" / "results" / f"{name}.json").write_text(json.dumps(result, indent=1, default=str))
     (ROOT / "docs" / "results" / f"{name}.md").write_text(report_md)
     (ROOT / "docs" / "images").mkdir(parents=True, exist_ok=True)
+    panels = [region_panel(r) for r in regions]
+    if "fluctuation_by_lr_then_batch" in figures:
+        panels.append(jump_panel(figures["fluctuation_by_lr_then_batch"]))
     render_png(
-        regions,
+        panels,
         f"{name}: seeds that trained stably (k/n [Wilson 95%], class mix)",
         ROOT / "docs" / "images" / f"{name}_region.png",
     )

@@ -98,6 +98,11 @@ _RULES: dict[str, dict[str, ParamRule]] = {
             "integer labels (sparse loss) or one-hot over the 3 outputs",
             choices=("integer", "one_hot"),
         ),
+        "pixel_scale": ParamRule(
+            "unit",
+            "pixel values in 0..1 (unit) or 0..255 (byte: images fed without rescaling)",
+            choices=("unit", "byte"),
+        ),
         "data_seed": ParamRule(0, "seed of the data generation", 0, 2**31 - 1),
     },
     "least_squares": {

@@ -108,3 +108,14 @@ def test_sensor_lstm_is_standardised_and_its_classes_overlap_but_differ() -> Non
     # The per-sequence load jitter makes neighbours overlap: load alone does not separate every pair.
     ranges = [(level[labels == k].min(), level[labels == k].max()) for k in range(6)]
     assert any(ranges[k][1] > ranges[k + 1][0] for k in range(5))
+
+
+def test_pixel_color_byte_scale_is_the_same_images_times_255() -> None:
+    params = {"image_size": 6, "n_train_per_class": 5, "n_val_per_class": 2}
+    unit = build_preset("pixel_color", params).dataset()
+    byte = build_preset("pixel_color", {**params, "pixel_scale": "byte"}).dataset()
+    np.testing.assert_allclose(byte.x_train, unit.x_train * 255, rtol=1e-6)
+    assert byte.x_val is not None and float(byte.x_val.max()) <= 255.0
+    np.testing.assert_array_equal(byte.y_train, unit.y_train)
+    red = byte.x_train[byte.y_train == 0][:, 3, 3, :]
+    assert (red == np.array([255.0, 0.0, 0.0], dtype=np.float32)).all()

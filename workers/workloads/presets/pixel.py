@@ -39,6 +39,11 @@ def pixel_images(per_class: int, size: int, rng: np.random.Generator) -> tuple[n
     return x[perm], y[perm]
 
 
+def scaled(x: np.ndarray, scale: str) -> np.ndarray:
+    """``byte``: the 0..255 values of images loaded without ``rescale=1/255``."""
+    return x * np.float32(255.0) if scale == "byte" else x
+
+
 class PixelColor(PresetWorkload):
     name = "pixel_color"
 
@@ -53,10 +58,11 @@ class PixelColor(PresetWorkload):
     def _make_dataset(self, rng: np.random.Generator) -> Dataset:
         p = self.params
         x, y = pixel_images(p["n_train_per_class"], p["image_size"], rng)
+        x = scaled(x, p["pixel_scale"])
         x_val = y_val = None
         if p["n_val_per_class"] > 0:
             xv, yv = pixel_images(p["n_val_per_class"], p["image_size"], rng)
-            x_val, y_val = xv, self._labels(yv)
+            x_val, y_val = scaled(xv, p["pixel_scale"]), self._labels(yv)
         return Dataset(x, self._labels(y), x_val, y_val)
 
     def build_model(self) -> Any:
