@@ -147,7 +147,7 @@ def metrics(request: Request, db: DbDep, settings: SettingsDep, _: ReaderDep) ->
     with db.transaction() as s:
         snap = core_metrics.snapshot(s, grace_s=settings.heartbeat_grace_s)
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Snapshot(snap))  # type: ignore[arg-type]
+    registry.register(_Snapshot(snap))
     body = generate_latest(registry)
     http: HttpMetrics | None = getattr(request.app.state, "http_metrics", None)
     if http is not None:
