@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
+import time
 from pathlib import Path
 
 import optuna
 import pytest
 from fastapi.testclient import TestClient
 from optuna.trial import TrialState
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from service.core.db import Database
 from service.core.models import Config, CurvePoint, Run
@@ -104,6 +106,46 @@ def test_trial_that_raises_is_recorded_and_the_worker_goes_on(
     assert_exactly_once(client, db, good, epochs=3)
 
 
+def _holds_database_locks(db: Database) -> bool:
+    """Is another connection inside a transaction right now (a write lock on SQLite)?"""
+    if db.is_sqlite:
+        path = db.url.removeprefix("sqlite:///")
+        conn = sqlite3.connect(path, timeout=0.2)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.rollback()
+            return False
+        except sqlite3.OperationalError:
+            return True
+        finally:
+            conn.close()
+    with db.engine.connect() as conn:
+        busy = conn.execute(
+            text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND state IN ('active', 'idle in transaction')"
+            )
+        ).scalar()
+    return bool(busy)
+
+
+def _stop_outside_a_transaction(pid: int, db: Database) -> None:
+    """SIGSTOP the worker, but never while it holds a transaction open.
+
+    A process frozen inside a transaction would hold its locks and block every
+    other writer: that is a different fault (a hung database client) from the
+    one under test (a live process whose heartbeats stop).
+    """
+    for _ in range(50):
+        os.kill(pid, signal.SIGSTOP)
+        time.sleep(0.05)
+        if not _holds_database_locks(db):
+            return
+        os.kill(pid, signal.SIGCONT)
+        time.sleep(0.02)
+    raise AssertionError("the worker was inside a transaction at every attempt to stop it")
+
+
 def test_stalled_worker_is_retried_and_its_late_result_is_dropped(
     client: TestClient, db: Database, tmp_path: Path
 ) -> None:
@@ -127,7 +169,7 @@ def test_stalled_worker_is_retried_and_its_late_result_is_dropped(
     try:
         wait_for(lambda: victim_config() is not None, 180, "the victim to write curves")
         config_id, stale_trial, victim_id = victim_config()  # type: ignore[misc]
-        os.kill(victim.pid, signal.SIGSTOP)
+        _stop_outside_a_transaction(victim.pid, db)
         survivor = start_worker(db.url, tmp_path / "survivor.log", max_idle=8)
 
         def retried_elsewhere() -> bool:
