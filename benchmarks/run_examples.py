@@ -51,7 +51,7 @@ REGIONS: dict[str, list[dict[str, Any]]] = {
     "sensor_lstm": [{"x": "learning_rate", "y": "batch_size"}],
     "cos_arccos": [{"x": "learning_rate", "y": "batch_size"}],
     "sequence_rnn": [{"x": "learning_rate", "y": "beta_1"}],
-    "pixel_color": [{"x": "learning_rate", "y": "schedule"}],
+    "pixel_color": [{"x": "learning_rate", "y": "batch_size"}],
 }
 
 
@@ -308,7 +308,7 @@ def example_figures(
             stable = [
                 c["learning_rate"]
                 for c in rows
-                if c["converged_or_noisy"] / c["n"] >= 0.5 and not c["classes"].get("diverged")
+                if c["not_failed"] / c["n"] >= 0.5 and not c["classes"].get("diverged")
             ]
             band[f"{b1:g}"] = {
                 "stable_lrs": stable,
