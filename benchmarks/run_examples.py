@@ -85,7 +85,7 @@ def _wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
     return (max(0.0, c - h), min(1.0, c + h))
 
 
-def _median(values: list[float]) -> float | None:
+def _median(values: list[Any]) -> float | None:
     vals = [v for v in values if v is not None and math.isfinite(v)]
     return statistics.median(vals) if vals else None
 
@@ -149,7 +149,8 @@ def region_panel(reg: dict[str, Any]) -> dict[str, Any]:
     """A success-rate heatmap panel from the service's ``/regions`` answer."""
     z, text = [], []
     for row in reg["cells"]:
-        zr, tr = [], []
+        zr: list[float | None] = []
+        tr: list[str] = []
         for c in row:
             if c is None:
                 zr.append(None)

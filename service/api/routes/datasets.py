@@ -27,11 +27,8 @@ from service.core.models import DatasetBlob
 from service.core.uploads import inspect_npz
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
-ERRORS = {
-    401: {"model": ErrorOut},
-    404: {"model": ErrorOut},
-    413: {"model": ErrorOut},
-    422: {"model": ErrorOut},
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorOut} for code in (400, 401, 404, 413, 422, 503)
 }
 _CHUNK = 1 << 20
 

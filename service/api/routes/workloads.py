@@ -26,11 +26,8 @@ from service.core.uploads import DatasetSummary, inspect_keras_model
 from service.core.workloads import PRESETS
 
 router = APIRouter(prefix="/v1/workloads", tags=["workloads"])
-ERRORS = {
-    401: {"model": ErrorOut},
-    404: {"model": ErrorOut},
-    413: {"model": ErrorOut},
-    422: {"model": ErrorOut},
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorOut} for code in (400, 401, 404, 413, 422, 503)
 }
 METRICS = ("accuracy", "categorical_accuracy", "sparse_categorical_accuracy", "mse", "mae")
 
