@@ -219,3 +219,26 @@ def test_pack_sizes(lstm: TinyLSTM) -> None:
     assert choose_pack_size(lstm, 100, "cpu", cap=32) == 32
     assert choose_pack_size(lstm, 5, "cpu", cap=32) == 5
     assert choose_pack_size(Conv(), 100, "cpu", cap=32) == 1
+
+
+def test_pack_size_is_chosen_under_the_cap_and_logged(
+    lstm: TinyLSTM, caplog: pytest.LogCaptureFixture
+) -> None:
+    obs = Recorder()
+    with caplog.at_level(logging.INFO, logger="workers.training.packs"):
+        results = PackTrainer(max_replicas=2).train(lstm, [TARGET, *OTHERS], 1, obs)
+    assert [r.status for r in results] == ["completed"] * 3
+    assert "packs of up to 2 replicas" in caplog.text
+    # Two packs (2 + 1 replicas), each with an epoch-0 and an epoch-1 bulk call.
+    assert [len(c) for c in obs.calls] == [2, 2, 1, 1]
+
+
+def test_make_trainer_packs_when_it_can_and_says_why_not(caplog: pytest.LogCaptureFixture) -> None:
+    from workers.training.select import make_trainer
+
+    packed = make_trainer(TinyLSTM(), schedule_options={}, record_steps=False, device="cpu", max_replicas=8)
+    assert isinstance(packed, PackTrainer) and packed.max_replicas == 8
+    with caplog.at_level(logging.WARNING):
+        single = make_trainer(Conv(), schedule_options={}, record_steps=False, device="cpu", max_replicas=8)
+    assert isinstance(single, SingleTrainer)
+    assert "cannot be packed" in caplog.text and "one replica at a time" in caplog.text

@@ -28,6 +28,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from workers.training._lstm_unrolled import MAX_UNROLL, lstm_forward_only, lstm_unrolled
+
 _SUPPORTED_ACTIVATIONS = frozenset(
     {
         "linear",
@@ -148,7 +150,7 @@ class StackedPlan:
                 shared = False
                 h = act(pre)
             elif layer.kind == "lstm":
-                h = _lstm(h, w, layer, shared)
+                h = _lstm(h, w, layer, shared, training)
                 shared = False
                 pre = h
             elif layer.kind == "gru":
@@ -229,7 +231,21 @@ def _finish(outputs: tf.Tensor, last: tf.Tensor, return_sequences: bool) -> tf.T
     return last
 
 
-def _lstm(h: tf.Tensor, w: list[tf.Tensor], layer: LayerPlan, shared: bool) -> tf.Tensor:
+def _lstm(h: tf.Tensor, w: list[tf.Tensor], layer: LayerPlan, shared: bool, training: bool) -> tf.Tensor:
+    if (
+        layer.activation == "tanh"
+        and layer.recurrent_activation == "sigmoid"
+        and h.shape[-2] is not None
+        and int(h.shape[-2]) <= MAX_UNROLL
+    ):
+        # The common case (Keras' default activations, short sequences): unrolled, hand-written backward.
+        bias = w[2] if layer.use_bias else None
+        fn = lstm_unrolled if training else lstm_forward_only
+        return fn(h, w[0], w[1], bias, return_sequences=layer.return_sequences, shared=shared)
+    return _lstm_scan(h, w, layer, shared)
+
+
+def _lstm_scan(h: tf.Tensor, w: list[tf.Tensor], layer: LayerPlan, shared: bool) -> tf.Tensor:
     kernel, rk = w[0], w[1]
     bias = w[2] if layer.use_bias else None
     act = _activation(layer.activation)

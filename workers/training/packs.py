@@ -455,6 +455,7 @@ class PackTrainer:
         schedule_options: Mapping[str, Any] | None = None,
         record_steps: bool = False,
         jit_compile: bool | None = None,
+        device: str = "cpu",
     ) -> None:
         if max_replicas < 1:
             raise ValueError("max_replicas must be >= 1")
@@ -465,8 +466,10 @@ class PackTrainer:
         # epoch (a scan inside a while loop) ran 1.6-3.5x faster without XLA and
         # compiled in ~4-5 s instead of 8-21 s (benchmarks/README.md).
         self.jit_compile = bool(tf.config.list_logical_devices("GPU")) if jit_compile is None else jit_compile
+        self.device = device
         self.stats = PackStats()
         self._fallback: Any = None
+        self._sizes_logged: set[tuple[str, int, int]] = set()
 
     # --------------------------------------------------------------- public
 
@@ -494,9 +497,23 @@ class PackTrainer:
             )
             fallback: list[ReplicaResult] = self._single().train(workload, replicas, epochs, observer)
             return fallback
+        # Pack size from the workload's size and the device's memory, max_replicas as the cap.
+        batch = next(iter(sizes))
+        size = choose_pack_size(workload, len(replicas), self.device, cap=self.max_replicas, batch_size=batch)
+        tag = (str(getattr(workload, "name", "")), batch, size)
+        if tag not in self._sizes_logged:
+            self._sizes_logged.add(tag)
+            logger.info(
+                "workload %s batch %d: packs of up to %d replicas (cap %d, device %s)",
+                tag[0],
+                batch,
+                size,
+                self.max_replicas,
+                self.device,
+            )
         results: list[ReplicaResult] = []
-        for start in range(0, len(replicas), self.max_replicas):
-            chunk = replicas[start : start + self.max_replicas]
+        for start in range(0, len(replicas), size):
+            chunk = replicas[start : start + size]
             if observer.should_stop():
                 results.extend(ReplicaResult(key=r.key, status="cancelled") for r in chunk)
                 continue
@@ -580,7 +597,7 @@ class PackTrainer:
         batch = reps[0].order.batch_size
         steps = reps[0].order.steps_per_epoch
         k_real = len(reps)
-        k = pack_bucket(k_real, self.max_replicas)
+        k = pack_bucket(k_real, max(k_real, self.max_replicas))
         pad = k - k_real
         # Dummy replicas copy replica 0 and stay masked out.
         hyper = hyper_from_params([r.resolved for r in reps] + [reps[0].resolved] * pad)
@@ -740,8 +757,17 @@ class PackTrainer:
         logger.info(
             "pack done: k=%d bucket=%d batch=%d replica_epochs=%d total_s=%.3f step_s=%.3f eval_s=%.3f "
             "compile_s=%.3f build_s=%.3f host_s=%.3f observer_s=%.3f",
-            k_real, k, batch, stats.replica_epochs, stats.total_s, stats.step_s, stats.eval_s,
-            stats.compile_s, stats.build_s, stats.host_s, stats.observer_s,
+            k_real,
+            k,
+            batch,
+            stats.replica_epochs,
+            stats.total_s,
+            stats.step_s,
+            stats.eval_s,
+            stats.compile_s,
+            stats.build_s,
+            stats.host_s,
+            stats.observer_s,
         )
         return [r.result for r in reps]
 

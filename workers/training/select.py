@@ -26,8 +26,17 @@ def make_trainer(
 
     ok, reason = can_pack(workload)
     if ok:
-        return PackTrainer(max_replicas=max_replicas, schedule_options=schedule_options, record_steps=record_steps)
+        # max_replicas (Settings.pack_max_replicas) caps the pack; PackTrainer sizes each pack
+        # from the workload and the device's memory (choose_pack_size) below that cap.
+        return PackTrainer(
+            max_replicas=max_replicas,
+            schedule_options=schedule_options,
+            record_steps=record_steps,
+            device=device,
+        )
     if workload.name not in _warned:
         _warned.add(workload.name)
-        log.warning("workload %s cannot be packed (%s); training one replica at a time", workload.name, reason)
+        log.warning(
+            "workload %s cannot be packed (%s); training one replica at a time", workload.name, reason
+        )
     return SingleTrainer(schedule_options=schedule_options, record_steps=record_steps, device=device)

@@ -1,0 +1,66 @@
+"""Where a packed training step's time goes (sensor_lstm, steady state).
+
+For each pack size K and batch size: the PackTrainer's steady-state epoch
+time (compiled epoch function, compile excluded), the full-set evaluation
+time, and replica-epochs/s; ``--ops`` adds a TF profiler op table of one
+epoch. Usage: python benchmarks/profile_packs.py --k 16 32 64 --batch 2 32
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--k", type=int, nargs="+", default=[16, 32, 64])
+    ap.add_argument("--batch", type=int, nargs="+", default=[2, 32])
+    ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--jit", choices=["auto", "on", "off"], default="auto")
+    args = ap.parse_args()
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    import os
+
+    if os.environ.get("GRAPPLER_OFF"):
+        tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+    from workers.training.packs import PackTrainer
+    from workers.training.types import NullObserver, ReplicaSpec
+    from workers.workloads.registry import build_preset
+
+    wl = build_preset("sensor_lstm", {})
+    jit = None if args.jit == "auto" else args.jit == "on"
+    for b in args.batch:
+        for k in args.k:
+            tr = PackTrainer(max_replicas=k, jit_compile=jit)
+            reps = [
+                ReplicaSpec(i, {"optimizer": "adam", "learning_rate": 1e-3, "batch_size": b}, i, i)
+                for i in range(k)
+            ]
+            t = time.perf_counter()
+            tr.train(wl, reps, args.epochs, NullObserver())
+            wall = time.perf_counter() - t
+            s = tr.stats
+            # epoch 1 is the compile call; the others are steady state
+            ep = s.step_s / max(1, args.epochs - 1)
+            ev = s.eval_s / max(1, args.epochs)  # (the first eval is in compile_s)
+            rate = k / (ep + ev)
+            print(
+                f"batch {b:>2} K {k:>3}: epoch {ep * 1e3:7.1f} ms, eval {ev * 1e3:6.1f} ms, "
+                f"compile {s.compile_s:5.1f} s, build {s.build_s:4.1f} s, wall {wall:5.1f} s "
+                f"-> {rate:6.1f} rep-ep/s steady",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
