@@ -289,7 +289,16 @@ def part_c_service(
         if m:
             packs.append({k: float(v) for k, v in (kv.split("=") for kv in m.group(1).split())})
     runs = last.get("runs_done", 0)
+    # The workers' own accounting (workers table): busy = wall time between claiming a pack and
+    # finishing it, train = time inside trainer.train minus the worker's callbacks (DB writes).
+    con = sqlite3.connect(f"{tmp}/bench.db")
+    try:
+        busy, train = con.execute("select sum(busy_seconds), sum(train_seconds) from workers").fetchone()
+    finally:
+        con.close()
     return {
+        "busy_s": float(busy or 0.0),
+        "train_s": float(train or 0.0),
         "state": last["state"],
         "submit_to_last_s": t_done,
         "runs_done": runs,
@@ -397,6 +406,14 @@ def main() -> None:
                 f"      time outside training steps: "
                 f"{100 * (worker_wall - inside) / worker_wall:.1f}% of worker wall"
             )
+            busy, train = cs["busy_s"], cs["train_s"]
+            if busy > 0:
+                _out(
+                    f"      workers table: busy {busy:.1f}s (claim -> finish, summed over workers), "
+                    f"in trainer.train {train:.1f}s -> outside the trainer (claims, DB, classification) "
+                    f"{100 * (busy - train) / busy:.1f}% of busy; outside compiled steps+evals "
+                    f"(compile, model builds, host, DB, claims) {100 * (busy - inside) / busy:.1f}% of busy"
+                )
             for bs in g["batch_size"]:
                 ps = [p for p in cs["packs"] if int(p["batch"]) == bs]
                 if ps:
