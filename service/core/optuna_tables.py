@@ -203,7 +203,9 @@ def write_results(
         if typ == "NAN":
             raise ValueError("NaN is not a storable trial value")
         session.execute(
-            insert(om.TrialValueModel).values(trial_id=trial_id, objective=0, value=val, value_type=getattr(_VT, typ))
+            insert(om.TrialValueModel).values(
+                trial_id=trial_id, objective=0, value=val, value_type=getattr(_VT, typ)
+            )
         )
 
 
