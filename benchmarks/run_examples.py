@@ -55,6 +55,10 @@ REGIONS: dict[str, list[dict[str, Any]]] = {
 }
 
 
+# Examples whose configurations share one batch size: split them into two packs for two workers.
+PACK_MAX: dict[str, int] = {"pixel_color": 20, "sequence_rnn": 20}
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -332,7 +336,7 @@ def example_figures(
     return out
 
 
-def run_example(name: str, workers: int, keep: bool) -> dict[str, Any]:
+def run_example(name: str, workers: int, keep: bool, pack_max: int | None = None) -> dict[str, Any]:
     spec = yaml.safe_load((ROOT / "examples" / f"{name}.yaml").read_text())
     tmp = Path(tempfile.mkdtemp(prefix=f"example-{name}-"))
     db_url = f"sqlite:///{tmp / 'sweeps.db'}"
@@ -340,6 +344,10 @@ def run_example(name: str, workers: int, keep: bool) -> dict[str, Any]:
     base = f"http://127.0.0.1:{port}"
     log = (tmp / "serve.log").open("wb")
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "SWEEPS_LOG_LEVEL": "INFO"}
+    if pack_max is not None:
+        # Each local worker trains with one thread: a sweep of one batch size is one pack unless
+        # packs are capped, and then only one of the workers has work.
+        env["SWEEPS_PACK_MAX_REPLICAS"] = str(pack_max)
     cmd = [
         sys.executable,
         "-m",
@@ -409,6 +417,7 @@ def run_example(name: str, workers: int, keep: bool) -> dict[str, Any]:
         "state": s["state"],
         "wall_s": round(wall, 1),
         "workers": workers,
+        "pack_max_replicas": pack_max,
         "cpu_count": os.cpu_count(),
         "figures": figures,
         "edge": edge,
@@ -440,9 +449,20 @@ def main() -> None:
     ap.add_argument("examples", nargs="+", choices=sorted(REGIONS))
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--keep", action="store_true", help="keep the database and the server log")
+    ap.add_argument(
+        "--pack-max-replicas",
+        type=int,
+        default=None,
+        help="cap replicas per pack (spreads one batch size over the workers)",
+    )
     args = ap.parse_args()
     for name in args.examples:
-        run_example(name, args.workers, args.keep)
+        run_example(
+            name,
+            args.workers,
+            args.keep,
+            PACK_MAX.get(name) if args.pack_max_replicas is None else args.pack_max_replicas,
+        )
 
 
 if __name__ == "__main__":

@@ -188,7 +188,9 @@ PRESETS: dict[str, PresetInfo] = {
             "Adam lr 1e-3, 1500/500 images per class. The user's cyclic lr (5e-6..3e-4, step 200) "
             "and ReduceLROnPlateau (val_loss, factor 0.2, patience 5, min 1e-5) are the 'cyclic' and "
             "'reduce_on_plateau' schedules (their defaults in schedule_options). Use crossed seeds "
-            "to separate init-seed from data-order luck. image_size 224 reproduces the report on GPU."
+            "to separate init-seed from data-order luck. Runs that stay at 50% are dead-ReLU collapses "
+            "(constant output, loss ln 2) after too large first Adam steps on the shared Dense layer; at "
+            "image_size 16 they split seeds at lr 0.1-0.2. image_size 224 is the report's size (GPU)."
         ),
         report="3",
         params=_defaults("pixel_color"),

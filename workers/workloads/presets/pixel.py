@@ -6,10 +6,24 @@ and pure green ``(0, 1, 0)`` for class 1. Classes are balanced and the stored
 order is shuffled once. The model is the user's, three softmax outputs for two
 classes included: ``Dense(units, relu)`` on every pixel of the ``(S, S, 3)``
 input, ``Dropout``, ``Flatten``, ``Dense(3, softmax)``. Labels are integers
-(sparse cross-entropy) or one-hot over the 3 outputs (categorical). Whether a
-run finds the one informative pixel among ``S * S * units`` flattened features
-before it fits the noise depends on the initial weights and the data order,
-hence runs that stay at 50%.
+(sparse cross-entropy) or one-hot over the 3 outputs (categorical).
+``pixel_scale="byte"`` multiplies the images by 255 (images fed without
+``rescale=1/255``).
+
+How runs get stuck at 50% (measured with ``examples/pixel_color.yaml``): the
+``Dense(units, relu)`` weights are shared by every pixel, so the gradient of
+the whole image lands on its few weights and biases; at too high an Adam
+learning rate the first updates can push every unit below zero for every
+pixel, the informative one included. The network then outputs a constant:
+the loss sits at ln 2 and the accuracy at exactly 50% on training and
+validation data from the first epoch on, and no gradient flows back to
+recover (dead ReLUs; inferred from that signature, the activations were not
+inspected). Where that happens depends on the initial weights and
+the batch order, so around the edge some seeds train in one epoch and others
+never do: at ``image_size=16`` with 0..1 pixels, 2 of 8 seeds trained at lr
+0.1 and 1 of 8 at 0.2, while the user's lr 1e-3 trained all 8. Whether the
+user's 224 x 224 images bring that band down to lr 1e-3 is untested here
+(it needs a GPU worker).
 """
 
 from __future__ import annotations
