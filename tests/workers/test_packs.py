@@ -242,3 +242,38 @@ def test_make_trainer_packs_when_it_can_and_says_why_not(caplog: pytest.LogCaptu
         single = make_trainer(Conv(), schedule_options={}, record_steps=False, device="cpu", max_replicas=8)
     assert isinstance(single, SingleTrainer)
     assert "cannot be packed" in caplog.text and "one replica at a time" in caplog.text
+
+
+@pytest.mark.parametrize("return_sequences", [False, True])
+@pytest.mark.parametrize("shared", [False, True])
+def test_unrolled_lstm_matches_scan_and_autodiff(return_sequences: bool, shared: bool) -> None:
+    import tensorflow as tf
+
+    from workers.training._lstm_unrolled import lstm_forward_only, lstm_unrolled
+    from workers.training._stacked_model import LayerPlan, _lstm_scan
+
+    rng = np.random.default_rng(0)
+    k, b, t, f, u = 3, 4, 7, 2, 5
+    x = tf.constant(rng.normal(size=(b, t, f) if shared else (k, b, t, f)).astype(np.float32))
+    w = [
+        tf.constant(0.5 * rng.normal(size=s).astype(np.float32))
+        for s in [(k, f, 4 * u), (k, u, 4 * u), (k, 4 * u)]
+    ]
+    plan = LayerPlan("lstm", "l", units=u, activation="tanh", return_sequences=return_sequences)
+
+    def outputs_and_grads(fn: Any) -> list[np.ndarray]:
+        with tf.GradientTape() as tape:
+            tape.watch(w)
+            tape.watch(x)
+            y = fn()
+            loss = tf.reduce_sum(tf.sin(1.3 * y))
+        return [t_.numpy() for t_ in [y, *tape.gradient(loss, [x, *w])]]
+
+    ours = outputs_and_grads(
+        lambda: lstm_unrolled(x, w[0], w[1], w[2], return_sequences=return_sequences, shared=shared)
+    )
+    ref = outputs_and_grads(lambda: _lstm_scan(x, w, plan, shared))
+    for a, r in zip(ours, ref, strict=True):
+        np.testing.assert_allclose(a, r, atol=1e-5)
+    fwd = lstm_forward_only(x, w[0], w[1], w[2], return_sequences=return_sequences, shared=shared)
+    np.testing.assert_allclose(fwd.numpy(), ref[0], atol=1e-6)

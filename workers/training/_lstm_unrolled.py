@@ -31,9 +31,12 @@ from typing import Any
 
 import tensorflow as tf
 
-# Longest sequence unrolled; longer ones use the tf.scan version (graph size
-# and trace time grow linearly with the number of timesteps).
-MAX_UNROLL = 256
+# Longest sequence unrolled; longer ones use the tf.scan version. Graph size and
+# compile time grow linearly with the timesteps: at T=100 (sensor_lstm) steps ran
+# 1.3-1.5x faster but compiling took 11-15 s instead of 3-6 s (28 s with two
+# workers compiling at once), which lost more than it gained on sweeps of a few
+# minutes (benchmarks/README.md). Short sequences compile quickly either way.
+MAX_UNROLL = 32
 
 
 def lstm_unrolled(
