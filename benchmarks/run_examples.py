@@ -33,6 +33,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -77,6 +78,27 @@ def _wait_ready(base: str, proc: subprocess.Popen[bytes], timeout: float = 120) 
             pass
         time.sleep(0.5)
     raise SystemExit("sweeps serve did not become ready")
+
+
+def _stop_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the server and its workers (they stop after their epoch), SIGKILL what is left."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.5)
+    else:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait(timeout=10)
 
 
 def _wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
@@ -361,7 +383,11 @@ def run_example(name: str, workers: int, keep: bool, pack_max: int | None = None
         str(port),
         "--open-writes",
     ]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    # Own process group: the server's local workers are stopped with it (a terminated
+    # `sweeps serve` does not always take its workers down).
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     try:
         _wait_ready(base, proc)
         client = httpx.Client(base_url=base, timeout=120)
@@ -403,11 +429,7 @@ def run_example(name: str, workers: int, keep: bool, pack_max: int | None = None
                 reg.raise_for_status()
                 regions.append(reg.json())
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        _stop_group(proc)
         log.close()
     dims = sorted((spec.get("space") or {}).keys())
     figures = example_figures(name, spec, runs, dims)
