@@ -176,7 +176,8 @@ class StackedPlan:
                 pre = h
             elif layer.kind == "flatten":
                 lead = 1 if shared else 2
-                h = tf.reshape(h, h.shape[:lead].as_list() + [int(np.prod(h.shape[lead:]))])
+                # Leading axes from tf.shape: the batch axis may be dynamic (the epoch's last batch).
+                h = tf.reshape(h, tf.concat([tf.shape(h)[:lead], [int(np.prod(h.shape[lead:]))]], 0))
                 pre = h
             elif layer.kind == "activation":
                 pre = h

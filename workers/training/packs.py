@@ -351,7 +351,22 @@ def _make_compiled(
             return (w, m, v, iters + 1.0, ok, bad_loss, sum_loss, sum_gn, cnt, losses)
 
         state = (list(w), list(m), list(v), iters, active, zeros, zeros, zeros, zeros, losses)
-        if full:
+        n_full, n_tail = full, tail
+        if tail and not jit:
+            # One copy of the step for every batch, the short last one included: without XLA
+            # the batch axis may be dynamic, so the last step is Keras' partial batch as is
+            # (the same mean over its real examples) and the epoch compiles one step graph,
+            # not two (compile time roughly halves; no padded arithmetic either).
+
+            def body_dyn(i: tf.Tensor, *st: Any) -> tuple[Any, ...]:
+                size = tf.minimum(batch, n - i * batch)
+                idx = tf.slice(perm, tf.stack([0, i * batch]), tf.stack([k, size]))
+                return (i + 1, *run(i, idx, tuple(st)))
+
+            out = tf.while_loop(lambda i, *_: i < steps, body_dyn, (tf.constant(0), *state))
+            state = tuple(out[1:])
+            n_full = n_tail = 0
+        if n_full:
 
             def body(i: tf.Tensor, *st: Any) -> tuple[Any, ...]:
                 idx = tf.slice(perm, tf.stack([0, i * batch]), [k, batch])
@@ -359,7 +374,7 @@ def _make_compiled(
 
             out = tf.while_loop(lambda i, *_: i < full, body, (tf.constant(0), *state))
             state = tuple(out[1:])
-        if tail:
+        if n_tail:
             state = run(tf.constant(full), perm[:, full * batch :], state)
         w, m, v, iters, active, bad_loss, sum_loss, sum_gn, cnt, losses = state
         return {
