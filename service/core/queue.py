@@ -127,8 +127,14 @@ def claim(db: Database, worker_id: str, *, max_replicas: int = 1, live_workers: 
             if first is None:
                 continue
             waiting = s.scalar(select(func.count()).select_from(base.subquery())) or 1
-            fair = -(-waiting // max(1, live_workers))
-            max_configs = max(1, min(max_replicas // max(1, sweep.n_seeds), fair))
+            # Fair share counted in replicas and rounded up to the pack bucket (a power of two):
+            # packs fill up to max_replicas, yet a small sweep still spreads over every worker.
+            seeds = max(1, sweep.n_seeds)
+            fair_reps = -(-(waiting * seeds) // max(1, live_workers))
+            bucket = 1
+            while bucket < fair_reps:
+                bucket *= 2
+            max_configs = max(1, min(max_replicas, bucket) // seeds)
             candidates = [first]
             if max_configs > 1:
                 candidates += list(
