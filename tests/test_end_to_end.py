@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 from sqlalchemy import func, select
 
 from service.core.db import Database
-from service.core.models import Config, CurvePoint, Run
+from service.core.models import Config, CurvePoint, Run, SweepReport
 from tests.conftest import small_spec
 from tests.helpers import start_worker, stop, wait_for, wait_sweep_done
 
@@ -69,6 +69,10 @@ def test_sweep_trains_end_to_end_with_two_workers(client: TestClient, db: Databa
     assert all(t["attempts"] == 0 for t in trials)  # nobody trained a trial twice
     workers = client.get("/v1/workers", params={"include_stopped": True}).json()
     assert len(workers) == 2 and sum(w["trials_done"] for w in workers) == 6
+    with db.transaction() as s:  # the worker that finished the sweep stored its report
+        stored = s.get(SweepReport, sweep["id"])
+        assert stored is not None and stored.runs_done == 12
+    assert client.get(f"/v1/sweeps/{sweep['id']}/report").json() == stored.report
 
 
 def test_worker_killed_mid_trial_is_retried_with_nothing_lost_or_duplicated(

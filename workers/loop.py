@@ -229,6 +229,18 @@ class WorkerLoop:
         state = queue.maybe_finish_sweep(self.db, sweep_id)
         if state:
             log.info("sweep %s %s", sweep_id, state)
+        if state == "completed":
+            self._store_report(sweep_id)
+
+    def _store_report(self, sweep_id: int) -> None:
+        """Readers then get the finished sweep's edge and diagnosis without recomputing them."""
+        from service.core.sweep_analysis import store_report
+
+        try:
+            with self.db.transaction() as s:
+                store_report(s, sweep_id=sweep_id)
+        except Exception:  # noqa: BLE001 - readers fall back to computing on read
+            log.exception("could not store the report of sweep %s", sweep_id)
 
     def _trainer_for(self, workload: Workload, claim: Claim) -> Trainer:
         from workers.training.select import make_trainer

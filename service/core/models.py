@@ -186,3 +186,21 @@ class UserWorkload(Base):
     metrics: Mapped[list[Any]] = mapped_column(JSON, default=list)
     summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SweepReport(Base):
+    """The edge and diagnosis of a finished sweep, computed once by the worker that finished it.
+
+    The bootstrap behind the scaling fit is the slow part of a report (a few
+    hundred ms on 10,000 runs); a finished sweep does not change, so readers
+    get the stored result while ``runs_done`` still matches.
+    """
+
+    __tablename__ = "sweep_reports"
+
+    sweep_id: Mapped[int] = mapped_column(ForeignKey("sweeps.id", ondelete="CASCADE"), primary_key=True)
+    runs_done: Mapped[int] = mapped_column(Integer)
+    edge: Mapped[dict[str, Any]] = mapped_column(JSON)
+    report: Mapped[dict[str, Any]] = mapped_column(JSON)
+    markdown: Mapped[str] = mapped_column(Text)
+    computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -33,14 +33,16 @@ from service.core.analysis import (
     edge_of_stability,
     lr_sensitivity,
     region_matrix,
+    report_to_markdown,
     scaling_fit,
     summarize_config,
 )
 from service.core.errors import InvalidSpec
-from service.core.models import Config, Run
+from service.core.models import Config, Run, SweepReport
 from service.core.records import SweepRecord
 from service.core.repo import sweeps as sweeps_repo
 from service.core.repo.runs import RunRow
+from service.core.timeutil import utcnow
 
 LR = "learning_rate"
 FINISHED = ("completed", "nonfinite")
@@ -503,3 +505,40 @@ def export_rows(data: SweepData, details: Mapping[int, tuple[Any, Any]] | None =
             "" if r.final_accuracy is None else r.final_accuracy,
             *["" if metrics.get(m) is None else metrics.get(m) for m in EXPORT_METRICS],
         ]
+
+
+# ------------------------------------------------------------------ stored reports
+
+
+def report_json(data: SweepData) -> dict[str, Any]:
+    return {"sweep_id": data.sweep.id, "state": data.sweep.state, **data.report().to_dict()}
+
+
+def report_markdown(data: SweepData) -> str:
+    title = f"Diagnosis of sweep {data.sweep.id}: {data.sweep.name}"
+    return report_to_markdown(data.report(), title=title)
+
+
+def store_report(session: Session, *, sweep_id: int) -> None:
+    """Compute the edge and diagnosis of a finished sweep once and keep them (see SweepReport)."""
+    data = load(session, sweep_id=sweep_id)
+    session.merge(
+        SweepReport(
+            sweep_id=sweep_id,
+            runs_done=data.sweep.runs_done,
+            edge=edge_view(data),
+            report=report_json(data),
+            markdown=report_markdown(data),
+            computed_at=utcnow(),
+        )
+    )
+
+
+def stored_report(session: Session, *, sweep_id: int) -> SweepReport | None:
+    """The stored report when it still describes the sweep (same finished-run count and state)."""
+    sweep = sweeps_repo.get_sweep(session, sweep_id=sweep_id)
+    row = session.get(SweepReport, sweep_id)
+    if row is None or row.runs_done != sweep.runs_done or row.report.get("state") != sweep.state:
+        return None
+    session.expunge(row)
+    return row

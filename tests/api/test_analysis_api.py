@@ -405,3 +405,36 @@ def test_runs_filter_by_class(client: TestClient, sweep: dict[str, Any]) -> None
         assert {i["run_class"] for i in body["items"]} == {run_class}
     bad = client.get(f"/v1/sweeps/{sid}/runs", params={"run_class": "wobbly"})
     assert bad.status_code == 422 and "run_class" in bad.text
+
+
+# ------------------------------------------------------------------ stored reports of finished sweeps
+
+
+def test_finished_sweep_serves_its_stored_report_until_it_no_longer_matches(
+    client: TestClient, db: Database, sweep: dict[str, Any]
+) -> None:
+    from service.core import sweep_analysis
+    from service.core.models import SweepReport
+
+    sid = sweep["id"]
+    computed = client.get(f"/v1/sweeps/{sid}/report").json()
+    with db.transaction() as s:
+        sweep_analysis.store_report(s, sweep_id=sid)
+    with db.transaction() as s:
+        row = s.get(SweepReport, sid)
+        assert row is not None and row.report == computed and row.runs_done == sweep["runs_done"]
+        # Mark the stored copy so the test can tell which one the API served.
+        row.report = {**row.report, "headline": "stored copy"}
+        row.markdown = "# stored copy"
+        row.edge = {**row.edge, "marker": "stored copy"}
+    assert client.get(f"/v1/sweeps/{sid}/report").json()["headline"] == "stored copy"
+    assert client.get(f"/v1/sweeps/{sid}/report", headers={"Accept": "text/markdown"}).text == "# stored copy"
+    assert client.get(f"/v1/sweeps/{sid}/edge").json()["marker"] == "stored copy"
+    with db.transaction() as s:
+        row = s.get(SweepReport, sid)
+        assert row is not None
+        row.runs_done -= 1  # no longer describes the sweep: computed afresh
+    assert client.get(f"/v1/sweeps/{sid}/report").json() == computed
+    assert client.delete(f"/v1/sweeps/{sid}").status_code == 204
+    with db.transaction() as s:
+        assert s.get(SweepReport, sid) is None

@@ -15,7 +15,6 @@ from service.api.deps import DbDep, ReaderDep
 from service.api.routes.runs import RunClass
 from service.api.routes.sweeps import ERRORS
 from service.core import sweep_analysis
-from service.core.analysis import report_to_markdown
 from service.core.errors import InvalidSpec, NotFound
 
 router = APIRouter(prefix="/v1/sweeps/{sweep_id}", tags=["analysis"])
@@ -83,6 +82,9 @@ def edge(sweep_id: int, db: DbDep, _: ReaderDep) -> dict[str, Any]:
     """Edge of stability per batch size and slice (geometric mean of the bracket), the log-log
     scaling fit with its bootstrap interval, and LR sensitivity (Wortsman et al. 2023)."""
     with db.transaction() as s:
+        stored = sweep_analysis.stored_report(s, sweep_id=sweep_id)
+        if stored is not None:
+            return stored.edge
         data = sweep_analysis.load(s, sweep_id=sweep_id)
     return sweep_analysis.edge_view(data)
 
@@ -93,13 +95,17 @@ def edge(sweep_id: int, db: DbDep, _: ReaderDep) -> dict[str, Any]:
 )
 def report(sweep_id: int, request: Request, db: DbDep, _: ReaderDep) -> Any:
     """The diagnosis in plain language: JSON, or Markdown with `Accept: text/markdown`."""
+    markdown = "text/markdown" in request.headers.get("accept", "")
     with db.transaction() as s:
+        stored = sweep_analysis.stored_report(s, sweep_id=sweep_id)
+        if stored is not None:
+            if markdown:
+                return PlainTextResponse(stored.markdown, media_type="text/markdown")
+            return stored.report
         data = sweep_analysis.load(s, sweep_id=sweep_id)
-    rep = data.report()
-    if "text/markdown" in request.headers.get("accept", ""):
-        title = f"Diagnosis of sweep {data.sweep.id}: {data.sweep.name}"
-        return PlainTextResponse(report_to_markdown(rep, title=title), media_type="text/markdown")
-    return {"sweep_id": sweep_id, "state": data.sweep.state, **rep.to_dict()}
+    if markdown:
+        return PlainTextResponse(sweep_analysis.report_markdown(data), media_type="text/markdown")
+    return sweep_analysis.report_json(data)
 
 
 @router.get(

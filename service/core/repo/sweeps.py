@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from service.core import optuna_tables
 from service.core.canonical import config_key
 from service.core.errors import Conflict, NotFound
-from service.core.models import Config, CurvePoint, Run, Sweep
+from service.core.models import Config, CurvePoint, Run, Sweep, SweepReport
 from service.core.records import Progress, SweepRecord
 from service.core.timeutil import aware, utcnow
 
@@ -251,6 +251,7 @@ def delete_sweep_rows(session: Session, *, sweep_id: int) -> str:
     session.execute(delete(CurvePoint).where(CurvePoint.run_id.in_(run_ids)))
     session.execute(delete(Run).where(Run.sweep_id == sweep_id))
     session.execute(delete(Config).where(Config.sweep_id == sweep_id))
+    session.execute(delete(SweepReport).where(SweepReport.sweep_id == sweep_id))
     session.delete(row)
     return name
 

@@ -1,0 +1,61 @@
+"""Alembic owns our schema: an empty database upgrades to head, and a database
+left at an older revision, with data in it, upgrades without losing it."""
+
+from __future__ import annotations
+
+import pytest
+from alembic import command
+from sqlalchemy import inspect, text
+
+from service.core.db import make_engine
+from service.core.migrate import VERSION_TABLE, _alembic_config, current_revision, head_revision, upgrade
+
+OUR_TABLES = {"sweeps", "configs", "runs", "curve_points", "workers", "api_tokens", "datasets", "workloads"}
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def empty_url(request: pytest.FixtureRequest, tmp_path) -> str:  # type: ignore[no-untyped-def]
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'empty.db'}"
+    # postgres_url is already migrated: drop everything to get an empty database back
+    url: str = request.getfixturevalue("postgres_url")
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+    return url
+
+
+def test_empty_database_upgrades_to_head_beside_optunas_tables(empty_url: str) -> None:
+    upgrade(empty_url)
+    engine = make_engine(empty_url)
+    tables = set(inspect(engine).get_table_names())
+    assert OUR_TABLES | {"sweep_reports", VERSION_TABLE} <= tables
+    assert {"studies", "trials", "alembic_version"} <= tables  # Optuna's, with its own version table
+    assert current_revision(engine) == head_revision(empty_url)
+    upgrade(empty_url)  # idempotent
+    assert current_revision(engine) == head_revision(empty_url)
+    engine.dispose()
+
+
+def test_database_at_0001_with_data_upgrades_keeping_it(empty_url: str) -> None:
+    command.upgrade(_alembic_config(empty_url), "0001")
+    engine = make_engine(empty_url)
+    assert current_revision(engine) == "0001"
+    assert "sweep_reports" not in inspect(engine).get_table_names()
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO sweeps (id, name, study_name, study_id, spec, workload_key, sampler, state, "
+                "n_configs, n_seeds, epochs, trials_asked, refine_round, created_at, updated_at) VALUES "
+                "(1, 'old', 'sweep-old', 1, '{}', 'preset:sensor_lstm', 'grid', 'completed', 1, 1, 1, 0, 0, "
+                "'2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+            )
+        )
+    upgrade(empty_url)
+    assert current_revision(engine) == head_revision(empty_url)
+    assert "sweep_reports" in inspect(engine).get_table_names()
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT name FROM sweeps WHERE id = 1")).scalar() == "old"
+    engine.dispose()
