@@ -284,7 +284,9 @@ def part_c_service(
         except subprocess.TimeoutExpired:
             proc.kill()
     packs = []
+    compiles = 0
     for line in log_path.read_text(errors="replace").splitlines():
+        compiles += "compiling pack functions:" in line
         m = _PACK_LINE.search(line)
         if m:
             packs.append({k: float(v) for k, v in (kv.split("=") for kv in m.group(1).split())})
@@ -304,6 +306,7 @@ def part_c_service(
         "runs_done": runs,
         "runs_total": last.get("runs_total"),
         "packs": packs,
+        "compiles": compiles,
         "progress": last.get("progress"),
         "log": str(log_path),
     }
@@ -401,6 +404,12 @@ def main() -> None:
                 f"      {len(cs['packs'])} packs; in PackTrainer {tot:.1f}s of {worker_wall:.1f}s "
                 f"worker wall "
                 f"({args.workers} x submit->last); compiled steps+evals {inside:.1f}s; compile {comp:.1f}s"
+            )
+            hits = sum(int(p.get("cache_hit", 0)) for p in cs["packs"])
+            sizes = sorted(int(p["k"]) for p in cs["packs"])
+            _out(
+                f"      pack sizes (replicas) {sizes}; packs reusing a compiled function: "
+                f"{hits}/{len(cs['packs'])}; compilations {cs['compiles']}"
             )
             _out(
                 f"      time outside training steps: "

@@ -644,7 +644,17 @@ class PackTrainer:
             self.jit_compile,
         )
         compiled = _COMPILED.get(key)
+        cache_hit = compiled is not None
         if compiled is None:
+            # One line per new compiled function: a long-lived worker should log it once per
+            # (architecture, batch size, bucket, optimizer kinds), whatever the number of packs.
+            logger.info(
+                "compiling pack functions: batch=%d bucket=%d kinds=%s (%d cached)",
+                batch,
+                k,
+                ",".join(sorted(hyper.kinds)),
+                len(_COMPILED),
+            )
             compiled = _make_compiled(
                 info.plan,
                 workload.loss,
@@ -771,7 +781,7 @@ class PackTrainer:
         # One line per pack: the benchmark reads these from the workers' logs.
         logger.info(
             "pack done: k=%d bucket=%d batch=%d replica_epochs=%d total_s=%.3f step_s=%.3f eval_s=%.3f "
-            "compile_s=%.3f build_s=%.3f host_s=%.3f observer_s=%.3f",
+            "compile_s=%.3f build_s=%.3f host_s=%.3f observer_s=%.3f cache_hit=%d",
             k_real,
             k,
             batch,
@@ -783,6 +793,7 @@ class PackTrainer:
             stats.build_s,
             stats.host_s,
             stats.observer_s,
+            int(cache_hit),
         )
         return [r.result for r in reps]
 
