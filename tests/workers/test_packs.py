@@ -155,6 +155,23 @@ def test_replica_in_pack_equals_replica_alone(lstm: TinyLSTM, single_target: Rep
     assert all(len(c) == 3 for c in obs.calls)
 
 
+def test_one_compiled_epoch_serves_every_batch_size(lstm: TinyLSTM) -> None:
+    """Without XLA the batch size is an input: a new batch size reuses the compiled epoch.
+
+    22 examples at batch 5 is four full batches and a partial one of 2, run through the
+    step graph compiled for batch 8; the replica still trains exactly as alone.
+    """
+    with_batch = [ReplicaSpec(r.key, {**r.params, "batch_size": 5}, r.init_seed, r.data_seed) for r in OTHERS]
+    target = ReplicaSpec("target", {**TARGET.params, "batch_size": 5}, TARGET.init_seed, TARGET.data_seed)
+    warm = PackTrainer(jit_compile=False)
+    warm.train(lstm, [OTHERS[0], TARGET, OTHERS[1]], 1, NullObserver())  # batch 8, compiled here or before
+    trainer = PackTrainer(jit_compile=False)
+    results = trainer.train(lstm, [with_batch[0], target, with_batch[1]], EPOCHS, NullObserver())
+    assert trainer.stats.compiles == 0
+    alone = SingleTrainer().train(lstm, [target], EPOCHS, NullObserver())[0]
+    assert _max_rel(alone, results[1]) < 1e-4
+
+
 def test_nonfinite_replica_stops_alone(lstm: TinyLSTM, single_target: ReplicaResult) -> None:
     results = PackTrainer(record_steps=True).train(lstm, [BAD, TARGET, OTHERS[0]], EPOCHS, NullObserver())
     bad, target, other = results

@@ -334,9 +334,13 @@ def _make_compiled(
         hyper: dict[str, tf.Tensor],
         active: tf.Tensor,
         dseed: tf.Tensor,
+        bsz: tf.Tensor,
     ) -> dict[str, Any]:
         zeros = tf.zeros([k], tf.float32)
-        losses = tf.TensorArray(tf.float32, size=steps)
+        # Without XLA the batch size is an input (``bsz``), not a constant: one compiled epoch
+        # serves every batch size of an architecture and bucket. With XLA shapes are static.
+        n_steps = (n + bsz - 1) // bsz if not jit else steps
+        losses = tf.TensorArray(tf.float32, size=n_steps)
 
         def run(i: tf.Tensor, idx: tf.Tensor, state: tuple[Any, ...]) -> tuple[Any, ...]:
             w, m, v, iters, active, bad_loss, sum_loss, sum_gn, cnt, losses = state
@@ -352,18 +356,18 @@ def _make_compiled(
 
         state = (list(w), list(m), list(v), iters, active, zeros, zeros, zeros, zeros, losses)
         n_full, n_tail = full, tail
-        if tail and not jit:
+        if not jit:
             # One copy of the step for every batch, the short last one included: without XLA
             # the batch axis may be dynamic, so the last step is Keras' partial batch as is
             # (the same mean over its real examples) and the epoch compiles one step graph,
             # not two (compile time roughly halves; no padded arithmetic either).
 
             def body_dyn(i: tf.Tensor, *st: Any) -> tuple[Any, ...]:
-                size = tf.minimum(batch, n - i * batch)
-                idx = tf.slice(perm, tf.stack([0, i * batch]), tf.stack([k, size]))
+                size = tf.minimum(bsz, n - i * bsz)
+                idx = tf.slice(perm, tf.stack([0, i * bsz]), tf.stack([k, size]))
                 return (i + 1, *run(i, idx, tuple(st)))
 
-            out = tf.while_loop(lambda i, *_: i < steps, body_dyn, (tf.constant(0), *state))
+            out = tf.while_loop(lambda i, *_: i < n_steps, body_dyn, (tf.constant(0), *state))
             state = tuple(out[1:])
             n_full = n_tail = 0
         if n_full:
@@ -398,9 +402,10 @@ def _make_compiled(
         w_specs,
         tf.TensorSpec((), tf.float32),
         tf.TensorSpec((k, n), tf.int32),
-        tf.TensorSpec((steps, k), tf.float32),
+        tf.TensorSpec((None if not jit else steps, k), tf.float32),
         hyper_specs,
         tf.TensorSpec((k,), tf.bool),
+        tf.TensorSpec((), tf.int32),
         tf.TensorSpec((), tf.int32),
     ]
 
@@ -633,7 +638,7 @@ class PackTrainer:
             info.plan.signature,
             workload.loss,
             info.kind,
-            batch,
+            batch if self.jit_compile else 0,  # without XLA the batch size is an input
             k,
             n,
             n_eval_max,
@@ -728,6 +733,7 @@ class PackTrainer:
                 hyper_t,
                 tf.constant(active),
                 dseed,
+                tf.constant(batch, tf.int32),
             )
             w, m, v, iters = out["w"], out["m"], out["v"], out["iters"]
             host = {name: out[name].numpy() for name in ("bad_loss", "sum_loss", "sum_gn", "count", "active")}
