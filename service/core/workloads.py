@@ -190,7 +190,7 @@ PRESETS: dict[str, PresetInfo] = {
             "'reduce_on_plateau' schedules (their defaults in schedule_options). Use crossed seeds "
             "to separate init-seed from data-order luck. Runs that stay at 50% are dead-ReLU collapses "
             "(constant output, loss ln 2) after too large first Adam steps on the shared Dense layer; at "
-            "image_size 16 they split seeds at lr 0.1-0.2. image_size 224 is the report's size (GPU)."
+            "image_size 16 they split seeds at lr 0.1-0.3. image_size 224 is the report's size (GPU)."
         ),
         report="3",
         params=_defaults("pixel_color"),

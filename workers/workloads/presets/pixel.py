@@ -21,7 +21,8 @@ recover (dead ReLUs; inferred from that signature, the activations were not
 inspected). Where that happens depends on the initial weights and
 the batch order, so around the edge some seeds train in one epoch and others
 never do: at ``image_size=16`` with 0..1 pixels, 2 of 8 seeds trained at lr
-0.1 and 1 of 8 at 0.2, while the user's lr 1e-3 trained all 8. Whether the
+0.1, 2 of 8 at 0.2 and 1 of 8 at 0.3, while the user's lr 1e-3 trained all 8
+(docs/reports.md). Whether the
 user's 224 x 224 images bring that band down to lr 1e-3 is untested here
 (it needs a GPU worker).
 """
