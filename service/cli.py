@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from types import FrameType
 from typing import Annotated, Any
 
 import httpx
@@ -118,17 +120,31 @@ def serve(
     console.print(f"{s.workers} local workers on {s.device}; dashboards and API at http://{host}:{port}")
     if demo:
         _submit_demo(s)
+    # uvicorn re-raises the SIGTERM/SIGINT it caught once it has shut down; with
+    # the default handler that kills this process before `finally` can stop the
+    # local workers, leaving them orphaned. Turn the re-raised signal into SystemExit.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _exit_on_signal)
     try:
         # log_config=None: uvicorn keeps our redacting handler instead of installing its own.
         uvicorn.run(create_app(s), host=host, port=port, log_level=s.log_level.lower(), log_config=None)
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        _stop_children(procs)
+
+
+def _exit_on_signal(signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _stop_children(procs: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM lets each worker finish its epoch and release its trial; kill stragglers."""
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            p.kill()
 
 
 def _spawn_optuna_dashboard(database_url: str, host: str, port: int) -> subprocess.Popen[bytes]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -106,3 +107,60 @@ def test_bad_spec_file_names_the_field(server: tuple[str, dict[str, str]], tmp_p
     broken.write_text("name: [unclosed")
     r = _sweeps("submit", str(broken), "--server", base, "--token", token, env=env)
     assert r.returncode == 2 and "not valid YAML" in r.stderr
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                out.append(int(entry.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_sigterm_to_serve_stops_its_local_workers(tmp_path: Path) -> None:
+    port = free_port()
+    env = worker_env(f"sqlite:///{tmp_path / 'serve.db'}")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "serve", "--workers", "2", "--port", str(port)],
+        env=env,
+        cwd=ROOT,
+        stdout=(tmp_path / "serve.log").open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for(lambda: len(_children(proc.pid)) == 2, 60, "two local workers")
+        wait_for(
+            lambda: (
+                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
+                if _port_open(port)
+                else False
+            ),
+            60,
+            "the API",
+        )
+        workers = _children(proc.pid)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=90)
+        wait_for(lambda: not any(_alive(w) for w in workers), 30, "the workers to exit with the server")
+    finally:
+        stop([proc])
+
+
+def _port_open(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
