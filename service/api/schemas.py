@@ -1,4 +1,9 @@
-"""Response bodies (they document the API in OpenAPI and are checked by schemathesis)."""
+"""Response bodies (they document the API in OpenAPI and are checked by schemathesis).
+
+Where the domain's frozen record is already the right shape (a trial, a run,
+a curve point, a worker), routes return the record itself: FastAPI documents
+and serialises stdlib dataclasses, so the fields are written once.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
-from service.core.records import ConfigRecord, CurvePointRecord, RunRecord, SweepRecord, WorkerRecord
+from service.core.records import CurvePointRecord, SweepRecord
 
 T = TypeVar("T")
 
@@ -77,95 +82,10 @@ class SweepOut(BaseModel):
         )
 
 
-class TrialOut(BaseModel):
-    """A configuration and its current Optuna trial."""
-
-    id: int
-    sweep_id: int
-    params: dict[str, Any]
-    state: str
-    trial_id: int | None
-    trial_number: int | None
-    attempts: int
-    refine_round: int
-    value: float | None
-    worker_id: str | None
-    started_at: datetime | None
-    finished_at: datetime | None
-    error: str | None
-
-    @classmethod
-    def of(cls, r: ConfigRecord) -> TrialOut:
-        return cls(**asdict(r))
-
-
-class RunOut(BaseModel):
-    id: int
-    sweep_id: int
-    config_id: int
-    trial_id: int
-    seed: int
-    init_seed: int
-    data_seed: int
-    status: str
-    run_class: str | None
-    flags: list[str]
-    metrics: dict[str, Any]
-    epochs_run: int
-    final_loss: float | None
-    final_accuracy: float | None
-    params: dict[str, Any]
-    error: str | None
-    traceback: str | None
-    worker_id: str | None
-    started_at: datetime | None
-    finished_at: datetime | None
-    step_losses: list[Any] | None = None
-
-    @classmethod
-    def of(cls, r: RunRecord) -> RunOut:
-        return cls(**asdict(r))
-
-
-class CurvePointOut(BaseModel):
-    epoch: int
-    loss: float | None
-    accuracy: float | None
-    running_loss: float | None
-    val_loss: float | None
-    val_accuracy: float | None
-    learning_rate: float | None
-    grad_norm: float | None
-
-    @classmethod
-    def of(cls, r: CurvePointRecord) -> CurvePointOut:
-        return cls(**asdict(r))
-
-
 class CurveOut(BaseModel):
     run_id: int
-    points: list[CurvePointOut]
+    points: list[CurvePointRecord]
     step_losses: list[Any] | None = None
-
-
-class WorkerOut(BaseModel):
-    id: str
-    hostname: str
-    pid: int
-    device: str
-    state: str
-    current_trial_id: int | None
-    current_sweep_id: int | None
-    started_at: datetime
-    heartbeat_at: datetime
-    trials_done: int
-    train_seconds: float
-    busy_seconds: float
-    alive: bool
-
-    @classmethod
-    def of(cls, r: WorkerRecord) -> WorkerOut:
-        return cls(**asdict(r))
 
 
 class HealthOut(BaseModel):

@@ -9,8 +9,9 @@ from fastapi import APIRouter, Query
 
 from service.api.deps import DbDep, ReaderDep
 from service.api.routes.sweeps import ERRORS
-from service.api.schemas import CurveOut, CurvePointOut, Page, RunOut, TrialOut
+from service.api.schemas import CurveOut, Page
 from service.core.errors import InvalidSpec
+from service.core.records import ConfigRecord, RunRecord
 from service.core.repo import runs as runs_repo
 from service.core.repo import sweeps as sweeps_repo
 from service.core.repo.runs import ParamFilter
@@ -55,7 +56,7 @@ Offset = Annotated[int, Query(ge=0, le=10_000_000)]
 RunClass = Literal["diverged", "rises_after_min", "stuck_at_chance", "noisy", "slow", "converged"]
 
 
-@router.get("/sweeps/{sweep_id}/trials", response_model=Page[TrialOut], responses=ERRORS)
+@router.get("/sweeps/{sweep_id}/trials", response_model=Page[ConfigRecord], responses=ERRORS)
 def list_trials(
     sweep_id: int,
     db: DbDep,
@@ -64,23 +65,23 @@ def list_trials(
     param: ParamQuery = None,
     limit: Limit = 100,
     offset: Offset = 0,
-) -> Page[TrialOut]:
+) -> Page[ConfigRecord]:
     filters = parse_param_filters(param)
     with db.transaction() as s:
         sweeps_repo.get_sweep(s, sweep_id=sweep_id)
         items, total = runs_repo.list_configs(
             s, sweep_id=sweep_id, state=state, filters=filters, limit=limit, offset=offset
         )
-    return Page(items=[TrialOut.of(c) for c in items], total=total, limit=limit, offset=offset)
+    return Page(items=items, total=total, limit=limit, offset=offset)
 
 
-@router.get("/sweeps/{sweep_id}/trials/{config_id}", response_model=TrialOut, responses=ERRORS)
-def get_trial(sweep_id: int, config_id: int, db: DbDep, _: ReaderDep) -> TrialOut:
+@router.get("/sweeps/{sweep_id}/trials/{config_id}", response_model=ConfigRecord, responses=ERRORS)
+def get_trial(sweep_id: int, config_id: int, db: DbDep, _: ReaderDep) -> ConfigRecord:
     with db.transaction() as s:
-        return TrialOut.of(runs_repo.get_config(s, sweep_id=sweep_id, config_id=config_id))
+        return runs_repo.get_config(s, sweep_id=sweep_id, config_id=config_id)
 
 
-@router.get("/sweeps/{sweep_id}/runs", response_model=Page[RunOut], responses=ERRORS)
+@router.get("/sweeps/{sweep_id}/runs", response_model=Page[RunRecord], responses=ERRORS)
 def list_runs(
     sweep_id: int,
     db: DbDep,
@@ -92,7 +93,7 @@ def list_runs(
     param: ParamQuery = None,
     limit: Limit = 100,
     offset: Offset = 0,
-) -> Page[RunOut]:
+) -> Page[RunRecord]:
     filters = parse_param_filters(param)
     with db.transaction() as s:
         sweeps_repo.get_sweep(s, sweep_id=sweep_id)
@@ -107,13 +108,13 @@ def list_runs(
             limit=limit,
             offset=offset,
         )
-    return Page(items=[RunOut.of(r) for r in items], total=total, limit=limit, offset=offset)
+    return Page(items=items, total=total, limit=limit, offset=offset)
 
 
-@router.get("/runs/{run_id}", response_model=RunOut, responses=ERRORS)
-def get_run(run_id: int, db: DbDep, _: ReaderDep) -> RunOut:
+@router.get("/runs/{run_id}", response_model=RunRecord, responses=ERRORS)
+def get_run(run_id: int, db: DbDep, _: ReaderDep) -> RunRecord:
     with db.transaction() as s:
-        return RunOut.of(runs_repo.get_run(s, run_id=run_id))
+        return runs_repo.get_run(s, run_id=run_id)
 
 
 @router.get("/runs/{run_id}/curve", response_model=CurveOut, responses=ERRORS)
@@ -122,4 +123,4 @@ def get_curve(run_id: int, db: DbDep, _: ReaderDep) -> CurveOut:
     with db.transaction() as s:
         run = runs_repo.get_run(s, run_id=run_id)
         points = runs_repo.curve(s, run_id=run_id)
-    return CurveOut(run_id=run_id, points=[CurvePointOut.of(p) for p in points], step_losses=run.step_losses)
+    return CurveOut(run_id=run_id, points=points, step_losses=run.step_losses)

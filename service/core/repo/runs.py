@@ -176,19 +176,20 @@ def get_run(session: Session, *, run_id: int, sweep_id: int | None = None) -> Ru
 
 def curve(session: Session, *, run_id: int) -> list[CurvePointRecord]:
     rows = session.scalars(select(CurvePoint).where(CurvePoint.run_id == run_id).order_by(CurvePoint.epoch))
-    return [
-        CurvePointRecord(
-            epoch=p.epoch,
-            loss=p.loss,
-            accuracy=p.accuracy,
-            running_loss=p.running_loss,
-            val_loss=p.val_loss,
-            val_accuracy=p.val_accuracy,
-            learning_rate=p.learning_rate,
-            grad_norm=p.grad_norm,
-        )
-        for p in rows
-    ]
+    return [_point(p) for p in rows]
+
+
+def _point(p: CurvePoint) -> CurvePointRecord:
+    return CurvePointRecord(
+        epoch=p.epoch,
+        loss=p.loss,
+        accuracy=p.accuracy,
+        running_loss=p.running_loss,
+        val_loss=p.val_loss,
+        val_accuracy=p.val_accuracy,
+        learning_rate=p.learning_rate,
+        grad_norm=p.grad_norm,
+    )
 
 
 def curves_for_runs(session: Session, *, run_ids: Sequence[int]) -> dict[int, list[CurvePointRecord]]:
@@ -199,18 +200,7 @@ def curves_for_runs(session: Session, *, run_ids: Sequence[int]) -> dict[int, li
         select(CurvePoint).where(CurvePoint.run_id.in_(run_ids)).order_by(CurvePoint.run_id, CurvePoint.epoch)
     )
     for p in rows:
-        out[p.run_id].append(
-            CurvePointRecord(
-                epoch=p.epoch,
-                loss=p.loss,
-                accuracy=p.accuracy,
-                running_loss=p.running_loss,
-                val_loss=p.val_loss,
-                val_accuracy=p.val_accuracy,
-                learning_rate=p.learning_rate,
-                grad_norm=p.grad_norm,
-            )
-        )
+        out[p.run_id].append(_point(p))
     return out
 
 
