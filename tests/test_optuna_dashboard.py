@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from service.core import queue
 from service.core.db import Database
 from tests.conftest import small_spec
-from tests.helpers import free_port, stop, wait_for
+from tests.helpers import finish_claim, free_port, stop, wait_for
 
 
 def test_optuna_dashboard_shows_the_sweep_as_a_study(
@@ -20,28 +20,8 @@ def test_optuna_dashboard_shows_the_sweep_as_a_study(
 ) -> None:
     sweep = client.post("/v1/sweeps", json=small_spec()).json()
     (claim,) = queue.claim(db, "w", max_replicas=2)
-    outcomes = [
-        queue.RunOutcome(
-            run_id=r[0],
-            status="completed",
-            run_class="converged",
-            flags=[],
-            metrics={},
-            epochs_run=3,
-            final_loss=0.25,
-            final_accuracy=1.0,
-        )
-        for r in claim.runs
-    ]
-    assert queue.finish_config(
-        db,
-        config_id=claim.config_id,
-        trial_id=claim.trial_id,
-        outcomes=outcomes,
-        value=0.25,
-        intermediate=[(0, 1.8), (1, 0.9), (2, 0.4), (3, 0.25)],
-        worker_id="w",
-        train_seconds=1.0,
+    assert finish_claim(
+        db, claim, worker_id="w", final_loss=0.25, intermediate=[(0, 1.8), (1, 0.9), (2, 0.4), (3, 0.25)]
     )
 
     port = free_port()

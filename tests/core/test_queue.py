@@ -16,6 +16,7 @@ from service.core.models import Config, Run
 from service.core.repo import workers as workers_repo
 from service.core.sweeps import create_sweep, parse_spec
 from tests.conftest import small_spec
+from tests.helpers import finish_claim
 
 
 def _sweep(db: Database, settings: Settings, **kw: object) -> int:
@@ -64,52 +65,8 @@ def test_stale_trial_is_failed_and_retried_and_the_late_result_is_dropped(
     (retry,) = queue.claim(db, "new")
     assert retry.config_id == first.config_id and retry.trial_id != first.trial_id
 
-    late = [
-        queue.RunOutcome(
-            run_id=r[0],
-            status="completed",
-            run_class="converged",
-            flags=[],
-            metrics={},
-            epochs_run=3,
-            final_loss=0.1,
-            final_accuracy=1.0,
-        )
-        for r in first.runs
-    ]
-    assert not queue.finish_config(
-        db,
-        config_id=first.config_id,
-        trial_id=first.trial_id,
-        outcomes=late,
-        value=0.1,
-        intermediate=[],
-        worker_id="old",
-        train_seconds=1.0,
-    )
-    good = [
-        queue.RunOutcome(
-            run_id=r[0],
-            status="completed",
-            run_class="converged",
-            flags=[],
-            metrics={},
-            epochs_run=3,
-            final_loss=0.2,
-            final_accuracy=1.0,
-        )
-        for r in retry.runs
-    ]
-    assert queue.finish_config(
-        db,
-        config_id=retry.config_id,
-        trial_id=retry.trial_id,
-        outcomes=good,
-        value=0.2,
-        intermediate=[(0, 1.0), (1, 0.2)],
-        worker_id="new",
-        train_seconds=1.0,
-    )
+    assert not finish_claim(db, first, worker_id="old", final_loss=0.1)  # the late result is dropped
+    assert finish_claim(db, retry, worker_id="new", final_loss=0.2, intermediate=[(0, 1.0), (1, 0.2)])
     assert queue.maybe_finish_sweep(db, sweep_id) == "completed"
     with db.transaction() as s:
         runs = s.execute(select(Run.trial_id, Run.final_loss)).all()
