@@ -3,7 +3,7 @@
 Small models spend their time in per-op framework overhead, not arithmetic
 (DESIGN §2). ``PackTrainer`` builds every replica's Keras model with its own
 seed (exactly as the single trainer does), stacks the weights along a leading
-replica axis and trains all of them with one XLA-compiled function per epoch:
+replica axis and trains all of them with one compiled function per epoch (XLA on GPUs):
 each replica gathers its own mini-batches from its own permutation, runs the
 same forward pass (``_stacked_model``), takes its own optimizer step with its
 own hyperparameters (``vector_optimizers``) and learning-rate schedule, and is
@@ -30,8 +30,11 @@ on. Differences, by design:
 
 Hyperparameters (learning rates per step, betas, epsilon, rho, momentum,
 nesterov, weight decay, clipnorm) are tensor inputs, not graph constants, so
-one compiled function serves every pack with the same architecture, batch
-size, pack size and set of optimizer kinds. Pack sizes are padded to a bucket
+one compiled function serves every pack with the same architecture, pack
+size and set of optimizer kinds. Without XLA the batch size is an input too
+and the step's batch axis is dynamic, so every batch size and the epoch's
+short last batch share one step graph; with XLA (static shapes) the batch
+size is part of the key and the last batch has its own step copy. Pack sizes are padded to a bucket
 (powers of two up to ``max_replicas``) with masked dummy replicas to reuse
 compilations; stopped replicas are masked, never recompiled.
 """
