@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,8 +22,11 @@ def one_hot(labels: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
-class PresetWorkload:
-    """Base of the presets: resolves params against the catalogue and caches the dataset."""
+class PresetWorkload(ABC):
+    """Base of the presets: resolves params against the catalogue and caches the dataset.
+
+    Each preset supplies its data generator and its model builder.
+    """
 
     name: str
     loss: LossName
@@ -42,11 +46,13 @@ class PresetWorkload:
             self._dataset = self._make_dataset(np.random.default_rng(self.params["data_seed"]))
         return self._dataset
 
+    @abstractmethod
     def _make_dataset(self, rng: np.random.Generator) -> Dataset:
-        raise NotImplementedError
+        """The preset's data, drawn only from ``rng`` (seeded by ``data_seed``)."""
 
+    @abstractmethod
     def build_model(self) -> Any:
-        raise NotImplementedError
+        """A fresh, uncompiled keras.Model."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.params!r})"
