@@ -1,4 +1,4 @@
-"""Where a packed training step's time goes (sensor_lstm, steady state).
+"""Where a packed training step's time goes (a preset, sensor_lstm by default; steady state).
 
 For each pack size K and batch size: the PackTrainer's steady-state epoch
 time (compiled epoch function, compile excluded), the full-set evaluation
@@ -24,6 +24,9 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--jit", choices=["auto", "on", "off"], default="auto")
+    ap.add_argument("--workload", default="sensor_lstm", help="preset name")
+    ap.add_argument("--param", action="append", default=[], help="preset param NAME=VALUE (repeatable)")
+    ap.add_argument("--lr", type=float, default=1e-3)
     args = ap.parse_args()
     import tensorflow as tf
 
@@ -37,13 +40,17 @@ def main() -> None:
     from workers.training.types import NullObserver, ReplicaSpec
     from workers.workloads.registry import build_preset
 
-    wl = build_preset("sensor_lstm", {})
+    params = {}
+    for item in args.param:
+        name, _, value = item.partition("=")
+        params[name] = int(value) if value.lstrip("-").isdigit() else value
+    wl = build_preset(args.workload, params)
     jit = None if args.jit == "auto" else args.jit == "on"
     for b in args.batch:
         for k in args.k:
             tr = PackTrainer(max_replicas=k, jit_compile=jit)
             reps = [
-                ReplicaSpec(i, {"optimizer": "adam", "learning_rate": 1e-3, "batch_size": b}, i, i)
+                ReplicaSpec(i, {"optimizer": "adam", "learning_rate": args.lr, "batch_size": b}, i, i)
                 for i in range(k)
             ]
             t = time.perf_counter()
