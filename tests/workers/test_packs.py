@@ -47,6 +47,27 @@ class TinyLSTM:
         )
 
 
+class TinyLongLSTM(TinyLSTM):
+    """Sequences longer than MAX_UNROLL: tf.scan training, evaluation in a while loop."""
+
+    name = "tiny_long_lstm"
+
+    def dataset(self) -> Dataset:
+        rng = np.random.default_rng(3)
+        labels = rng.integers(0, 3, 24)
+        t = np.linspace(0, 1, 40)[None, :, None]
+        x = (np.sin((labels[:, None, None] + 1) * 3 * t) + 0.3 * rng.normal(size=(24, 40, 1))).astype(
+            np.float32
+        )
+        y = np.eye(3, dtype=np.float32)[labels]
+        return Dataset(x[:16], y[:16], x[16:], y[16:])
+
+    def build_model(self) -> Any:
+        return keras.Sequential(
+            [keras.Input((40, 1)), keras.layers.LSTM(4), keras.layers.Dense(3, activation="softmax")]
+        )
+
+
 class TinyDense:
     """A Dense classifier with Dropout and Flatten (pixel_color's layer types), integer labels."""
 
@@ -153,6 +174,14 @@ def test_replica_in_pack_equals_replica_alone(lstm: TinyLSTM, single_target: Rep
     # One bulk observer call per epoch (epoch 0 included) with every replica.
     assert len(obs.calls) == EPOCHS + 1
     assert all(len(c) == 3 for c in obs.calls)
+
+
+def test_long_sequence_replica_in_pack_equals_replica_alone() -> None:
+    wl = TinyLongLSTM()
+    single = SingleTrainer().train(wl, [TARGET], 2, NullObserver())[0]
+    packed = PackTrainer().train(wl, [OTHERS[0], TARGET], 2, NullObserver())[1]
+    assert packed.status == "completed"
+    assert _max_rel(single, packed) < 1e-4
 
 
 def test_one_compiled_epoch_serves_every_batch_size(lstm: TinyLSTM) -> None:
@@ -263,14 +292,15 @@ def test_make_trainer_packs_when_it_can_and_says_why_not(caplog: pytest.LogCaptu
 
 @pytest.mark.parametrize("return_sequences", [False, True])
 @pytest.mark.parametrize("shared", [False, True])
-def test_unrolled_lstm_matches_scan_and_autodiff(return_sequences: bool, shared: bool) -> None:
+@pytest.mark.parametrize("f", [1, 2])
+def test_unrolled_lstm_matches_scan_and_autodiff(return_sequences: bool, shared: bool, f: int) -> None:
     import tensorflow as tf
 
-    from workers.training._lstm_unrolled import lstm_forward_only, lstm_unrolled
+    from workers.training._lstm_unrolled import lstm_forward_loop, lstm_forward_only, lstm_unrolled
     from workers.training._stacked_model import LayerPlan, _lstm_scan
 
     rng = np.random.default_rng(0)
-    k, b, t, f, u = 3, 4, 7, 2, 5
+    k, b, t, u = 3, 4, 7, 5
     x = tf.constant(rng.normal(size=(b, t, f) if shared else (k, b, t, f)).astype(np.float32))
     w = [
         tf.constant(0.5 * rng.normal(size=s).astype(np.float32))
@@ -294,3 +324,32 @@ def test_unrolled_lstm_matches_scan_and_autodiff(return_sequences: bool, shared:
         np.testing.assert_allclose(a, r, atol=1e-5)
     fwd = lstm_forward_only(x, w[0], w[1], w[2], return_sequences=return_sequences, shared=shared)
     np.testing.assert_allclose(fwd.numpy(), ref[0], atol=1e-6)
+    # Evaluation of long sequences: input projected inside a while loop (graph mode, as compiled).
+    loop = tf.function(
+        lambda: lstm_forward_loop(x, w[0], w[1], w[2], return_sequences=return_sequences, shared=shared)
+    )()
+    np.testing.assert_allclose(loop.numpy(), ref[0], atol=1e-6)
+    no_bias = lstm_forward_loop(x, w[0], w[1], None, return_sequences=return_sequences, shared=shared)
+    ref_nb = _lstm_scan(
+        x,
+        w[:2],
+        LayerPlan("lstm", "l", units=u, activation="tanh", use_bias=False, return_sequences=return_sequences),
+        shared,
+    )
+    np.testing.assert_allclose(no_bias.numpy(), ref_nb.numpy(), atol=1e-6)
+
+
+def test_long_sequence_evaluation_runs_in_one_chunk() -> None:
+    """sensor_lstm's shape (T=100 > MAX_UNROLL): the full-set evaluation is one call at K=64."""
+    from workers.training._stacked_model import LayerPlan, StackedPlan
+    from workers.training.packs import _EVAL_BUDGET_FLOATS, _eval_floats_per_sample
+
+    plan = StackedPlan(
+        (
+            LayerPlan("lstm", "l", units=32, activation="tanh", weight_shapes=((1, 128), (32, 128), (128,))),
+            LayerPlan("dense", "d", units=6, activation="softmax", weight_shapes=((32, 6), (6,))),
+        ),
+        (100, 1),
+        6,
+    )
+    assert _EVAL_BUDGET_FLOATS // (_eval_floats_per_sample(plan) * 64) >= 98

@@ -200,3 +200,54 @@ def lstm_forward_only(
         if return_sequences:
             hs.append(h)
     return tf.transpose(tf.stack(hs), [1, 2, 0, 3]) if return_sequences else h
+
+
+def lstm_forward_loop(
+    x: tf.Tensor,
+    kernel: tf.Tensor,
+    rk: tf.Tensor,
+    bias: tf.Tensor | None,
+    *,
+    return_sequences: bool,
+    shared: bool,
+) -> tf.Tensor:
+    """Forward only, as a ``tf.while_loop`` with the input projection inside the step (evaluation).
+
+    For sequences too long to unroll. Nothing is kept for a backward pass and
+    the input projection ``x_t @ kernel`` is computed per timestep instead of
+    for all timesteps at once, so memory is ``O(K * B * 4U)`` (plus the outputs
+    with ``return_sequences``), not ``O(T * K * B * 4U)``: the full-set
+    evaluation runs in one call instead of many small chunks. With one input
+    feature the projection is a broadcast product (the same single rounding as
+    a matmul with a contraction of 1). Arithmetic as Keras' ``LSTMCell``
+    (implementation 2): ``z = x @ kernel + h @ recurrent_kernel + bias``.
+    """
+    has_bias = bias is not None
+    b = bias if bias is not None else tf.zeros([tf.shape(kernel)[0], kernel.shape[-1]], kernel.dtype)
+    k4, r4, b4 = _gate_major(kernel, rk, b)
+    xs = _time_major(x, shared)  # (T, 1, K or 1, B, F)
+    steps = int(xs.shape[0])
+    one_feature = int(xs.shape[-1]) == 1
+    batch = tf.shape(x)[0] if shared else tf.shape(x)[1]
+    zeros = tf.zeros(tf.stack([tf.shape(kernel)[0], batch, int(rk.shape[1])]), kernel.dtype)
+
+    def body(t: tf.Tensor, h: tf.Tensor, c: tf.Tensor, hs: tf.TensorArray) -> tuple[Any, ...]:
+        xt = xs[t]
+        # (1, K or 1, B, F) against (4, K, F, U): with F = 1, (.., B, 1) * (.., 1, U) broadcasts
+        xk = xt * k4 if one_feature else tf.matmul(xt, k4)
+        z = xk + tf.matmul(h[None], r4)
+        if has_bias:
+            z = z + b4
+        zi, zf, zg, zo = tf.unstack(z)
+        c = tf.sigmoid(zf) * c + tf.sigmoid(zi) * tf.tanh(zg)
+        h = tf.sigmoid(zo) * tf.tanh(c)
+        if return_sequences:
+            hs = hs.write(t, h)
+        return t + 1, h, c, hs
+
+    hs0 = tf.TensorArray(kernel.dtype, size=steps if return_sequences else 0)
+    _, h, _, hs = tf.while_loop(lambda t, *_: t < steps, body, (tf.constant(0), zeros, zeros, hs0))
+    if return_sequences:
+        return tf.transpose(hs.stack(), [1, 2, 0, 3])  # (T, K, B, U) -> (K, B, T, U)
+    out: tf.Tensor = h
+    return out

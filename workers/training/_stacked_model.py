@@ -28,7 +28,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from workers.training._lstm_unrolled import MAX_UNROLL, lstm_forward_only, lstm_unrolled
+from workers.training._lstm_unrolled import MAX_UNROLL, lstm_forward_loop, lstm_forward_only, lstm_unrolled
 
 _SUPPORTED_ACTIVATIONS = frozenset(
     {
@@ -241,17 +241,30 @@ def _finish(outputs: tf.Tensor, last: tf.Tensor, return_sequences: bool) -> tf.T
     return last
 
 
-def _lstm(h: tf.Tensor, w: list[tf.Tensor], layer: LayerPlan, shared: bool, training: bool) -> tf.Tensor:
-    if (
+def lstm_eval_in_loop(layer: LayerPlan, timesteps: int | None) -> bool:
+    """Whether the forward-only (evaluation) LSTM projects its input inside the time loop."""
+    return (
         layer.activation == "tanh"
         and layer.recurrent_activation == "sigmoid"
-        and h.shape[-2] is not None
-        and int(h.shape[-2]) <= MAX_UNROLL
-    ):
-        # The common case (Keras' default activations, short sequences): unrolled, hand-written backward.
-        bias = w[2] if layer.use_bias else None
-        fn = lstm_unrolled if training else lstm_forward_only
-        return fn(h, w[0], w[1], bias, return_sequences=layer.return_sequences, shared=shared)
+        and timesteps is not None
+        and timesteps > MAX_UNROLL
+    )
+
+
+def _lstm(h: tf.Tensor, w: list[tf.Tensor], layer: LayerPlan, shared: bool, training: bool) -> tf.Tensor:
+    bias = w[2] if layer.use_bias else None
+    steps = None if h.shape[-2] is None else int(h.shape[-2])
+    if layer.activation == "tanh" and layer.recurrent_activation == "sigmoid" and steps is not None:
+        if steps <= MAX_UNROLL:
+            # The common case (Keras' default activations, short sequences): unrolled, hand-written backward.
+            fn = lstm_unrolled if training else lstm_forward_only
+            return fn(h, w[0], w[1], bias, return_sequences=layer.return_sequences, shared=shared)
+        if not training:
+            # Long sequences, evaluation: a loop that projects the input per timestep, so the
+            # full-set evaluation fits in one call (the scan below materialises T x K x B x 4U).
+            return lstm_forward_loop(
+                h, w[0], w[1], bias, return_sequences=layer.return_sequences, shared=shared
+            )
     return _lstm_scan(h, w, layer, shared)
 
 

@@ -57,7 +57,7 @@ import numpy as np
 import tensorflow as tf
 
 from service.core.spec import ScheduleOptions
-from workers.training._stacked_model import StackedPlan, Unpackable, plan_model
+from workers.training._stacked_model import StackedPlan, Unpackable, lstm_eval_in_loop, plan_model
 from workers.training.data_order import BatchOrder, build_initial_model
 from workers.training.metrics import LabelKind, label_kind, per_sample_loss
 from workers.training.optimizers import PlateauController, build_learning_rate, resolve_optimizer_params
@@ -272,7 +272,11 @@ def _eval_floats_per_sample(plan: StackedPlan) -> int:
             shape = shape[:-1] + [layer.units]
         elif layer.kind in ("lstm", "gru", "simple_rnn"):
             gates = {"lstm": 4, "gru": 3, "simple_rnn": 1}[layer.kind]
-            peak = max(peak, shape[0] * layer.units * gates)
+            if layer.kind == "lstm" and lstm_eval_in_loop(layer, shape[0]):
+                # Input projected inside the time loop: one timestep's gates (and h, c) at a time.
+                peak = max(peak, layer.units * (gates + 2))
+            else:  # the input projection of every timestep is materialised
+                peak = max(peak, shape[0] * layer.units * gates)
             shape = [shape[0], layer.units] if layer.return_sequences else [layer.units]
         elif layer.kind == "flatten":
             shape = [int(np.prod(shape))]
