@@ -20,8 +20,9 @@ Example-specific figures (computed from the stored runs):
   how far the loss jumps from epoch to epoch in the second half of the run:
   the std of the changes of log loss and the largest single rise; next to
   them the classifier's ``late_detrended_std`` and ``late_increase_frac``.
-- sequence_rnn: per beta_1, the runs that "rise after their minimum" at each
-  lr, and the stable band: the lrs with success rate >= 0.5 and no diverged seed.
+- sequence_rnn: per beta_1 (and clipnorm / schedule when swept), the runs
+  that "rise after their minimum" at each lr, and the stable band: the lrs
+  with success rate >= 0.5 and no diverged seed.
 - pixel_color: per configuration, successes k/n with the Wilson 95% interval,
   and success by init seed and by data-order seed.
 """
@@ -56,8 +57,9 @@ REGIONS: dict[str, list[dict[str, Any]]] = {
 }
 
 
-# Per-example cap on replicas per pack. pixel_color's 40 replicas share one batch size: one pack
-# of 40 kept one worker busy (1042 s); capped at 20 (packs of 16, 16, 8 on both workers): 927 s.
+# Per-example cap on replicas per pack. pixel_color's 40 replicas share one batch size: uncapped
+# they are one pack and one worker has all the work; capped at 20, packs of 16, 16 and 8 keep
+# both workers busy (141 s for the example).
 PACK_MAX: dict[str, int] = {"pixel_color": 20}
 
 
@@ -164,7 +166,8 @@ def late_jumps(losses: list[float | None]) -> tuple[float | None, float | None]:
     return statistics.pstdev(d), max(b / a - 1 for a, b in zip(late, late[1:], strict=False))
 
 
-SUCCESS_SCALE = [[0, "#c0392b"], [0.5, "#f1c40f"], [1, "#27ae60"]]
+# Cividis as on the dashboards: readable with red-green colour blindness.
+SUCCESS_SCALE = "Cividis"
 JUMP_SCALE = [[0, "#f7fbff"], [1, "#08306b"]]
 
 
@@ -330,15 +333,23 @@ def example_figures(
             }
         out["fluctuation_by_lr_then_batch"] = by_lr
     if name == "sequence_rnn":
+        # One stable band per setting of everything but the learning rate (beta_1, and the
+        # remedies the user was offered: clipping, decay), keyed "beta_1=0.5" or
+        # "beta_1=0.5, clipnorm=1, schedule=inverse_time".
+        others = [d for d in dims if d != "learning_rate" and len({repr(c[d]) for c in configs}) > 1]
+
+        def setting(c: dict[str, Any]) -> str:
+            return ", ".join(f"{d}={_label(c[d])}" for d in others)
+
         band: dict[str, Any] = {}
-        for b1 in sorted({c["beta_1"] for c in configs}):
-            rows = sorted((c for c in configs if c["beta_1"] == b1), key=lambda c: c["learning_rate"])
+        for key in sorted({setting(c) for c in configs}):
+            rows = sorted((c for c in configs if setting(c) == key), key=lambda c: c["learning_rate"])
             stable = [
                 c["learning_rate"]
                 for c in rows
                 if c["not_failed"] / c["n"] >= 0.5 and not c["classes"].get("diverged")
             ]
-            band[f"{b1:g}"] = {
+            band[key] = {
                 "stable_lrs": stable,
                 "band_decades": (math.log10(max(stable) / min(stable)) if stable else None),
                 "rises_after_min_by_lr": {
@@ -346,7 +357,7 @@ def example_figures(
                 },
                 "n_per_lr": rows[0]["n"] if rows else 0,
             }
-        out["beta_1"] = band
+        out["stable_band"] = band
     if name == "pixel_color":
         by_init: dict[str, list[int]] = {}
         by_data: dict[str, list[int]] = {}

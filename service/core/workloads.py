@@ -188,9 +188,10 @@ PRESETS: dict[str, PresetInfo] = {
             "Adam lr 1e-3, 1500/500 images per class. The user's cyclic lr (5e-6..3e-4, step 200) "
             "and ReduceLROnPlateau (val_loss, factor 0.2, patience 5, min 1e-5) are the 'cyclic' and "
             "'reduce_on_plateau' schedules (their defaults in schedule_options). Use crossed seeds "
-            "to separate init-seed from data-order luck. Runs that stay at 50% are dead-ReLU collapses "
-            "(constant output, loss ln 2) after too large first Adam steps on the shared Dense layer; at "
-            "image_size 16 they split seeds at lr 0.1-0.3. image_size 224 is the report's size (GPU)."
+            "to separate init-seed from data-order luck. Runs that stay at 50% are collapses to a "
+            "constant output (loss ln 2, dead ReLUs) after the first Adam steps blow up the logits of "
+            "the S*S*112-input Dense(3) layer; seeds split where lr * S^2 is ~25-100 (S 16: lr 0.1-0.3), "
+            "which holds the user's lr 1e-3 at S 224 (50). image_size 224 is the report's size (GPU)."
         ),
         report="3",
         params=_defaults("pixel_color"),

@@ -10,21 +10,23 @@ input, ``Dropout``, ``Flatten``, ``Dense(3, softmax)``. Labels are integers
 ``pixel_scale="byte"`` multiplies the images by 255 (images fed without
 ``rescale=1/255``).
 
-How runs get stuck at 50% (measured with ``examples/pixel_color.yaml``): the
-``Dense(units, relu)`` weights are shared by every pixel, so the gradient of
-the whole image lands on its few weights and biases; at too high an Adam
-learning rate the first updates can push every unit below zero for every
-pixel, the informative one included. The network then outputs a constant:
-the loss sits at ln 2 and the accuracy at exactly 50% on training and
-validation data from the first epoch on, and no gradient flows back to
-recover (dead ReLUs; inferred from that signature, the activations were not
-inspected). Where that happens depends on the initial weights and
-the batch order, so around the edge some seeds train in one epoch and others
-never do: at ``image_size=16`` with 0..1 pixels, 2 of 8 seeds trained at lr
-0.1, 2 of 8 at 0.2 and 1 of 8 at 0.3, while the user's lr 1e-3 trained all 8
-(docs/reports.md). Whether the
-user's 224 x 224 images bring that band down to lr 1e-3 is untested here
-(it needs a GPU worker).
+How runs get stuck at 50%: Adam moves every weight by about ``lr`` per step
+whatever its gradient, and the ``Flatten -> Dense(3)`` layer has
+``S * S * units`` inputs, all non-negative after the ReLU. The first steps
+therefore shift the logits by roughly ``lr * S**2 * units * mean(h)`` (the
+inputs are non-negative, so a logit's weight updates share one sign): above
+some ``lr * S**2``
+the logits blow up (training loss in the tens in the first epoch), and
+whether a run recovers to learn the pixel or ends with every ReLU unit dead
+for every pixel, the informative one included (a constant output: loss
+ln 2, accuracy exactly 50% on training and validation data, no gradient
+left to recover; inferred from that signature), depends on the initial
+weights and the batch order. The band where seeds split sits at
+``lr * S**2 ~ 25-100`` at every size measured (S = 16: lr 0.1-0.3; S = 32:
+lr 0.05; S = 64: lr 0.025; docs/reports.md), and the user's lr 1e-3 at
+S = 224 is ``lr * S**2 = 50``: inside it. So ``image_size=16`` with lr 0.2
+is the CPU-sized equivalent of the user's configuration; the direct
+224 x 224 sweep needs a GPU worker.
 """
 
 from __future__ import annotations
