@@ -258,6 +258,30 @@ def test_unpackable_workload_falls_back_to_single(caplog: pytest.LogCaptureFixtu
     assert "one at a time" in caplog.text
 
 
+def test_xla_on_cpu_for_small_batches_only(lstm: TinyLSTM, caplog: pytest.LogCaptureFixture) -> None:
+    """Default on CPU: XLA for the epoch at batch <= XLA_CPU_MAX_BATCH in smaller packs, never for eval."""
+    from workers.training.packs import XLA_CPU_MAX_BATCH, XLA_CPU_PACK_CAP
+
+    auto = PackTrainer(max_replicas=64)
+    assert auto.uses_xla(XLA_CPU_MAX_BATCH) == (True, False)
+    assert auto.pack_cap(XLA_CPU_MAX_BATCH) == XLA_CPU_PACK_CAP
+    assert auto.uses_xla(8) == (False, False) and auto.pack_cap(8) == 64
+    assert PackTrainer(max_replicas=4).pack_cap(1) == 4  # the user's cap still bounds it
+    forced = PackTrainer(jit_compile=False)
+    assert forced.uses_xla(2) == (False, False) and forced.pack_cap(2) == 64
+    assert PackTrainer(jit_compile=True).uses_xla(32) == (True, True)
+    # The choice is part of the compiled-function key: forcing XLA off compiles its own function.
+    specs = [
+        ReplicaSpec(r.key, {**r.params, "batch_size": XLA_CPU_MAX_BATCH}, r.init_seed, r.data_seed)
+        for r in (OTHERS[0], TARGET)
+    ]
+    with caplog.at_level(logging.INFO, logger="workers.training.packs"):
+        a = PackTrainer().train(lstm, specs, 1, NullObserver())
+        b = PackTrainer(jit_compile=False).train(lstm, specs, 1, NullObserver())
+    assert "xla=1" in caplog.text and "xla=0" in caplog.text
+    assert _max_rel(a[1], b[1]) < 1e-4
+
+
 def test_pack_sizes(lstm: TinyLSTM) -> None:
     assert can_pack(lstm) == (True, "")
     assert [pack_bucket(k, 64) for k in (1, 3, 8, 9, 40, 64)] == [1, 4, 8, 16, 64, 64]

@@ -3,7 +3,8 @@
 Small models spend their time in per-op framework overhead, not arithmetic
 (DESIGN §2). ``PackTrainer`` builds every replica's Keras model with its own
 seed (exactly as the single trainer does), stacks the weights along a leading
-replica axis and trains all of them with one compiled function per epoch (XLA on GPUs):
+replica axis and trains all of them with one compiled function per epoch (XLA on GPUs, and
+on CPU for the smallest batch sizes: ``XLA_CPU_MAX_BATCH``):
 each replica gathers its own mini-batches from its own permutation, runs the
 same forward pass (``_stacked_model``), takes its own optimizer step with its
 own hyperparameters (``vector_optimizers``) and learning-rate schedule, and is
@@ -77,6 +78,16 @@ MAX_STEP_POINTS = 500  # as the single trainer: at most ~500 step losses per run
 # Float32 values the full-set evaluation may hold at once (per call), ~256 MB.
 _EVAL_BUDGET_FLOATS = 64 * 1024 * 1024
 _COMPILED_CACHE = 16
+# On CPU (default), batch sizes up to XLA_CPU_MAX_BATCH train with an XLA-compiled epoch in
+# packs of at most XLA_CPU_PACK_CAP replicas. sensor_lstm on the 2-core machine, steady-state
+# replica-epochs/s by CPU time (benchmarks/README.md, profile_packs): batch 2, XLA K=8/16/32/64
+# 28.2/28.5/23.1/18.9 vs without XLA K=16/32/64 15.5/16.9/20.0 (two workers at once: XLA K=16
+# 28, without K=64 16); batch 4 even (XLA K=16 28.6, without K=32 29.1); batch 8 XLA K=16 26.4
+# vs without K=64 30.5; batch 32 XLA 5x slower (its CPU dot emitter). XLA compiles in 3-10 s
+# vs 2-5 s, once per batch size (shapes are static under XLA). Evaluation stays without XLA on
+# CPU (the forward-only loop ran 2x slower under it).
+XLA_CPU_MAX_BATCH = 2
+XLA_CPU_PACK_CAP = 16
 _INIT_CACHE = 1024
 
 __all__ = ["PackTrainer", "PackStats", "can_pack", "choose_pack_size", "pack_bucket"]
@@ -296,6 +307,7 @@ def _make_compiled(
     y_spec: tf.TensorSpec,
     kinds: frozenset[OptimizerKind],
     jit: bool,
+    jit_eval: bool,
 ) -> _Compiled:
     loss_fn = per_sample_loss(loss_name)
     full, tail = divmod(n, batch)
@@ -445,7 +457,7 @@ def _make_compiled(
     ]
     return _Compiled(
         epoch_fn=tf.function(epoch, input_signature=epoch_sig, jit_compile=jit, reduce_retracing=False),
-        eval_fn=tf.function(evaluate, input_signature=eval_sig, jit_compile=jit),
+        eval_fn=tf.function(evaluate, input_signature=eval_sig, jit_compile=jit_eval),
         eval_chunk=chunk,
     )
 
@@ -489,10 +501,11 @@ class PackTrainer:
         self.max_replicas = max_replicas
         self.schedule_options = ScheduleOptions(**dict(schedule_options or {})).model_dump()
         self.record_steps = record_steps
-        # Default: XLA on GPUs only. On a loaded 2-core CPU, the stacked LSTM
-        # epoch (a scan inside a while loop) ran 1.6-3.5x faster without XLA and
-        # compiled in ~4-5 s instead of 8-21 s (benchmarks/README.md).
-        self.jit_compile = bool(tf.config.list_logical_devices("GPU")) if jit_compile is None else jit_compile
+        # Default (None): XLA on GPUs; on CPU for the epoch function of batch sizes up to
+        # XLA_CPU_MAX_BATCH (packs capped at XLA_CPU_PACK_CAP), never for the CPU evaluation.
+        # True / False force it everywhere (and leave the pack cap at max_replicas).
+        self.jit_compile = jit_compile
+        self._gpu = bool(tf.config.list_logical_devices("GPU"))
         self.device = device
         self.stats = PackStats()
         self._fallback: Any = None
@@ -526,7 +539,8 @@ class PackTrainer:
             return fallback
         # Pack size from the workload's size and the device's memory, max_replicas as the cap.
         batch = next(iter(sizes))
-        size = choose_pack_size(workload, len(replicas), self.device, cap=self.max_replicas, batch_size=batch)
+        cap = self.pack_cap(batch)
+        size = choose_pack_size(workload, len(replicas), self.device, cap=cap, batch_size=batch)
         tag = (str(getattr(workload, "name", "")), batch, size)
         if tag not in self._sizes_logged:
             self._sizes_logged.add(tag)
@@ -535,7 +549,7 @@ class PackTrainer:
                 tag[0],
                 batch,
                 size,
-                self.max_replicas,
+                cap,
                 self.device,
             )
         results: list[ReplicaResult] = []
@@ -546,6 +560,20 @@ class PackTrainer:
                 continue
             results.extend(self._train_pack_safely(workload, chunk, epochs, observer))
         return results
+
+    def uses_xla(self, batch: int) -> tuple[bool, bool]:
+        """Whether the epoch and the evaluation functions of a pack at ``batch`` use XLA."""
+        if self.jit_compile is not None:
+            return self.jit_compile, self.jit_compile
+        if self._gpu:
+            return True, True
+        return batch <= XLA_CPU_MAX_BATCH, False
+
+    def pack_cap(self, batch: int) -> int:
+        """The most replicas in one pack at ``batch``: ``max_replicas``, less for XLA on CPU."""
+        if self.jit_compile is None and not self._gpu and self.uses_xla(batch)[0]:
+            return min(self.max_replicas, XLA_CPU_PACK_CAP)
+        return self.max_replicas
 
     # --------------------------------------------------------------- private
 
@@ -624,7 +652,7 @@ class PackTrainer:
         batch = reps[0].order.batch_size
         steps = reps[0].order.steps_per_epoch
         k_real = len(reps)
-        k = pack_bucket(k_real, max(k_real, self.max_replicas))
+        k = pack_bucket(k_real, max(k_real, self.pack_cap(batch)))
         pad = k - k_real
         # Dummy replicas copy replica 0 and stay masked out.
         hyper = hyper_from_params([r.resolved for r in reps] + [reps[0].resolved] * pad)
@@ -641,11 +669,12 @@ class PackTrainer:
         )
 
         n_eval_max = max(n, int(info.x_val.shape[0]) if info.x_val is not None else 0)
+        jit, jit_eval = self.uses_xla(batch)
         key = (
             info.plan.signature,
             workload.loss,
             info.kind,
-            batch if self.jit_compile else 0,  # without XLA the batch size is an input
+            batch if jit else 0,  # without XLA the batch size is an input
             k,
             n,
             n_eval_max,
@@ -653,7 +682,8 @@ class PackTrainer:
             tuple(info.y.shape),
             info.y.dtype.name,
             hyper.kinds,
-            self.jit_compile,
+            jit,
+            jit_eval,
         )
         compiled = _COMPILED.get(key)
         cache_hit = compiled is not None
@@ -661,10 +691,11 @@ class PackTrainer:
             # One line per new compiled function: a long-lived worker should log it once per
             # (architecture, batch size, bucket, optimizer kinds), whatever the number of packs.
             logger.info(
-                "compiling pack functions: batch=%d bucket=%d kinds=%s (%d cached)",
+                "compiling pack functions: batch=%d bucket=%d kinds=%s xla=%d (%d cached)",
                 batch,
                 k,
                 ",".join(sorted(hyper.kinds)),
+                int(jit),
                 len(_COMPILED),
             )
             compiled = _make_compiled(
@@ -678,7 +709,8 @@ class PackTrainer:
                 tf.TensorSpec(info.x.shape, tf.float32),
                 tf.TensorSpec(info.y.shape, info.y.dtype),
                 hyper.kinds,
-                self.jit_compile,
+                jit,
+                jit_eval,
             )
             _COMPILED[key] = compiled
             while len(_COMPILED) > _COMPILED_CACHE:
@@ -794,7 +826,7 @@ class PackTrainer:
         # One line per pack: the benchmark reads these from the workers' logs.
         logger.info(
             "pack done: k=%d bucket=%d batch=%d replica_epochs=%d total_s=%.3f step_s=%.3f eval_s=%.3f "
-            "compile_s=%.3f build_s=%.3f host_s=%.3f observer_s=%.3f cache_hit=%d",
+            "compile_s=%.3f build_s=%.3f host_s=%.3f observer_s=%.3f cache_hit=%d xla=%d",
             k_real,
             k,
             batch,
@@ -807,6 +839,7 @@ class PackTrainer:
             stats.host_s,
             stats.observer_s,
             int(cache_hit),
+            int(jit),
         )
         return [r.result for r in reps]
 
