@@ -228,8 +228,12 @@ def jump_panel(fluct: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 
 def _panels_html(panels: list[dict[str, Any]], title: str, plotly_js: str) -> tuple[str, int]:
-    rows_px = [90 + 60 * len(p["ys"]) for p in panels]
-    height = 80 + sum(rows_px) + 40 * len(panels)
+    # Each panel: 60 px per heatmap row plus fixed room for its title (above) and its x-axis
+    # ticks and title (below), in pixels so that short panels do not overlap their neighbours.
+    above_px, below_px = 30, 80
+    rows_px = [above_px + below_px + 60 * len(p["ys"]) for p in panels]
+    height = 70 + 40 + sum(rows_px)
+    plot_px = sum(rows_px)
     layout: dict[str, Any] = {
         "title": {"text": title},
         "width": 1100,
@@ -264,13 +268,13 @@ def _panels_html(panels: list[dict[str, Any]], title: str, plotly_js: str) -> tu
         layout["yaxis" + ax] = {
             "title": {"text": p["y"]},
             "type": "category",
-            "domain": [lo + 0.18 * frac, top - 0.1 * frac],
+            "domain": [lo + below_px / plot_px, top - above_px / plot_px],
         }
         layout["annotations"].append(
             {
                 "text": p["title"],
                 "x": 0.5,
-                "y": top - 0.02 * frac,
+                "y": top - 0.2 * above_px / plot_px,
                 "xref": "paper",
                 "yref": "paper",
                 "showarrow": False,
@@ -370,6 +374,20 @@ def example_figures(
     return out
 
 
+def render_result(result: dict[str, Any]) -> None:
+    """The region map PNG of an example from its stored result (docs/results/<name>.json)."""
+    name = result["example"]
+    panels = [region_panel(r) for r in result["regions"]]
+    if "fluctuation_by_lr_then_batch" in result["figures"]:
+        panels.append(jump_panel(result["figures"]["fluctuation_by_lr_then_batch"]))
+    (ROOT / "docs" / "images").mkdir(parents=True, exist_ok=True)
+    render_png(
+        panels,
+        f"{name}: seeds that trained stably (k/n [Wilson 95%], class mix)",
+        ROOT / "docs" / "images" / f"{name}_region.png",
+    )
+
+
 def run_example(name: str, workers: int, keep: bool, pack_max: int | None = None) -> dict[str, Any]:
     spec = yaml.safe_load((ROOT / "examples" / f"{name}.yaml").read_text())
     tmp = Path(tempfile.mkdtemp(prefix=f"example-{name}-"))
@@ -461,15 +479,7 @@ def run_example(name: str, workers: int, keep: bool, pack_max: int | None = None
     (ROOT / "docs" / "results").mkdir(parents=True, exist_ok=True)
     (ROOT / "docs" / "results" / f"{name}.json").write_text(json.dumps(result, indent=1, default=str))
     (ROOT / "docs" / "results" / f"{name}.md").write_text(report_md)
-    (ROOT / "docs" / "images").mkdir(parents=True, exist_ok=True)
-    panels = [region_panel(r) for r in regions]
-    if "fluctuation_by_lr_then_batch" in figures:
-        panels.append(jump_panel(figures["fluctuation_by_lr_then_batch"]))
-    render_png(
-        panels,
-        f"{name}: seeds that trained stably (k/n [Wilson 95%], class mix)",
-        ROOT / "docs" / "images" / f"{name}_region.png",
-    )
+    render_result(result)
     if not keep:
         shutil.rmtree(tmp, ignore_errors=True)
     else:
@@ -489,8 +499,16 @@ def main() -> None:
         default=None,
         help="cap replicas per pack (spreads one batch size over the workers)",
     )
+    ap.add_argument(
+        "--render-only",
+        action="store_true",
+        help="only redraw docs/images/<name>_region.png from docs/results/<name>.json (no sweep)",
+    )
     args = ap.parse_args()
     for name in args.examples:
+        if args.render_only:
+            render_result(json.loads((ROOT / "docs" / "results" / f"{name}.json").read_text()))
+            continue
         run_example(
             name,
             args.workers,
