@@ -143,7 +143,9 @@ def choose_pack_size(
     A pack may use a quarter of the device's memory (shared with other
     workers and the evaluation pass). ``cap`` (the ``pack_max_replicas``
     setting) bounds it; on CPU packs of 16-64 were fastest on the small
-    presets and 256 slower (DESIGN §2), hence the default cap of 64.
+    presets and 256 slower (DESIGN §2), hence the default cap of 64
+    (``PackTrainer.pack_cap`` passes 16 for the batch sizes it runs under XLA
+    on CPU).
     """
     ok, _ = can_pack(workload)
     if not ok or n_replicas <= 1:
