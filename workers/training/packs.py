@@ -334,7 +334,7 @@ def _make_compiled(
         yb = tf.gather(y, idx)
         with tf.GradientTape() as tape:
             tape.watch(w)
-            out, _ = plan.forward(w, xb, shared_input=False, training=True, seed=seed)
+            out, _ = plan.forward(w, xb, shared_input=False, training=True, seed=seed, fused_rnn=not jit)
             per = tf.reduce_mean(loss_fn(yb, out), axis=1)  # [K] mean over the batch
             total = tf.reduce_sum(per)  # replicas are independent: d total / d w_k = d per_k / d w_k
         grads = tape.gradient(total, w)
@@ -438,7 +438,7 @@ def _make_compiled(
     def evaluate(
         x: tf.Tensor, y: tf.Tensor, mask: tf.Tensor, w: list[tf.Tensor]
     ) -> tuple[tf.Tensor, tf.Tensor]:
-        out, _ = plan.forward(w, x, shared_input=True, training=False)
+        out, _ = plan.forward(w, x, shared_input=True, training=False, fused_rnn=not jit_eval)
         yk = tf.broadcast_to(y[None], tf.concat([[k], tf.shape(y)], 0))
         per = tf.cast(loss_fn(yk, out), tf.float64)  # [K, chunk]
         maskf = tf.cast(mask, tf.float64)[None, :]
