@@ -18,7 +18,9 @@ Parts, all in this one process run (ratios, never absolute gates):
     workers) on a fresh SQLite file, the sweep POSTed over HTTP, progress
     polled until the sweep is finished; time from submit to last result.
     The workers' per-pack log lines (``workers.training.packs``) give the
-    share of worker time inside compiled training steps.
+    share of worker time inside compiled training steps. Then each batch
+    size's part of the sweep alone, each on a fresh service (the targets are
+    per batch size: (c)/(a) at batch 2 and at batch 32).
 (c') PackTrainer directly, packs as a worker forms them (one batch size per
     pack, up to ``--max-replicas``), with a bulk SQLite write per epoch:
     per-batch-size rates, compile time apart.
@@ -222,6 +224,7 @@ _PACK_LINE = re.compile(r"pack done: (.*)")
 def part_c_service(
     g: dict[str, Any], workers: int, timeout_s: float, stall_s: float = 180
 ) -> dict[str, Any] | None:
+    """The sweep of grid ``g`` through a fresh ``sweeps serve`` (cold workers: compiles included)."""
     tmp = tempfile.mkdtemp()
     db = f"sqlite:///{tmp}/bench.db"
     port = _free_port()
@@ -312,6 +315,60 @@ def part_c_service(
     }
 
 
+def report_service(
+    cs: dict[str, Any],
+    g: dict[str, Any],
+    workers: int,
+    a: dict[int, float],
+    a_ref: float | None,
+    b_rate: float | None,
+) -> None:
+    """Print one service run: rate, ratios to (a)/(b), and where the workers' wall time went."""
+    done = cs["runs_done"] * g["epochs"]
+    wall = cs["submit_to_last_s"]
+    rate = done / wall if wall > 0 else math.nan
+    _out(
+        f"  (c) service end to end ({workers} workers): state {cs['state']}, {cs['runs_done']}/"
+        f"{cs['runs_total']} runs, submit -> last result {wall:.1f}s -> {rate:.1f} rep-ep/s"
+    )
+    if a_ref:
+        _out(f"      (c)/(a) = {rate / a_ref:.1f}x" + (f", (c)/(b) = {rate / b_rate:.1f}x" if b_rate else ""))
+    if cs["packs"]:
+        tot = sum(p["total_s"] for p in cs["packs"])
+        inside = sum(p["step_s"] + p["eval_s"] for p in cs["packs"])
+        comp = sum(p["compile_s"] for p in cs["packs"])
+        worker_wall = workers * wall
+        _out(
+            f"      {len(cs['packs'])} packs; in PackTrainer {tot:.1f}s of {worker_wall:.1f}s worker wall "
+            f"({workers} x submit->last); compiled steps+evals {inside:.1f}s; compile {comp:.1f}s"
+        )
+        hits = sum(int(p.get("cache_hit", 0)) for p in cs["packs"])
+        sizes = sorted(int(p["k"]) for p in cs["packs"])
+        _out(
+            f"      pack sizes (replicas) {sizes}; packs reusing a compiled function: "
+            f"{hits}/{len(cs['packs'])}; compilations {cs['compiles']}"
+        )
+        _out(
+            f"      time outside training steps: {100 * (worker_wall - inside) / worker_wall:.1f}% of worker "
+            f"wall; without compilation {100 * (worker_wall - inside - comp) / worker_wall:.1f}%"
+        )
+        busy, train = cs["busy_s"], cs["train_s"]
+        if busy > 0:
+            _out(
+                f"      workers table: busy {busy:.1f}s (claim -> finish, summed over workers), "
+                f"in trainer.train {train:.1f}s -> outside the trainer (claims, DB, classification) "
+                f"{100 * (busy - train) / busy:.1f}% of busy; outside compiled steps+evals "
+                f"(compile, model builds, host, DB, claims) {100 * (busy - inside) / busy:.1f}% of busy"
+            )
+        for bs in g["batch_size"]:
+            ps = [p for p in cs["packs"] if int(p["batch"]) == bs]
+            if ps:
+                r = sum(p["replica_epochs"] for p in ps) / sum(p["total_s"] for p in ps)
+                ratio = f", vs (a) {r / a[bs]:.1f}x per worker" if bs in a else ""
+                _out(f"      batch {bs:>2}: {r:.1f} rep-ep/s per worker inside packs{ratio}")
+    _out(f"      service log: {cs['log']}")
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -324,7 +381,7 @@ def main() -> None:
     ap.add_argument("--max-replicas", type=int, default=64)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1, help="TF threads of this process for (a), (b), (c')")
-    ap.add_argument("--skip", default="", help="comma list of parts to skip: a,b,c,cdirect")
+    ap.add_argument("--skip", default="", help="comma list of parts to skip: a,b,c,cbatch,cdirect")
     ap.add_argument("--service-timeout", type=float, default=3600)
     args = ap.parse_args()
     skip = set(filter(None, args.skip.split(",")))
@@ -351,8 +408,15 @@ def main() -> None:
     b_rate = part_b(workload, g, args.optuna_trials, args.optuna_seeds) if "b" not in skip else None
     cd = part_c_direct(workload, g, args.max_replicas) if "cdirect" not in skip else None
     cs = part_c_service(g, args.workers, args.service_timeout) if "c" not in skip else None
+    # The targets are per batch size: each batch size's part of the sweep alone, on a fresh service.
+    per_batch = {
+        bs: cb
+        for bs in (g["batch_size"] if "cbatch" not in skip else [])
+        if (cb := part_c_service({**g, "batch_size": [bs]}, args.workers, args.service_timeout))
+    }
 
     _out("\nsummary (replica-epochs/s; (a) and (b) extrapolated from their subsamples)")
+    a_all = 0.0
     if a:
         a_all = total_rep_ep / sum(total_rep_ep / len(g["batch_size"]) / r for r in a.values())
         _out(
@@ -383,53 +447,10 @@ def main() -> None:
                 + (f"; (c')/(b): {rate / b_rate:.1f}x" if b_rate else "")
             )
     if cs:
-        done = cs["runs_done"] * g["epochs"]
-        wall = cs["submit_to_last_s"]
-        rate = done / wall if wall > 0 else math.nan
-        _out(
-            f"  (c) service end to end ({args.workers} workers): state {cs['state']}, {cs['runs_done']}/"
-            f"{cs['runs_total']} runs, submit -> last result {wall:.1f}s -> {rate:.1f} rep-ep/s"
-        )
-        if a:
-            _out(
-                f"      (c)/(a) = {rate / a_all:.1f}x"
-                + (f", (c)/(b) = {rate / b_rate:.1f}x" if b_rate else "")
-            )
-        if cs["packs"]:
-            tot = sum(p["total_s"] for p in cs["packs"])
-            inside = sum(p["step_s"] + p["eval_s"] for p in cs["packs"])
-            comp = sum(p["compile_s"] for p in cs["packs"])
-            worker_wall = args.workers * wall
-            _out(
-                f"      {len(cs['packs'])} packs; in PackTrainer {tot:.1f}s of {worker_wall:.1f}s "
-                f"worker wall "
-                f"({args.workers} x submit->last); compiled steps+evals {inside:.1f}s; compile {comp:.1f}s"
-            )
-            hits = sum(int(p.get("cache_hit", 0)) for p in cs["packs"])
-            sizes = sorted(int(p["k"]) for p in cs["packs"])
-            _out(
-                f"      pack sizes (replicas) {sizes}; packs reusing a compiled function: "
-                f"{hits}/{len(cs['packs'])}; compilations {cs['compiles']}"
-            )
-            _out(
-                f"      time outside training steps: "
-                f"{100 * (worker_wall - inside) / worker_wall:.1f}% of worker wall"
-            )
-            busy, train = cs["busy_s"], cs["train_s"]
-            if busy > 0:
-                _out(
-                    f"      workers table: busy {busy:.1f}s (claim -> finish, summed over workers), "
-                    f"in trainer.train {train:.1f}s -> outside the trainer (claims, DB, classification) "
-                    f"{100 * (busy - train) / busy:.1f}% of busy; outside compiled steps+evals "
-                    f"(compile, model builds, host, DB, claims) {100 * (busy - inside) / busy:.1f}% of busy"
-                )
-            for bs in g["batch_size"]:
-                ps = [p for p in cs["packs"] if int(p["batch"]) == bs]
-                if ps:
-                    r = sum(p["replica_epochs"] for p in ps) / sum(p["total_s"] for p in ps)
-                    ratio = f", vs (a) {r / a[bs]:.1f}x per worker" if bs in a else ""
-                    _out(f"      batch {bs:>2}: {r:.1f} rep-ep/s per worker inside packs{ratio}")
-        _out(f"      service log: {cs['log']}")
+        report_service(cs, g, args.workers, a, a_all if a else None, b_rate)
+    for bs, cb in per_batch.items():
+        _out(f"  (c) batch {bs} alone, fresh service:")
+        report_service(cb, {**g, "batch_size": [bs]}, args.workers, a, a.get(bs), b_rate=None)
 
 
 if __name__ == "__main__":

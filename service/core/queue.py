@@ -127,12 +127,15 @@ def claim(db: Database, worker_id: str, *, max_replicas: int = 1, live_workers: 
             if first is None:
                 continue
             waiting = s.scalar(select(func.count()).select_from(base.subquery())) or 1
-            # Fair share counted in replicas and rounded up to the pack bucket (a power of two):
-            # packs fill up to max_replicas, yet a small sweep still spreads over every worker.
+            # Fair share of what is waiting, counted in replicas and rounded down to a pack
+            # bucket (a power of two): packs are full buckets (no padded replicas), and they
+            # shrink as the sweep drains (guided self-scheduling), so the live workers finish
+            # together. Rounding up let the first worker take 64 of 80 waiting replicas and
+            # leave 16 to the other, which then idled for most of the sweep.
             seeds = max(1, sweep.n_seeds)
             fair_reps = -(-(waiting * seeds) // max(1, live_workers))
             bucket = 1
-            while bucket < fair_reps:
+            while bucket * 2 <= fair_reps:
                 bucket *= 2
             max_configs = max(1, min(max_replicas, bucket) // seeds)
             candidates = [first]

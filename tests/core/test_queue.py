@@ -96,3 +96,33 @@ def test_retries_are_bounded(db: Database, settings: Settings) -> None:
     with db.transaction() as s:
         cfg = s.scalars(select(Config)).one()
     assert cfg.state == "failed" and "gave up after 2 retries" in (cfg.error or "")
+
+
+def test_claims_split_a_sweep_evenly_over_live_workers(db: Database, settings: Settings) -> None:
+    """10 configurations x 8 seeds, two live workers: packs shrink as the sweep drains.
+
+    Each claim takes the fair share of what is still waiting (half of it here), rounded
+    down to a full pack bucket: 32 of 80, 16 of 48, 16 of 32, 8 of 16, the last 8
+    (guided self-scheduling). Neither worker takes most of the sweep while the other idles
+    (rounding up gave 64 and 16), and the last packs are the smallest, so the workers'
+    finishing times even out.
+    """
+    _sweep(
+        db,
+        settings,
+        seeds=8,
+        space={
+            "optimizer": ["adam"],
+            "learning_rate": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2],
+            "batch_size": [4],
+            "beta_1": [0.5, 0.9],
+        },
+    )
+    sizes = []
+    for worker in ("a", "b", "b", "b", "a"):
+        sizes.append(len(queue.claim(db, worker, max_replicas=64, live_workers=2)) * 8)
+    assert sizes == [32, 16, 16, 8, 8]
+    assert queue.claim(db, "a", max_replicas=64, live_workers=2) == []
+    # max_replicas still bounds a pack: one configuration at a time when it is a single seed set.
+    _sweep(db, settings, seeds=8, space={"learning_rate": [1e-3, 1e-2], "batch_size": [4]})
+    assert len(queue.claim(db, "a", max_replicas=8, live_workers=1)) == 1
