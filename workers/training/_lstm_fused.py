@@ -77,10 +77,16 @@ def lstm_fused(
         )[6]  # h for every timestep, (T, B, U)
         return tf.transpose(hs, [1, 0, 2]) if return_sequences else hs[-1]
 
+    # One replica at a time (parallel_iterations=1): the evaluation's memory budget counts one
+    # replica's seven (T, B, U) outputs (packs._eval_floats_per_sample); a worker runs one thread.
     if shared:
-        out = tf.map_fn(lambda e: one(xt, e[0], e[1]), (w, b), fn_output_signature=tf.float32)
+        out = tf.map_fn(
+            lambda e: one(xt, e[0], e[1]), (w, b), fn_output_signature=tf.float32, parallel_iterations=1
+        )
     else:
-        out = tf.map_fn(lambda e: one(e[0], e[1], e[2]), (xt, w, b), fn_output_signature=tf.float32)
+        out = tf.map_fn(
+            lambda e: one(e[0], e[1], e[2]), (xt, w, b), fn_output_signature=tf.float32, parallel_iterations=1
+        )
     lead = kernel.shape[:1].concatenate(x.shape[-3:-2])  # (K, B), shared or not
     out.set_shape(lead.concatenate(x.shape[-2:-1] if return_sequences else []).concatenate([u]))
     result: tf.Tensor = out

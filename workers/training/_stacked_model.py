@@ -6,6 +6,9 @@ flags) and the shapes of its trainable weights. ``StackedPlan.forward`` then
 runs the same arithmetic as Keras' layers, op for op, on weights stacked along
 a leading replica axis (``(K, *shape)``) with tf ops (batched matmul, einsum,
 ``tf.scan`` over time), so K replicas cost one dispatch per op instead of K.
+LSTMs have faster paths: unrolled with a hand-written backward for short
+sequences (``_lstm_unrolled``), and TensorFlow's fused kernel per replica for
+long ones outside XLA (``_lstm_fused``).
 
 Supported layers: InputLayer, Dense (on inputs of any rank), LSTM, GRU
 (reset_after either way), SimpleRNN (no dropout inside the cell,

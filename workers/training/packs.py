@@ -9,6 +9,8 @@ each replica gathers its own mini-batches from its own permutation, runs the
 same forward pass (``_stacked_model``), takes its own optimizer step with its
 own hyperparameters (``vector_optimizers``) and learning-rate schedule, and is
 evaluated on the full training (and validation) set after every epoch.
+Without XLA, LSTMs over long sequences run as TensorFlow's fused ``BlockLSTM``
+kernel, one call per replica (``_lstm_fused``: 2x the batched scan at batch 32).
 
 Semantics are those of ``workers.training.single`` (which see): effective
 params ``{**workload.default_params, **replica.params}``, seeds and batch
@@ -277,15 +279,24 @@ class _Compiled:
 _COMPILED: OrderedDict[Hashable, _Compiled] = OrderedDict()
 
 
-def _eval_floats_per_sample(plan: StackedPlan) -> int:
+def _eval_floats_per_sample(plan: StackedPlan, k: int, *, fused: bool) -> int:
+    """Float32 values one evaluated sample holds at the peak, for a pack of k replicas.
+
+    Layers run stacked (all k replicas at once), except a fused LSTM (``fused``:
+    evaluation without XLA), which runs one replica at a time and keeps all seven
+    of BlockLSTM's per-timestep outputs (``_lstm_fused``).
+    """
     shape = list(plan.input_shape)
     peak = int(np.prod(shape))
+    one_replica = 0
     for layer in plan.layers:
         if layer.kind == "dense":
             shape = shape[:-1] + [layer.units]
         elif layer.kind in ("lstm", "gru", "simple_rnn"):
             gates = {"lstm": 4, "gru": 3, "simple_rnn": 1}[layer.kind]
             if layer.kind == "lstm" and lstm_eval_in_loop(layer, shape[0]):
+                if fused:
+                    one_replica = max(one_replica, 7 * shape[0] * layer.units)
                 # Input projected inside the time loop: one timestep's gates (and h, c) at a time.
                 peak = max(peak, layer.units * (gates + 2))
             else:  # the input projection of every timestep is materialised
@@ -294,7 +305,7 @@ def _eval_floats_per_sample(plan: StackedPlan) -> int:
         elif layer.kind == "flatten":
             shape = [int(np.prod(shape))]
         peak = max(peak, int(np.prod(shape)))
-    return 2 * peak
+    return 2 * max(k * peak, one_replica)
 
 
 def _make_compiled(
@@ -430,7 +441,7 @@ def _make_compiled(
         tf.TensorSpec((), tf.int32),
     ]
 
-    per_sample = _eval_floats_per_sample(plan) * k
+    per_sample = _eval_floats_per_sample(plan, k, fused=not jit_eval)
     max_chunk = max(1, _EVAL_BUDGET_FLOATS // max(1, per_sample))
     n_chunks = math.ceil(n_eval_max / max_chunk)
     chunk = math.ceil(n_eval_max / n_chunks)
