@@ -184,21 +184,25 @@ def test_long_sequence_replica_in_pack_equals_replica_alone() -> None:
     assert _max_rel(single, packed) < 1e-4
 
 
-def test_one_compiled_epoch_serves_every_batch_size(lstm: TinyLSTM) -> None:
-    """Without XLA the batch size is an input: a new batch size reuses the compiled epoch.
+def test_one_compiled_epoch_serves_every_batch_size_and_pack_size(lstm: TinyLSTM) -> None:
+    """Without XLA the batch size and the number of replicas are inputs: no recompilation.
 
     22 examples at batch 5 is four full batches and a partial one of 2, run through the
-    step graph compiled for batch 8; the replica still trains exactly as alone.
+    step graph compiled for batch 8 and 3 replicas, in packs of 2 and of 5 (unpadded);
+    the replicas still train exactly as alone.
     """
     with_batch = [ReplicaSpec(r.key, {**r.params, "batch_size": 5}, r.init_seed, r.data_seed) for r in OTHERS]
     target = ReplicaSpec("target", {**TARGET.params, "batch_size": 5}, TARGET.init_seed, TARGET.data_seed)
     warm = PackTrainer(jit_compile=False)
     warm.train(lstm, [OTHERS[0], TARGET, OTHERS[1]], 1, NullObserver())  # batch 8, compiled here or before
     trainer = PackTrainer(jit_compile=False)
-    results = trainer.train(lstm, [with_batch[0], target, with_batch[1]], EPOCHS, NullObserver())
+    pair = trainer.train(lstm, [with_batch[0], target], EPOCHS, NullObserver())
+    five = [ReplicaSpec(("x", i), with_batch[1].params, 50 + i, 60 + i) for i in range(3)]
+    five_results = trainer.train(lstm, [*five, with_batch[0], target], EPOCHS, NullObserver())
     assert trainer.stats.compiles == 0
     alone = SingleTrainer().train(lstm, [target], EPOCHS, NullObserver())[0]
-    assert _max_rel(alone, results[1]) < 1e-4
+    assert _max_rel(alone, pair[1]) < 1e-4
+    assert _max_rel(alone, five_results[4]) < 1e-4
 
 
 def test_nonfinite_replica_stops_alone(lstm: TinyLSTM, single_target: ReplicaResult) -> None:

@@ -33,13 +33,15 @@ on. Differences, by design:
 
 Hyperparameters (learning rates per step, betas, epsilon, rho, momentum,
 nesterov, weight decay, clipnorm) are tensor inputs, not graph constants, so
-one compiled function serves every pack with the same architecture, pack
-size and set of optimizer kinds. Without XLA the batch size is an input too
-and the step's batch axis is dynamic, so every batch size and the epoch's
-short last batch share one step graph; with XLA (static shapes) the batch
-size is part of the key and the last batch has its own step copy. Pack sizes are padded to a bucket
-(powers of two up to ``max_replicas``) with masked dummy replicas to reuse
-compilations; stopped replicas are masked, never recompiled.
+one compiled function serves every pack with the same architecture and set
+of optimizer kinds. Without XLA the batch size and the number of replicas
+are inputs too (dynamic batch and replica axes), so every batch size, every
+pack size and the epoch's short last batch share one step graph, and packs
+are never padded. With XLA (static shapes) the batch size and the pack size
+are part of the key: the last batch has its own step copy, and pack sizes
+are padded to a bucket (powers of two up to ``max_replicas``) with masked
+dummy replicas to reuse compilations. Stopped replicas are masked, never
+recompiled.
 """
 
 from __future__ import annotations
@@ -313,7 +315,8 @@ def _make_compiled(
     loss_name: str,
     kind: LabelKind,
     batch: int,
-    k: int,
+    k: int | None,
+    k_budget: int,
     n: int,
     n_eval_max: int,
     x_spec: tf.TensorSpec,
@@ -368,7 +371,7 @@ def _make_compiled(
         dseed: tf.Tensor,
         bsz: tf.Tensor,
     ) -> dict[str, Any]:
-        zeros = tf.zeros([k], tf.float32)
+        zeros = tf.zeros(tf.shape(active), tf.float32)
         # Without XLA the batch size is an input (``bsz``), not a constant: one compiled epoch
         # serves every batch size of an architecture and bucket. With XLA shapes are static.
         n_steps = (n + bsz - 1) // bsz if not jit else steps
@@ -396,7 +399,7 @@ def _make_compiled(
 
             def body_dyn(i: tf.Tensor, *st: Any) -> tuple[Any, ...]:
                 size = tf.minimum(bsz, n - i * bsz)
-                idx = tf.slice(perm, tf.stack([0, i * bsz]), tf.stack([k, size]))
+                idx = tf.slice(perm, tf.stack([0, i * bsz]), tf.stack([-1, size]))  # every replica
                 return (i + 1, *run(i, idx, tuple(st)))
 
             out = tf.while_loop(lambda i, *_: i < n_steps, body_dyn, (tf.constant(0), *state))
@@ -441,7 +444,7 @@ def _make_compiled(
         tf.TensorSpec((), tf.int32),
     ]
 
-    per_sample = _eval_floats_per_sample(plan, k, fused=not jit_eval)
+    per_sample = _eval_floats_per_sample(plan, k_budget, fused=not jit_eval)
     max_chunk = max(1, _EVAL_BUDGET_FLOATS // max(1, per_sample))
     n_chunks = math.ceil(n_eval_max / max_chunk)
     chunk = math.ceil(n_eval_max / n_chunks)
@@ -450,7 +453,7 @@ def _make_compiled(
         x: tf.Tensor, y: tf.Tensor, mask: tf.Tensor, w: list[tf.Tensor]
     ) -> tuple[tf.Tensor, tf.Tensor]:
         out, _ = plan.forward(w, x, shared_input=True, training=False, fused_rnn=not jit_eval)
-        yk = tf.broadcast_to(y[None], tf.concat([[k], tf.shape(y)], 0))
+        yk = tf.broadcast_to(y[None], tf.concat([tf.shape(w[0])[:1], tf.shape(y)], 0))
         per = tf.cast(loss_fn(yk, out), tf.float64)  # [K, chunk]
         maskf = tf.cast(mask, tf.float64)[None, :]
         loss_sum = tf.reduce_sum(per * maskf, axis=1)
@@ -665,7 +668,11 @@ class PackTrainer:
         batch = reps[0].order.batch_size
         steps = reps[0].order.steps_per_epoch
         k_real = len(reps)
-        k = pack_bucket(k_real, max(k_real, self.pack_cap(batch)))
+        jit, jit_eval = self.uses_xla(batch)
+        # Without XLA the replica axis is dynamic: one compiled function serves every pack size,
+        # so packs are never padded. XLA needs static shapes: packs are padded to a bucket (a
+        # power of two) so that a few compilations serve every size.
+        k = pack_bucket(k_real, max(k_real, self.pack_cap(batch))) if jit else k_real
         pad = k - k_real
         # Dummy replicas copy replica 0 and stay masked out.
         hyper = hyper_from_params([r.resolved for r in reps] + [reps[0].resolved] * pad)
@@ -682,13 +689,12 @@ class PackTrainer:
         )
 
         n_eval_max = max(n, int(info.x_val.shape[0]) if info.x_val is not None else 0)
-        jit, jit_eval = self.uses_xla(batch)
         key = (
             info.plan.signature,
             workload.loss,
             info.kind,
             batch if jit else 0,  # without XLA the batch size is an input
-            k,
+            k if jit else 0,  # and so is the number of replicas
             n,
             n_eval_max,
             tuple(info.x.shape),
@@ -704,9 +710,9 @@ class PackTrainer:
             # One line per new compiled function: a long-lived worker should log it once per
             # (architecture, batch size, bucket, optimizer kinds), whatever the number of packs.
             logger.info(
-                "compiling pack functions: batch=%d bucket=%d kinds=%s xla=%d (%d cached)",
+                "compiling pack functions: batch=%d bucket=%s kinds=%s xla=%d (%d cached)",
                 batch,
-                k,
+                k if jit else "any",
                 ",".join(sorted(hyper.kinds)),
                 int(jit),
                 len(_COMPILED),
@@ -716,7 +722,8 @@ class PackTrainer:
                 workload.loss,
                 info.kind,
                 batch,
-                k,
+                k if jit else None,
+                max(k, self.pack_cap(batch)),
                 n,
                 n_eval_max,
                 tf.TensorSpec(info.x.shape, tf.float32),
