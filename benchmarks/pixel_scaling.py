@@ -29,7 +29,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[16, 32, 64])
     ap.add_argument("--products", type=float, nargs="+", default=[25.0, 50.0, 100.0], help="lr * S**2 values")
-    ap.add_argument("--lrs", type=float, nargs="+", help="learning rates to run as they are (instead of --products)")
+    ap.add_argument("--lrs", type=float, nargs="+", help="learning rates as they are (instead of --products)")
     ap.add_argument("--seeds", type=int, default=4)
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--per-class", type=int, default=1500, help="training images per class")

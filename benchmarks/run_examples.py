@@ -57,10 +57,10 @@ REGIONS: dict[str, list[dict[str, Any]]] = {
 }
 
 
-# Per-example cap on replicas per pack. pixel_color's 40 replicas share one batch size: uncapped
-# they are one pack and one worker has all the work; capped at 20, packs of 16, 16 and 8 keep
-# both workers busy (141 s for the example).
-PACK_MAX: dict[str, int] = {"pixel_color": 20}
+# Per-example cap on replicas per pack (none now). pixel_color's 40 replicas share one batch
+# size; claims used to round the fair share up, so one worker took them all unless packs were
+# capped at 20. Claims now take a shrinking fair share (queue.claim), which spreads them.
+PACK_MAX: dict[str, int] = {}
 
 
 def _free_port() -> int:
@@ -69,13 +69,17 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _wait_ready(base: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
+def _wait_ready(base: str, proc: subprocess.Popen[bytes], workers: int, timeout: float = 120) -> None:
+    """Until the API is ready and every local worker is up, so the first claim sees them all."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise SystemExit(f"sweeps serve exited with {proc.returncode}")
         try:
-            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+            if (
+                httpx.get(f"{base}/readyz", timeout=2).status_code == 200
+                and len(httpx.get(f"{base}/v1/workers", timeout=2).json()) >= workers
+            ):
                 return
         except httpx.HTTPError:
             pass
@@ -419,7 +423,7 @@ def run_example(name: str, workers: int, keep: bool, pack_max: int | None = None
         cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )
     try:
-        _wait_ready(base, proc)
+        _wait_ready(base, proc, workers)
         client = httpx.Client(base_url=base, timeout=120)
         t0 = time.monotonic()
         r = client.post("/v1/sweeps", json=spec)
