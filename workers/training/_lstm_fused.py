@@ -6,7 +6,8 @@ op), and its registered gradient ``BlockLSTMGrad`` runs the backward the same
 way. One ``BlockLSTM`` per replica in a ``tf.map_fn`` over the replica axis
 beat the batched ``tf.scan`` + autodiff by 2.0-2.3x for the forward+backward
 of sensor_lstm's LSTM(32) over 100 timesteps at batch 32 (K=16: 127 -> 63 ms,
-K=64: 504 -> 234 ms, one thread) and matched it at batch 2; its gradients
+K=64: 504 -> 234 ms, one thread), and was a little slower at batch 2 (K=64:
+76 -> 89 ms; the pack trainer runs batch 2 under XLA on CPU); its gradients
 agree with autodiff to ~2e-7 relative. ``map_fn`` rather than a Python loop
 over replicas: the same speed, and the graph stays one loop body, so it
 compiles in ~0.5 s instead of ~5 s at K=64 (benchmarks/README.md).
