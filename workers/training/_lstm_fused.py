@@ -80,14 +80,10 @@ def lstm_fused(
 
     # One replica at a time (parallel_iterations=1): the evaluation's memory budget counts one
     # replica's seven (T, B, U) outputs (packs._eval_floats_per_sample); a worker runs one thread.
-    if shared:
-        out = tf.map_fn(
-            lambda e: one(xt, e[0], e[1]), (w, b), fn_output_signature=tf.float32, parallel_iterations=1
-        )
-    else:
-        out = tf.map_fn(
-            lambda e: one(e[0], e[1], e[2]), (xt, w, b), fn_output_signature=tf.float32, parallel_iterations=1
-        )
+    # A shared input is closed over rather than mapped, so it is not copied per replica.
+    elems = (w, b) if shared else (xt, w, b)
+    fn = (lambda e: one(xt, *e)) if shared else (lambda e: one(*e))
+    out = tf.map_fn(fn, elems, fn_output_signature=tf.float32, parallel_iterations=1)
     lead = kernel.shape[:1].concatenate(x.shape[-3:-2])  # (K, B), shared or not
     out.set_shape(lead.concatenate(x.shape[-2:-1] if return_sequences else []).concatenate([u]))
     result: tf.Tensor = out

@@ -372,8 +372,8 @@ def _make_compiled(
         bsz: tf.Tensor,
     ) -> dict[str, Any]:
         zeros = tf.zeros(tf.shape(active), tf.float32)
-        # Without XLA the batch size is an input (``bsz``), not a constant: one compiled epoch
-        # serves every batch size of an architecture and bucket. With XLA shapes are static.
+        # Without XLA the batch size (``bsz``) and the replica axis are inputs, not constants:
+        # one compiled epoch serves every batch size and pack size. With XLA shapes are static.
         n_steps = (n + bsz - 1) // bsz if not jit else steps
         losses = tf.TensorArray(tf.float32, size=n_steps)
 
@@ -694,7 +694,8 @@ class PackTrainer:
             workload.loss,
             info.kind,
             batch if jit else 0,  # without XLA the batch size is an input
-            k if jit else 0,  # and so is the number of replicas
+            # and so is the number of replicas; the evaluation's chunk is sized for the cap
+            k if jit else ("any", max(k, self.pack_cap(batch))),
             n,
             n_eval_max,
             tuple(info.x.shape),
@@ -708,7 +709,8 @@ class PackTrainer:
         cache_hit = compiled is not None
         if compiled is None:
             # One line per new compiled function: a long-lived worker should log it once per
-            # (architecture, batch size, bucket, optimizer kinds), whatever the number of packs.
+            # (architecture, optimizer kinds; with XLA also batch size and bucket), whatever the
+            # number of packs.
             logger.info(
                 "compiling pack functions: batch=%d bucket=%s kinds=%s xla=%d (%d cached)",
                 batch,
