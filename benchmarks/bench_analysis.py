@@ -96,7 +96,7 @@ def build(url: str, seeds: int) -> tuple[Any, Any, int, float]:
     from service.core.config import Settings
     from service.core.db import Database
     from service.core.migrate import upgrade
-    from service.core.models import Config, Run, Sweep
+    from service.core.repo.models import Config, Run, Sweep
     from service.core.spec import seed_pairs
     from service.core.sweeps import create_sweep, parse_spec
     from service.core.timeutil import utcnow

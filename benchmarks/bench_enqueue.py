@@ -60,7 +60,7 @@ def bench(label: str, url: str, repeat: int) -> None:
     from service.core.config import Settings
     from service.core.db import Database
     from service.core.migrate import upgrade
-    from service.core.models import Config
+    from service.core.repo.models import Config
 
     upgrade(url)
     settings = Settings(database_url=url, workers=0)

@@ -54,7 +54,7 @@ from sqlalchemy.engine import make_url  # noqa: E402
 from service.core import tokens  # noqa: E402
 from service.core.db import Database  # noqa: E402
 from service.core.migrate import upgrade  # noqa: E402
-from service.core.models import Config, Run  # noqa: E402
+from service.core.repo.models import Config, Run  # noqa: E402
 from service.core.timeutil import aware  # noqa: E402
 
 PG_SCRIPT = ROOT / ".ci" / "postgres.sh"

@@ -11,7 +11,7 @@ from sqlalchemy import Connection
 
 from service.core.config import get_settings
 from service.core.db import make_engine
-from service.core.models import Base
+from service.core.repo.models import Base
 
 VERSION_TABLE = "sweeps_alembic_version"
 target_metadata = Base.metadata

@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 from sqlalchemy import func, select
 
 from service.core.db import Database
-from service.core.models import Config, CurvePoint, Run, SweepReport
+from service.core.repo.models import Config, CurvePoint, Run, SweepReport
 from tests.conftest import small_spec
 from tests.helpers import start_worker, stop, wait_for, wait_sweep_done
 

@@ -12,7 +12,7 @@ from optuna.trial import TrialState
 from sqlalchemy import func, select
 
 from service.core.db import Database
-from service.core.models import Config, CurvePoint
+from service.core.repo.models import Config, CurvePoint
 from tests.conftest import small_spec
 from tests.helpers import start_worker, stop, wait_for, wait_sweep_done
 

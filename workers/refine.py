@@ -12,11 +12,11 @@ import logging
 
 from sqlalchemy import func, select, update
 
-from service.core import optuna_tables
 from service.core.analysis import refine_candidates
 from service.core.db import Database
-from service.core.models import Config, Sweep
+from service.core.repo import optuna_trials
 from service.core.repo import sweeps as sweeps_repo
+from service.core.repo.models import Config, Sweep
 from service.core.repo.sweeps import ACTIVE_STATES, enqueue_configs
 from service.core.sweep_analysis import build_data, load_rows
 
@@ -77,7 +77,7 @@ def maybe_refine(db: Database, sweep_id: int) -> bool:
             sweep_id=sweep_id,
             study_id=sweep.study_id,
             configs=configs,
-            distributions=optuna_tables.grid_distributions(dims),
+            distributions=optuna_trials.grid_distributions(dims),
             refine_round=seen + 1,
         )
         s.execute(update(Sweep).where(Sweep.id == sweep_id).values(n_configs=Sweep.n_configs + added))

@@ -12,7 +12,7 @@ from typing import Any
 
 from service.core.db import Database
 from service.core.errors import NotFound
-from service.core.models import DatasetBlob, UserWorkload
+from service.core.repo.models import DatasetBlob, UserWorkload
 from workers.workloads.base import Workload
 
 _CACHE_SIZE = 4

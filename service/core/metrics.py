@@ -14,7 +14,7 @@ from datetime import timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from service.core.models import Config, Run, Sweep, Worker
+from service.core.repo.models import Config, Run, Sweep, Worker
 from service.core.timeutil import aware, utcnow
 
 # Seconds; a tiny preset trains in well under a second, the 224x224 pixel

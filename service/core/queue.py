@@ -21,12 +21,12 @@ from optuna.trial import TrialState
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from service.core import optuna_tables
 from service.core.canonical import config_key
 from service.core.db import Database
-from service.core.models import Config, CurvePoint, Run, Sweep, Worker
 from service.core.optuna_storage import get_storage
 from service.core.records import Claim
+from service.core.repo import optuna_trials
+from service.core.repo.models import Config, CurvePoint, Run, Sweep, Worker
 from service.core.repo.sweeps import ACTIVE_STATES
 from service.core.spec import APPLIES_TO, OPTIMIZERS, Range, SweepSpec, seed_pairs
 from service.core.timeutil import utcnow
@@ -76,7 +76,7 @@ def _seed_runs(
 def _take(session: Session, cfg: Config, sweep: Sweep, worker_id: str) -> Claim | None:
     now = utcnow()
     assert cfg.trial_id is not None
-    if not optuna_tables.cas_state(
+    if not optuna_trials.cas_state(
         session, cfg.trial_id, expect=TrialState.WAITING, new=TrialState.RUNNING, now=now
     ):
         return None
@@ -88,7 +88,7 @@ def _take(session: Session, cfg: Config, sweep: Sweep, worker_id: str) -> Claim 
     )
     if taken.rowcount != 1:  # type: ignore[attr-defined]
         # The configuration changed under us (cancelled); give the trial back.
-        optuna_tables.cas_state(
+        optuna_trials.cas_state(
             session, cfg.trial_id, expect=TrialState.RUNNING, new=TrialState.FAIL, now=now
         )
         return None
@@ -412,8 +412,8 @@ def finish_config(
         else:
             state, trial_state = "complete", TrialState.COMPLETE
         if trial_state == TrialState.COMPLETE:
-            optuna_tables.write_results(s, trial_id, value=value, intermediate=intermediate)
-        optuna_tables.cas_state(s, trial_id, expect=TrialState.RUNNING, new=trial_state, now=now)
+            optuna_trials.write_results(s, trial_id, value=value, intermediate=intermediate)
+        optuna_trials.cas_state(s, trial_id, expect=TrialState.RUNNING, new=trial_state, now=now)
         error = outcomes[0].error if all_errors else None
         s.execute(
             update(Config)
@@ -432,10 +432,10 @@ def release(db: Database, owned: Mapping[int, int]) -> None:
             cfg = s.get(Config, config_id)
             if cfg is None or cfg.trial_id != trial_id or cfg.state != "running":
                 continue
-            optuna_tables.cas_state(s, trial_id, expect=TrialState.RUNNING, new=TrialState.FAIL, now=now)
+            optuna_trials.cas_state(s, trial_id, expect=TrialState.RUNNING, new=TrialState.FAIL, now=now)
             sweep = s.get(Sweep, cfg.sweep_id)
             assert sweep is not None
-            new_trial = optuna_tables.copy_trial_as_waiting(s, sweep.study_id, trial_id, now)
+            new_trial = optuna_trials.copy_trial_as_waiting(s, sweep.study_id, trial_id, now)
             s.execute(delete(Run).where(Run.config_id == config_id))
             cfg.state, cfg.trial_id, cfg.worker_id, cfg.heartbeat_at = "waiting", new_trial, None, None
 
@@ -506,7 +506,7 @@ def reap_stale(db: Database, *, grace_s: float, max_retries: int) -> int:
             assert cfg is not None and cfg.trial_id is not None
             sweep = s.get(Sweep, cfg.sweep_id)
             assert sweep is not None
-            optuna_tables.cas_state(s, cfg.trial_id, expect=TrialState.RUNNING, new=TrialState.FAIL, now=now)
+            optuna_trials.cas_state(s, cfg.trial_id, expect=TrialState.RUNNING, new=TrialState.FAIL, now=now)
             run_ids = select(Run.id).where(Run.config_id == config_id).scalar_subquery()
             s.execute(delete(CurvePoint).where(CurvePoint.run_id.in_(run_ids)))
             s.execute(delete(Run).where(Run.config_id == config_id))
@@ -514,7 +514,7 @@ def reap_stale(db: Database, *, grace_s: float, max_retries: int) -> int:
             if sweep.state == "cancelled":
                 cfg.state, cfg.finished_at = "cancelled", now
             elif cfg.attempts < max_retries:
-                cfg.trial_id = optuna_tables.copy_trial_as_waiting(s, sweep.study_id, cfg.trial_id, now)
+                cfg.trial_id = optuna_trials.copy_trial_as_waiting(s, sweep.study_id, cfg.trial_id, now)
                 cfg.state, cfg.attempts, cfg.worker_id, cfg.heartbeat_at = (
                     "waiting",
                     cfg.attempts + 1,

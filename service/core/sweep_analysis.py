@@ -38,9 +38,9 @@ from service.core.analysis import (
     summarize_config,
 )
 from service.core.errors import InvalidSpec
-from service.core.models import Config, Run, SweepReport
 from service.core.records import SweepRecord
 from service.core.repo import sweeps as sweeps_repo
+from service.core.repo.models import Config, Run, SweepReport
 from service.core.repo.runs import RunRow
 from service.core.timeutil import utcnow
 

@@ -14,14 +14,14 @@ from typing import Any
 import optuna
 from pydantic import ValidationError
 
-from service.core import optuna_tables
 from service.core.config import Settings
 from service.core.db import Database
 from service.core.errors import Conflict, InvalidSpec, LimitExceeded, NotFound, TooManyInFlight
-from service.core.models import UserWorkload
 from service.core.optuna_storage import get_storage
 from service.core.records import SweepRecord
+from service.core.repo import optuna_trials
 from service.core.repo import sweeps as sweeps_repo
+from service.core.repo.models import UserWorkload
 from service.core.spec import SweepSpec, count_grid, iter_grid, n_seeds, swept_values
 
 log = logging.getLogger(__name__)
@@ -168,7 +168,7 @@ def create_sweep(
                     sweep_id=sweep_id,
                     study_id=study_id,
                     configs=list(iter_grid(spec, resolved.default_optimizer)),
-                    distributions=optuna_tables.grid_distributions(values),
+                    distributions=optuna_trials.grid_distributions(values),
                 )
     except Conflict:
         optuna.delete_study(study_name=study_name, storage=get_storage(db.url))

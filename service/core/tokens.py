@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.core.errors import NotFound
-from service.core.models import ApiToken
+from service.core.repo.models import ApiToken
 from service.core.timeutil import aware, utcnow
 
 PREFIX = "sws_"

@@ -108,7 +108,7 @@ def _finish_all(
 def _sweep_id_of(db: Database) -> int:
     from sqlalchemy import func, select
 
-    from service.core.models import Sweep
+    from service.core.repo.models import Sweep
 
     with db.transaction() as s:
         return int(s.scalar(select(func.max(Sweep.id))) or 0)
@@ -414,7 +414,7 @@ def test_finished_sweep_serves_its_stored_report_until_it_no_longer_matches(
     client: TestClient, db: Database, sweep: dict[str, Any]
 ) -> None:
     from service.core import sweep_analysis
-    from service.core.models import SweepReport
+    from service.core.repo.models import SweepReport
 
     sid = sweep["id"]
     computed = client.get(f"/v1/sweeps/{sid}/report").json()

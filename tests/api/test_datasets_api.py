@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from service.api.app import create_app
 from service.core.db import Database
-from service.core.models import DatasetBlob
+from service.core.repo.models import DatasetBlob
 from tests.conftest import make_settings
 
 

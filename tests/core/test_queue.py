@@ -12,8 +12,8 @@ from sqlalchemy import func, select
 from service.core import queue
 from service.core.config import Settings
 from service.core.db import Database
-from service.core.models import Config, Run
 from service.core.repo import workers as workers_repo
+from service.core.repo.models import Config, Run
 from service.core.sweeps import create_sweep, parse_spec
 from tests.conftest import small_spec
 from tests.helpers import finish_claim
@@ -75,7 +75,7 @@ def test_stale_trial_is_failed_and_retried_and_the_late_result_is_dropped(
     assert all(r.final_loss == 0.2 for r in runs)
     assert cfg.attempts == 1 and cfg.state == "complete"
     with db.transaction() as s:
-        from service.core.models import Sweep
+        from service.core.repo.models import Sweep
 
         study_name = s.get(Sweep, sweep_id).study_name  # type: ignore[union-attr]
     study = optuna.load_study(study_name=study_name, storage=settings.database_url)

@@ -9,7 +9,7 @@ from optuna.trial import TrialState
 from sqlalchemy import func, select
 
 from service.core.db import Database
-from service.core.models import Config, CurvePoint, Run
+from service.core.repo.models import Config, CurvePoint, Run
 
 
 class Http(Protocol):

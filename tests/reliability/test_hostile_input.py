@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from service.api.app import create_app
 from service.core.config import Settings
 from service.core.db import Database
-from service.core.models import Sweep
+from service.core.repo.models import Sweep
 from tests.conftest import TINY_LSTM, small_spec
 
 # ---------------------------------------------------------------- fuzzed specs

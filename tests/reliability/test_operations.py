@@ -18,8 +18,8 @@ from service.core import queue
 from service.core.config import Settings
 from service.core.db import Database
 from service.core.logs import REDACTED, redact, setup_logging
-from service.core.models import Sweep
 from service.core.repo import workers as workers_repo
+from service.core.repo.models import Sweep
 from service.core.sweeps import create_sweep, parse_spec
 from tests.conftest import small_spec
 

@@ -29,7 +29,7 @@ from service.api.app import create_app
 from service.core import tokens
 from service.core.db import Database
 from service.core.migrate import upgrade
-from service.core.models import CurvePoint, Run
+from service.core.repo.models import CurvePoint, Run
 from tests.conftest import make_settings, small_spec
 from tests.helpers import ROOT, start_worker, stop, wait_for, wait_sweep_done, worker_env
 from tests.reliability.checks import assert_exactly_once

@@ -20,7 +20,7 @@ from optuna.trial import TrialState
 from sqlalchemy import func, select, text
 
 from service.core.db import Database
-from service.core.models import Config, CurvePoint, Run
+from service.core.repo.models import Config, CurvePoint, Run
 from tests.conftest import small_spec
 from tests.helpers import start_worker, stop, wait_for, wait_sweep_done
 from tests.reliability.checks import assert_exactly_once

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from service.core import queue
 from service.core.db import Database
-from service.core.models import Config, Sweep
+from service.core.repo.models import Config, Sweep
 from workers.refine import maybe_refine
 
 EDGE = 0.05

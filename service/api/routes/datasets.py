@@ -23,7 +23,7 @@ from service.api.deps import DbDep, ReaderDep, SettingsDep, WriterDep
 from service.api.schemas import ErrorOut, Page
 from service.core.db import Database
 from service.core.errors import InvalidSpec, LimitExceeded, NotFound
-from service.core.models import DatasetBlob
+from service.core.repo.models import DatasetBlob
 from service.core.uploads import inspect_npz
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])

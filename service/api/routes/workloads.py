@@ -21,7 +21,7 @@ from service.api.deps import DbDep, ReaderDep, WriterDep
 from service.api.routes.datasets import get_dataset_row
 from service.api.schemas import ErrorOut, Page
 from service.core.errors import InvalidSpec, NotFound
-from service.core.models import UserWorkload
+from service.core.repo.models import UserWorkload
 from service.core.uploads import DatasetSummary, inspect_keras_model
 from service.core.workloads import PRESETS
 

@@ -9,10 +9,10 @@ from typing import Any
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from service.core import optuna_tables
 from service.core.errors import NotFound
-from service.core.models import Config, CurvePoint, Run
 from service.core.records import ConfigRecord, CurvePointRecord, RunRecord
+from service.core.repo import optuna_trials
+from service.core.repo.models import Config, CurvePoint, Run
 from service.core.timeutil import aware
 
 
@@ -72,7 +72,7 @@ def list_configs(
     if filters:
         rows = [r for r in rows if all(f.matches(r.params) for f in filters)]
     page = rows[offset : offset + limit]
-    numbers = optuna_tables.trial_numbers(session, [r.trial_id for r in page if r.trial_id is not None])
+    numbers = optuna_trials.trial_numbers(session, [r.trial_id for r in page if r.trial_id is not None])
     return [_config_record(r, numbers) for r in page], len(rows)
 
 
@@ -80,7 +80,7 @@ def get_config(session: Session, *, sweep_id: int, config_id: int) -> ConfigReco
     row = session.get(Config, config_id)
     if row is None or row.sweep_id != sweep_id:
         raise NotFound(f"configuration {config_id} is not in sweep {sweep_id}")
-    numbers = optuna_tables.trial_numbers(session, [row.trial_id] if row.trial_id is not None else [])
+    numbers = optuna_trials.trial_numbers(session, [row.trial_id] if row.trial_id is not None else [])
     return _config_record(row, numbers)
 
 

@@ -10,11 +10,11 @@ from typing import Any
 from sqlalchemy import case, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from service.core import optuna_tables
 from service.core.canonical import config_key
 from service.core.errors import Conflict, NotFound
-from service.core.models import Config, CurvePoint, Run, Sweep, SweepReport
 from service.core.records import Progress, SweepRecord
+from service.core.repo import optuna_trials
+from service.core.repo.models import Config, CurvePoint, Run, Sweep, SweepReport
 from service.core.timeutil import aware, utcnow
 
 ACTIVE_STATES = ("queued", "running")
@@ -92,7 +92,7 @@ def enqueue_configs(
         keys.append(key)
     if not fresh:
         return 0
-    trial_ids = optuna_tables.enqueue_trials(session, study_id, fresh, distributions, now)
+    trial_ids = optuna_trials.enqueue_trials(session, study_id, fresh, distributions, now)
     session.execute(
         insert(Config),
         [
@@ -236,7 +236,7 @@ def cancel_sweep(session: Session, *, sweep_id: int) -> SweepRecord:
         .where(Config.sweep_id == sweep_id, Config.state == "waiting")
         .values(state="cancelled", finished_at=now)
     )
-    optuna_tables.fail_waiting(session, row.study_id, now)
+    optuna_trials.fail_waiting(session, row.study_id, now)
     session.flush()
     return get_sweep(session, sweep_id=sweep_id)
 

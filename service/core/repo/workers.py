@@ -7,8 +7,8 @@ from datetime import timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from service.core.models import Worker
 from service.core.records import WorkerRecord
+from service.core.repo.models import Worker
 from service.core.timeutil import aware, utcnow
 
 
