@@ -134,7 +134,7 @@ def _claim_window(db: Database, sweep_id: int) -> tuple[int, float]:
     with db.transaction() as s:
         rows = s.execute(
             select(Config.started_at, Config.finished_at).where(
-                Config.sweep_id == sweep_id, Config.state == "complete"
+                Config.sweep_id == sweep_id, Config.state == "completed"
             )
         ).all()
     starts = [aware(a) for a, _ in rows]
@@ -155,7 +155,7 @@ def _integrity(db: Database) -> dict[str, int]:
             text(
                 "SELECT s.id, "
                 "(SELECT COUNT(*) FROM trials t WHERE t.study_id = s.study_id AND t.state = 'COMPLETE'), "
-                "(SELECT COUNT(*) FROM configs c WHERE c.sweep_id = s.id AND c.state = 'complete') "
+                "(SELECT COUNT(*) FROM configs c WHERE c.sweep_id = s.id AND c.state = 'completed') "
                 "FROM sweeps s"
             )
         ).all()

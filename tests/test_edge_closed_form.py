@@ -90,7 +90,7 @@ def test_reported_edge_brackets_two_over_lambda_max_and_refinement_sharpens_it(
         "grid_configs": len(GRID),
     }
     assert edge["trials_added_by_refinement"] == ROUNDS
-    assert sweep["n_configs"] == len(GRID) + ROUNDS and sweep["progress"]["complete"] == len(GRID) + ROUNDS
+    assert sweep["n_configs"] == len(GRID) + ROUNDS and sweep["progress"]["completed"] == len(GRID) + ROUNDS
     trials = client.get(f"/v1/sweeps/{sid}/trials", params={"limit": 100}).json()["items"]
     assert sorted(t["refine_round"] for t in trials) == [0] * len(GRID) + list(range(1, ROUNDS + 1))
 

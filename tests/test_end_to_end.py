@@ -40,7 +40,7 @@ def _assert_complete_and_exact(client: TestClient, db: Database, sweep: dict, ep
             select(Run.config_id, func.count()).where(Run.sweep_id == sid).group_by(Run.config_id)
         ).all()
         assert {n for _, n in per_config} == {sweep["n_seeds"]}
-        assert s.scalar(select(func.count()).select_from(Config).where(Config.state != "complete")) == 0
+        assert s.scalar(select(func.count()).select_from(Config).where(Config.state != "completed")) == 0
         dup = s.execute(
             select(CurvePoint.run_id, CurvePoint.epoch, func.count())
             .group_by(CurvePoint.run_id, CurvePoint.epoch)
@@ -63,7 +63,7 @@ def test_sweep_trains_end_to_end_with_two_workers(client: TestClient, db: Databa
     finally:
         stop(procs)
     assert final["state"] == "completed", (tmp_path / "w0.log").read_text()[-3000:]
-    assert final["progress"]["complete"] == 6 and final["runs_done"] == 12
+    assert final["progress"]["completed"] == 6 and final["runs_done"] == 12
     _assert_complete_and_exact(client, db, final, epochs=3)
     trials = client.get(f"/v1/sweeps/{sweep['id']}/trials").json()["items"]
     assert all(t["attempts"] == 0 for t in trials)  # nobody trained a trial twice

@@ -44,7 +44,7 @@ def test_cancel_stops_running_configurations_between_epochs(
     finally:
         stop([worker])
     final = client.get(f"/v1/sweeps/{sweep['id']}").json()
-    assert final["progress"]["cancelled"] == 3 and final["progress"]["complete"] == 0
+    assert final["progress"]["cancelled"] == 3 and final["progress"]["completed"] == 0
     runs = client.get(f"/v1/sweeps/{sweep['id']}/runs", params={"status": "cancelled"}).json()
     assert runs["total"] == 2
     # partial curves are kept, far short of the 400 epochs asked for
@@ -99,7 +99,7 @@ def test_random_sampler_sweep_asks_exactly_n_trials(client: TestClient, db: Data
         final = wait_sweep_done(client, sweep["id"])
     finally:
         stop(workers)
-    assert final["state"] == "completed" and final["progress"]["complete"] == 4
+    assert final["state"] == "completed" and final["progress"]["completed"] == 4
     study = optuna.load_study(study_name=sweep["study_name"], storage=db.url)
     assert len(study.trials) == 4 and all(t.state == TrialState.COMPLETE for t in study.trials)
     for t in study.trials:

@@ -33,7 +33,7 @@ class Page(BaseModel, Generic[T]):
 class ProgressOut(BaseModel):
     waiting: int
     running: int
-    complete: int
+    completed: int
     failed: int
     cancelled: int
     total: int

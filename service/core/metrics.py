@@ -81,7 +81,7 @@ def snapshot(session: Session, *, grace_s: float) -> QueueSnapshot:
     durations = []
     for started, finished in session.execute(
         select(Config.started_at, Config.finished_at).where(
-            Config.state.in_(("complete", "failed")),
+            Config.state.in_(("completed", "failed")),
             Config.started_at.is_not(None),
             Config.finished_at.is_not(None),
         )

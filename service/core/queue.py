@@ -410,7 +410,7 @@ def finish_config(
         elif all_errors:
             state, trial_state = "failed", TrialState.FAIL
         else:
-            state, trial_state = "complete", TrialState.COMPLETE
+            state, trial_state = "completed", TrialState.COMPLETE
         if trial_state == TrialState.COMPLETE:
             optuna_trials.write_results(s, trial_id, value=value, intermediate=intermediate)
         optuna_trials.cas_state(s, trial_id, expect=TrialState.RUNNING, new=trial_state, now=now)
@@ -458,7 +458,7 @@ def maybe_finish_sweep(db: Database, sweep_id: int) -> str | None:
         complete = s.scalar(
             select(func.count())
             .select_from(Config)
-            .where(Config.sweep_id == sweep_id, Config.state == "complete")
+            .where(Config.sweep_id == sweep_id, Config.state == "completed")
         )
         now = utcnow()
         sweep.state = "completed" if complete else "failed"

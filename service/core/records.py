@@ -11,17 +11,17 @@ from typing import Any
 class Progress:
     waiting: int = 0
     running: int = 0
-    complete: int = 0
+    completed: int = 0
     failed: int = 0
     cancelled: int = 0
 
     @property
     def total(self) -> int:
-        return self.waiting + self.running + self.complete + self.failed + self.cancelled
+        return self.waiting + self.running + self.completed + self.failed + self.cancelled
 
     @property
     def done(self) -> int:
-        return self.complete + self.failed + self.cancelled
+        return self.completed + self.failed + self.cancelled
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ def test_create_enqueues_every_configuration_as_a_waiting_trial(
     assert sweep["progress"] == {
         "waiting": 6,
         "running": 0,
-        "complete": 0,
+        "completed": 0,
         "failed": 0,
         "cancelled": 0,
         "total": 6,

@@ -190,7 +190,7 @@ def test_running_and_queued_sweeps_show_partial_progress(
     assert "running" in page.locator("#state").inner_text()
     heat = next(t for t in tab.plot("region-plot")["data"] if t["type"] == "heatmap")
     filled = sum(v is not None for row in heat["z"] for v in row)
-    assert filled == run["progress"]["complete"]
+    assert filled == run["progress"]["completed"]
     tab.screenshot("sweep-running")
 
     page.goto(f"{server.url}/sweeps/{sweeps.queued['id']}")
@@ -321,6 +321,6 @@ def test_sweep_page_follows_progress_live_without_reloading(
     tab.wait_renders(renders + 1)
     assert page.evaluate("window.__same_document") is True  # updated in place, not reloaded
     heat = next(t for t in tab.plot("region-plot")["data"] if t["type"] == "heatmap")
-    assert sum(v is not None for row in heat["z"] for v in row) == after["progress"]["complete"]
+    assert sum(v is not None for row in heat["z"] for v in row) == after["progress"]["completed"]
     tab.screenshot("sweep-running-updated")
     _loopback_only(tab)

@@ -73,7 +73,7 @@ def test_stale_trial_is_failed_and_retried_and_the_late_result_is_dropped(
         cfg = s.scalars(select(Config)).one()
     assert len(runs) == 2 and {r.trial_id for r in runs} == {retry.trial_id}
     assert all(r.final_loss == 0.2 for r in runs)
-    assert cfg.attempts == 1 and cfg.state == "complete"
+    assert cfg.attempts == 1 and cfg.state == "completed"
     with db.transaction() as s:
         from service.core.repo.models import Sweep
 

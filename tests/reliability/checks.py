@@ -39,7 +39,7 @@ def assert_exactly_once(http: Http, db: Database, sweep: dict[str, Any], *, epoc
         states = s.execute(
             select(Config.state, func.count()).where(Config.sweep_id == sid).group_by(Config.state)
         ).all()
-        assert dict(states) == {"complete": sweep["n_configs"]}
+        assert dict(states) == {"completed": sweep["n_configs"]}
         run_ids = select(Run.id).where(Run.sweep_id == sid).scalar_subquery()
         dup = s.execute(
             select(CurvePoint.run_id, CurvePoint.epoch, func.count())

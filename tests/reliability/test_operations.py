@@ -71,7 +71,7 @@ def test_metrics_report_queue_runs_durations_workers_and_http(client: TestClient
     assert m[("sweeps_queue_depth", ())] == 4
     assert m[("sweeps_configs", (("state", "waiting"), ("sweep_state", "running")))] == 4
     assert m[("sweeps_configs", (("state", "running"), ("sweep_state", "running")))] == 1
-    assert m[("sweeps_configs", (("state", "complete"), ("sweep_state", "running")))] == 1
+    assert m[("sweeps_configs", (("state", "completed"), ("sweep_state", "running")))] == 1
     assert m[("sweeps_runs", (("run_class", "converged"), ("status", "completed")))] == 2
     assert m[("sweeps_runs", (("run_class", ""), ("status", "running")))] == 2
     assert m[("sweeps_trial_duration_seconds_count", ())] == 1

@@ -498,7 +498,7 @@ def progress(sweep_id: int, db: DbDep, _: PageReader) -> dict[str, Any]:
         "configs": {
             "waiting": p.waiting,
             "running": p.running,
-            "complete": p.complete,
+            "completed": p.completed,
             "failed": p.failed,
             "cancelled": p.cancelled,
             "total": p.total,

@@ -61,7 +61,7 @@ def list_trials(
     sweep_id: int,
     db: DbDep,
     _: ReaderDep,
-    state: Literal["waiting", "running", "complete", "failed", "cancelled"] | None = None,
+    state: Literal["waiting", "running", "completed", "failed", "cancelled"] | None = None,
     param: ParamQuery = None,
     limit: Limit = 100,
     offset: Offset = 0,

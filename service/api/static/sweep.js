@@ -343,7 +343,7 @@
     bar.querySelector(".label").textContent = `${p.runs_done} / ${p.runs_total} runs`;
     bar.setAttribute("aria-valuenow", p.runs_done);
     const c = p.configs;
-    $("progress-text").textContent = `configurations: ${c.complete} done, ${c.running} running, ${c.waiting} waiting, ${c.failed} failed, ${c.cancelled} cancelled`;
+    $("progress-text").textContent = `configurations: ${c.completed} done, ${c.running} running, ${c.waiting} waiting, ${c.failed} failed, ${c.cancelled} cancelled`;
     const st = $("state").querySelector(".state");
     st.textContent = p.state; st.className = `state state-${p.state}`;
   }

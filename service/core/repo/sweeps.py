@@ -127,7 +127,7 @@ def _progress(session: Session, sweep_ids: Sequence[int]) -> dict[int, Progress]
         sid: Progress(
             waiting=c.get("waiting", 0),
             running=c.get("running", 0),
-            complete=c.get("complete", 0),
+            completed=c.get("completed", 0),
             failed=c.get("failed", 0),
             cancelled=c.get("cancelled", 0),
         )
