@@ -148,7 +148,9 @@ def build(url: str, seeds: int) -> tuple[Any, Any, int, float]:
                 )
         for i in range(0, len(rows), 2000):
             s.execute(insert(Run), rows[i : i + 2000])
-        s.execute(update(Config).where(Config.sweep_id == sweep.id).values(state="completed", finished_at=now))
+        s.execute(
+            update(Config).where(Config.sweep_id == sweep.id).values(state="completed", finished_at=now)
+        )
         s.execute(update(Sweep).where(Sweep.id == sweep.id).values(state="completed", finished_at=now))
     return settings, db, sweep.id, time.perf_counter() - t0
 

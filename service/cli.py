@@ -241,7 +241,7 @@ def _watch(c: httpx.Client, sweep_id: int) -> None:
                 total=sw["runs_total"],
                 completed=sw["runs_done"],
                 state=sw["state"],
-                cfg=f"configs: {p["completed"]} done, {p['running']} running, {p['waiting']} waiting, "
+                cfg=f"configs: {p['completed']} done, {p['running']} running, {p['waiting']} waiting, "
                 f"{p['failed']} failed",
             )
             if sw["state"] in ("completed", "failed", "cancelled"):
@@ -269,7 +269,7 @@ def status(
             sw["name"],
             sw["workload"],
             sw["state"],
-            f"{p["completed"] + p['failed'] + p['cancelled']}/{p['total']}",
+            f"{p['completed'] + p['failed'] + p['cancelled']}/{p['total']}",
             f"{sw['runs_done']}/{sw['runs_total']}",
             str(p["failed"]),
         )

@@ -177,7 +177,9 @@ def test_stalled_worker_is_retried_and_its_late_result_is_dropped(
                 cfg = s.get(Config, config_id)
                 assert cfg is not None
                 return (
-                    cfg.trial_id != stale_trial and cfg.state in ("running", "completed") and cfg.attempts == 1
+                    cfg.trial_id != stale_trial
+                    and cfg.state in ("running", "completed")
+                    and cfg.attempts == 1
                 )
 
         wait_for(retried_elsewhere, 120, "the stalled trial to be reaped and retried by the survivor")
