@@ -29,7 +29,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1_000_000, ge=1024)
     max_upload_bytes: int = Field(100_000_000, ge=1024)
 
-    # Worker liveness (DESIGN §2): heartbeats mark live work; a trial whose
+    # Worker liveness (docs/architecture.md, "Invariants"): heartbeats mark live work; a trial whose
     # heartbeat is older than the grace period is failed and re-enqueued.
     heartbeat_interval_s: float = Field(5.0, gt=0)
     heartbeat_grace_s: float = Field(60.0, gt=0)

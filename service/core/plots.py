@@ -1,4 +1,4 @@
-"""What the dashboard plots need, aggregated on the server (DESIGN §6).
+"""What the dashboard plots need, aggregated on the server (docs/architecture.md, "Dashboards").
 
 A page never receives every point of every curve: final losses are reduced
 to a median and quartiles per (batch size, learning rate), failed seeds to
@@ -168,7 +168,7 @@ def seed_band(
 ) -> dict[str, Any]:
     """Median and interquartile band of the stable seeds' curves, and the failed seeds apart.
 
-    The band is over the seeds whose class is not a failure (DESIGN §4); each
+    The band is over the seeds whose class is not a failure (docs/architecture.md, "Run classes"); each
     failed seed is its own line so that a diverged or stuck seed is never
     averaged into the band. Epochs are sampled to at most ``max_points``.
     """

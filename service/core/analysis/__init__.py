@@ -1,4 +1,6 @@
-"""Analysis of sweeps: pure numpy functions over stored curves (DESIGN §4-6).
+"""Analysis of sweeps: pure numpy functions over stored curves.
+
+Definitions: docs/architecture.md, "Run classes" and the sections after it.
 
 No database, HTTP or TensorFlow here: workers classify a run as it finishes
 (``classify_run``), the API aggregates per configuration (``summarize_config``)

@@ -1,4 +1,4 @@
-"""Classify one training run from its per-epoch curve (DESIGN §4).
+"""Classify one training run from its per-epoch curve (docs/architecture.md, "Run classes").
 
 Rules, first match wins:
 
@@ -15,7 +15,7 @@ Rules, first match wins:
 5. ``slow``: target not reached and late log-slope <= ``slow_log_slope``.
 6. ``converged``: target reached and R <= ``converged_rebound``.
 
-DESIGN leaves two non-failed cases without a class; we resolve them so every
+The six rules leave two non-failed cases without a class; we resolve them so every
 run gets exactly one class:
 
 * target reached but R > ``converged_rebound`` (the loss gave back part of its

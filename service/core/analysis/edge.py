@@ -1,4 +1,6 @@
-"""Edge of stability per batch size, its scaling exponent, and lr sensitivity (DESIGN §5).
+"""Edge of stability per batch size, its scaling exponent, and lr sensitivity.
+
+Definitions and sources: docs/architecture.md, "Per configuration and per region".
 
 A learning rate is *stable* for a configuration when at least ``min_success``
 (0.5) of its seeds trained stably and none diverged. Walking the lr grid

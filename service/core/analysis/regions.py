@@ -1,4 +1,6 @@
-"""Stability regions: success-rate maps over two swept dimensions (DESIGN §5-6).
+"""Stability regions: success-rate maps over two swept dimensions.
+
+Definitions: docs/architecture.md, "Per configuration and per region" and "Dashboards".
 
 A map cell holds every configuration whose two map coordinates match. When
 other swept dimensions are neither mapped nor fixed, a cell holds several

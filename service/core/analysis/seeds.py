@@ -1,4 +1,4 @@
-"""Per-configuration statistics over seeds (DESIGN §5).
+"""Per-configuration statistics over seeds (docs/architecture.md, "Per configuration and per region").
 
 A configuration's seeds are Bernoulli trials "trained stably or not": the
 success rate gets a Wilson score interval (Wilson 1927), which stays inside
@@ -152,7 +152,7 @@ def _quantile(xs: list[float], q: float) -> float:
 
 
 def summarize_config(runs: Sequence[RunSummary], *, z: float = Z95) -> ConfigSummary:
-    """Aggregate the seeds of one configuration (DESIGN §5)."""
+    """Aggregate the seeds of one configuration (docs/architecture.md, "Per configuration and per region")."""
     counts = Counter(r.run_class for r in runs)
     if not counts.keys() <= _KNOWN:
         unknown = set(counts) - _KNOWN
@@ -198,7 +198,7 @@ def pool(summaries: Iterable[ConfigSummary]) -> ConfigSummary:
 def by_seed_component(
     runs: Sequence[RunSummary], component: Literal["init", "data"]
 ) -> dict[int, ConfigSummary]:
-    """Runs grouped by their init seed or data-order seed (report 3 of DESIGN).
+    """Runs grouped by their init seed or data-order seed (the "sometimes stays at 50%" question).
 
     With crossed seeds (every init seed meets every data seed) a spread of
     success rates across init seeds and none across data seeds says the luck

@@ -1,6 +1,6 @@
 """Run-class names and every threshold of the run classifier, with its source.
 
-All thresholds live here (DESIGN §4) so a sweep can override any of them by
+All thresholds live here (docs/architecture.md, "Run classes") so a sweep can override any of them by
 name (``SweepSpec.stability``) and a reader can see where each number comes
 from. Loss thresholds are *relative* (to the best loss, to ``l0 - L_min``, to
 ``l0`` or to the chance loss) so the classification does not depend on the
@@ -17,7 +17,7 @@ from typing import Any
 
 from service.core.errors import InvalidSpec
 
-# Run classes, in the order the rules are tried (first match wins, DESIGN §4).
+# Run classes, in the order the rules are tried (first match wins, docs/architecture.md).
 DIVERGED = "diverged"
 RISES_AFTER_MIN = "rises_after_min"
 STUCK_AT_CHANCE = "stuck_at_chance"
@@ -26,7 +26,7 @@ SLOW = "slow"
 CONVERGED = "converged"
 RUN_CLASSES: tuple[str, ...] = (DIVERGED, RISES_AFTER_MIN, STUCK_AT_CHANCE, NOISY, SLOW, CONVERGED)
 
-# A seed "trained stably" when it did not fail. DESIGN §4 calls noisy "not
+# A seed "trained stably" when it did not fail. The class rules call noisy "not
 # failed", and slow is compute-bound rather than unstable, so both count as
 # successes next to converged; success rates then measure *stability*, not
 # speed. The three failures are the ones a user would re-run or re-tune for.
@@ -42,7 +42,7 @@ FLAG_NONFINITE = "nonfinite"  # training stopped at a NaN/Inf loss
 
 @dataclass(frozen=True)
 class Thresholds:
-    """Thresholds of the run classifier (DESIGN §4); override per sweep by name.
+    """Thresholds of the run classifier (docs/architecture.md, "Run classes"); override per sweep by name.
 
     Window sizes are in epochs. Fractions of ``T`` are fractions of the epochs run.
     """
@@ -64,10 +64,10 @@ class Thresholds:
     # rebound_tmin_frac * T, is "rises after its minimum".
     rebound_rises: float = 0.5
     rebound_tmin_frac: float = 0.8
-    # A milder rebound above this is the "regressing" flag (DESIGN §4).
+    # A milder rebound above this is the "regressing" flag (docs/architecture.md, "Run classes").
     regressing: float = 0.1
     # Rule 3. Dodge et al. 2020 and Mosbach et al. 2021 call a fine-tuning run
-    # failed when it ends at or below majority-class accuracy; DESIGN adds the
+    # failed when it ends at or below majority-class accuracy; we add the
     # loss form: L_end within chance_band of l_chance and never below
     # chance_floor * l_chance.
     chance_band: float = 0.05
