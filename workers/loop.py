@@ -29,7 +29,7 @@ from service.core.states import SweepState, WorkerState
 from workers import outcomes
 from workers.clock import Clock, SystemClock
 from workers.resolve import WorkloadResolver
-from workers.store import Claim, DatabaseStore, GuardResult, RunEpoch, WorkerStore
+from workers.store import Claim, ConfigResult, DatabaseStore, GuardResult, RunEpoch, WorkerStore
 from workers.training.types import EpochRecord, ReplicaResult, ReplicaSpec, Trainer
 from workers.workloads.base import Workload
 
@@ -345,15 +345,15 @@ class WorkerLoop:
                 for r, run in zip(seed_results, c.runs, strict=True)
             ]
             value, inter = outcomes.seed_aggregate(seed_results, c.epochs)
-            if self.store.finish_config(
+            result = ConfigResult(
                 config_id=c.config_id,
                 trial_id=c.trial_id,
                 outcomes=outs,
                 value=value,
                 intermediate=inter,
-                worker_id=self.worker_id,
                 train_seconds=self._last_train,
-            ):
+            )
+            if self.store.finish_config(worker_id=self.worker_id, result=result):
                 self.stats.trials_done += 1
 
     def _beat(self, observer: _PackObserver, stop: threading.Event) -> None:

@@ -29,7 +29,7 @@ from service.core.states import SweepState, WorkerState
 from workers import refine
 from workers.training.types import EpochRecord
 
-__all__ = ["Claim", "DatabaseStore", "GuardResult", "RunEpoch", "RunOutcome", "WorkerStore"]
+__all__ = ["Claim", "ConfigResult", "DatabaseStore", "GuardResult", "RunEpoch", "RunOutcome", "WorkerStore"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,18 @@ class RunEpoch:
     run_id: int
     config_id: int
     record: EpochRecord
+
+
+@dataclass(frozen=True)
+class ConfigResult:
+    """What training a configuration produced: its runs' outcomes and Optuna's value."""
+
+    config_id: int
+    trial_id: int
+    outcomes: Sequence[RunOutcome]
+    value: float | None  # median over seeds of the final loss
+    intermediate: Sequence[tuple[int, float]]  # (epoch, median loss)
+    train_seconds: float
 
 
 class WorkerStore(Protocol):
@@ -74,17 +86,7 @@ class WorkerStore(Protocol):
     def record_epochs(self, *, owned: Mapping[int, int], points: Sequence[RunEpoch]) -> GuardResult:
         """Store curve points of the configurations still owned, in one write; like ``heartbeat``."""
 
-    def finish_config(
-        self,
-        *,
-        config_id: int,
-        trial_id: int,
-        outcomes: Sequence[RunOutcome],
-        value: float | None,
-        intermediate: Sequence[tuple[int, float]],
-        worker_id: str,
-        train_seconds: float,
-    ) -> bool:
+    def finish_config(self, *, worker_id: str, result: ConfigResult) -> bool:
         """Store the runs' outcomes and finish the configuration; False if it is no longer owned."""
 
     def release(self, *, owned: Mapping[int, int]) -> None:
@@ -161,26 +163,16 @@ class DatabaseStore:
     def record_epochs(self, *, owned: Mapping[int, int], points: Sequence[RunEpoch]) -> GuardResult:
         return queue.record_epoch(self.db, owned, [_point(p) for p in points])
 
-    def finish_config(
-        self,
-        *,
-        config_id: int,
-        trial_id: int,
-        outcomes: Sequence[RunOutcome],
-        value: float | None,
-        intermediate: Sequence[tuple[int, float]],
-        worker_id: str,
-        train_seconds: float,
-    ) -> bool:
+    def finish_config(self, *, worker_id: str, result: ConfigResult) -> bool:
         return queue.finish_config(
             self.db,
-            config_id=config_id,
-            trial_id=trial_id,
-            outcomes=outcomes,
-            value=value,
-            intermediate=intermediate,
+            config_id=result.config_id,
+            trial_id=result.trial_id,
+            outcomes=result.outcomes,
+            value=result.value,
+            intermediate=result.intermediate,
             worker_id=worker_id,
-            train_seconds=train_seconds,
+            train_seconds=result.train_seconds,
         )
 
     def release(self, *, owned: Mapping[int, int]) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from service.core.states import ConfigState, RunStatus, SweepState, WorkerState
-from workers.store import Claim, GuardResult, RunEpoch, RunOutcome
+from workers.store import Claim, ConfigResult, GuardResult, RunEpoch, RunOutcome
 from workers.training.types import EpochRecord, ReplicaResult, ReplicaSpec, TrainingObserver
 from workers.workloads.base import Dataset, Workload
 
@@ -263,20 +263,11 @@ class FakeStore:
             self.points += [p for p in points if p.config_id in guard.owned]
             return guard
 
-    def finish_config(
-        self,
-        *,
-        config_id: int,
-        trial_id: int,
-        outcomes: Sequence[RunOutcome],
-        value: float | None,
-        intermediate: Sequence[tuple[int, float]],
-        worker_id: str,
-        train_seconds: float,
-    ) -> bool:
+    def finish_config(self, *, worker_id: str, result: ConfigResult) -> bool:
         self._call("finish_config")
         with self._lock:
-            guard = self._guard({config_id: trial_id})
+            config_id, outcomes = result.config_id, result.outcomes
+            guard = self._guard({config_id: result.trial_id})
             if config_id not in guard.owned:
                 self.dropped.append(config_id)
                 return False
@@ -292,7 +283,7 @@ class FakeStore:
                 cfg.state = ConfigState.FAILED
             else:
                 cfg.state = ConfigState.COMPLETED
-            cfg.value, cfg.worker_id = value, worker_id
+            cfg.value, cfg.worker_id = result.value, worker_id
             cfg.error = outcomes[0].error if all_errors else None
             self.finished.append(config_id)
             return True
