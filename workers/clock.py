@@ -3,7 +3,7 @@
 The loop asks a clock what time it is (flush, reap and idle intervals) and
 sleeps through it (the idle poll, the back-off after an error, the heartbeat
 period). Both go through this Protocol: the real worker uses the system's
-monotonic clock; tests use a virtual one (tests/workers/fakes.py) so that a
+monotonic clock; tests use a virtual one (tests/workers/fake_clock.py) so that a
 minute of idling takes no time.
 """
 

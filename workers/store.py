@@ -4,7 +4,7 @@ The loop (workers/loop.py) talks only to a ``WorkerStore``. ``DatabaseStore``
 is the real one: a thin adapter with one delegation per operation onto the
 service's queue, repositories, refinement and reports, so that the loop's
 decisions can be unit-tested against an in-memory fake
-(tests/workers/fakes.py) without a database or a worker process.
+(tests/workers/fake_store.py) without a database or a worker process.
 
 The ownership rule every implementation keeps: a worker owns a configuration
 while the configuration is running under the trial id it claimed. Heartbeats,

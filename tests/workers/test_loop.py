@@ -17,7 +17,9 @@ import pytest
 from service.core.config import Settings
 from service.core.errors import DatabaseUnavailable
 from service.core.states import ConfigState, RunStatus, SweepState, WorkerState
-from tests.workers.fakes import FakeClock, FakeResolver, FakeStore, FakeTrainer
+from tests.workers.fake_clock import FakeClock
+from tests.workers.fake_store import FakeStore
+from tests.workers.fake_training import FakeResolver, FakeTrainer
 from workers.loop import FLUSH_INTERVAL_S, WorkerLoop
 from workers.store import Claim
 from workers.training.types import Trainer

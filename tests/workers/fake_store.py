@@ -1,70 +1,22 @@
-"""Hand-written fakes for unit tests of the worker loop: a store, a clock, a workload, a trainer.
+"""An in-memory WorkerStore (workers/store.py) for unit tests of the worker loop.
 
 ``FakeStore`` keeps sweeps, configurations and runs in memory and keeps the
-ownership rule of the real store (workers/store.py): a worker owns a
-configuration while it is running under the trial id it claimed, so a
-configuration taken away by a reaper (``reap``) makes later writes report it
-as not owned, and a cancelled sweep (``cancel``) is reported by heartbeats
-and curve writes. Nothing here loads TensorFlow or opens a database.
+ownership rule of the real store: a worker owns a configuration while it is
+running under the trial id it claimed, so a configuration taken away by a
+reaper (``reap``) makes later writes report it as not owned, and a cancelled
+sweep (``cancel``) is reported by heartbeats and curve writes.
 """
 
 from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from service.core.states import ConfigState, RunStatus, SweepState, WorkerState
 from workers.store import Claim, ConfigResult, GuardResult, RunEpoch, RunOutcome
-from workers.training.types import EpochRecord, ReplicaResult, ReplicaSpec, TrainingObserver
-from workers.workloads.base import Dataset, Workload
-
-# ---------------------------------------------------------------- time
-
-
-class FakeClock:
-    """Virtual time that moves only when asked.
-
-    A wait in the thread that made the clock (the test's thread, which runs
-    the loop) returns at once and moves time to its deadline, so idling and
-    back-offs take no real time. A wait in any other thread (the loop's
-    heartbeat thread) blocks until the test or the fake trainer moves time
-    past its deadline with ``advance``, or until its event is set.
-    """
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self._now = start
-        self._cond = threading.Condition()
-        self._owner = threading.get_ident()
-
-    def monotonic(self) -> float:
-        with self._cond:
-            return self._now
-
-    def advance(self, seconds: float) -> None:
-        with self._cond:
-            self._now += seconds
-            self._cond.notify_all()
-
-    def wait(self, event: threading.Event, timeout: float) -> bool:
-        with self._cond:
-            deadline = self._now + timeout
-            if threading.get_ident() == self._owner:
-                if not event.is_set():
-                    self._now = max(self._now, deadline)
-                    self._cond.notify_all()
-                return event.is_set()
-            # Event.set() does not notify our condition: look again every few milliseconds.
-            while not event.is_set() and self._now < deadline:
-                self._cond.wait(0.002)
-            return event.is_set()
-
-
-# ---------------------------------------------------------------- storage
 
 
 @dataclass
@@ -315,93 +267,3 @@ class FakeStore:
     def store_report(self, *, sweep_id: int) -> None:
         self._call("store_report")
         self.reports.append(sweep_id)
-
-
-# ---------------------------------------------------------------- training
-
-
-@dataclass
-class FakeWorkload:
-    """A regression workload (no classes, so no label prior is computed) with no model."""
-
-    name: str = "fake"
-    loss: str = "mse"
-    num_classes: int = 0
-    default_params: dict[str, Any] = field(default_factory=dict)
-
-    def dataset(self) -> Dataset:
-        return Dataset(x_train=np.zeros((4, 1)), y_train=np.zeros((4, 1)))
-
-    def build_model(self) -> Any:
-        raise NotImplementedError("the fake trainer builds no model")
-
-
-@dataclass
-class FakeResolver:
-    """Resolves every workload block to one FakeWorkload, or raises ``error`` if set."""
-
-    workload: FakeWorkload = field(default_factory=FakeWorkload)
-    error: Exception | None = None
-    blocks: list[dict[str, Any]] = field(default_factory=list)
-
-    def resolve(self, block: dict[str, Any]) -> Workload:
-        self.blocks.append(block)
-        if self.error is not None:
-            raise self.error
-        return self.workload  # type: ignore[return-value]
-
-
-@dataclass
-class FakeTrainer:
-    """Trains nothing, the way the pack trainer does it.
-
-    Epoch 0 is reported at once; before each later epoch it asks
-    ``should_stop`` (and cancels what is left if so), moves the clock by
-    ``epoch_s`` as if it had computed, then reports every replica's record.
-    ``after_epoch(epoch)`` runs after each report, for tests to act mid-training.
-    """
-
-    clock: FakeClock
-    epoch_s: float = 0.25
-    error: Exception | None = None
-    after_epoch: Callable[[int], None] | None = None
-    packs: list[list[ReplicaSpec]] = field(default_factory=list)  # what each train() call got
-    results: list[list[ReplicaResult]] = field(default_factory=list)  # what each one returned
-
-    def train(
-        self, workload: Any, replicas: Sequence[ReplicaSpec], epochs: int, observer: TrainingObserver
-    ) -> list[ReplicaResult]:
-        self.packs.append(list(replicas))
-        if self.error is not None:
-            raise self.error
-        results = [ReplicaResult(key=r.key, status="completed") for r in replicas]
-        self.results.append(results)
-        for epoch in range(epochs + 1):
-            if epoch > 0:
-                if observer.should_stop():
-                    for r in results:
-                        r.status = "cancelled"
-                    break
-                self.clock.advance(self.epoch_s)
-            records: list[tuple[Hashable, EpochRecord]] = []
-            for r in results:
-                rec = _record(epoch)
-                r.epochs.append(rec)
-                records.append((r.key, rec))
-            observer.on_epoch(records)
-            if self.after_epoch is not None:
-                self.after_epoch(epoch)
-        return results
-
-
-def _record(epoch: int) -> EpochRecord:
-    return EpochRecord(
-        epoch=epoch,
-        loss=1.0 / (epoch + 1),
-        accuracy=None,
-        running_loss=None,
-        val_loss=None,
-        val_accuracy=None,
-        learning_rate=0.01,
-        grad_norm=None,
-    )
