@@ -1,30 +1,35 @@
 """The worker loop: claim, heartbeat, train, record, finish. Nothing else.
 
-What to train comes from the queue (service.core.queue); how to train is a
-Trainer (workers.training); what the model and data are is a Workload. The
-loop survives a failing workload or trainer: the error is stored on the runs
-with its traceback and the loop goes on.
+What to train comes from a WorkerStore (workers/store.py: the database in a
+real worker, an in-memory fake in unit tests); how to train is a Trainer
+(workers.training); what the model and data are is a Workload. The loop
+survives a failing workload or trainer: the error is stored on the runs with
+its traceback and the loop goes on. Its timing (flushes, heartbeats, reaping,
+idling) reads an injectable Clock (workers/clock.py).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import threading
 import time
 import traceback
 import uuid
-from collections.abc import Hashable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
 
-from service.core import queue
+from service.core.analysis.classify import label_prior
 from service.core.config import Settings
 from service.core.db import Database
 from service.core.errors import DatabaseUnavailable
-from service.core.records import Claim
-from service.core.repo import workers as workers_repo
+from service.core.states import SweepState, WorkerState
 from workers import outcomes
+from workers.clock import Clock, SystemClock
 from workers.resolve import WorkloadResolver
+from workers.store import Claim, ConfigResult, DatabaseStore, GuardResult, RunEpoch, WorkerStore
 from workers.training.types import EpochRecord, ReplicaResult, ReplicaSpec, Trainer
 from workers.workloads.base import Workload
 
@@ -47,15 +52,35 @@ class WorkerStats:
         return 0.0 if self.busy_seconds == 0 else 1.0 - self.train_seconds / self.busy_seconds
 
 
+class WorkloadSource(Protocol):
+    def resolve(self, block: dict[str, Any]) -> Workload:
+        """The Workload that a sweep spec's ``workload`` block names."""
+
+
+# Builds the trainer for a pack from its workload and its first claim.
+TrainerFactory = Callable[[Workload, Claim], Trainer]
+
+
 class _PackObserver:
     """Collects per-epoch records of a pack and writes them in bulk; tracks ownership."""
 
-    def __init__(self, loop: WorkerLoop, claims: Sequence[Claim]) -> None:
-        self._loop = loop
+    def __init__(
+        self,
+        *,
+        store: WorkerStore,
+        clock: Clock,
+        worker_id: str,
+        stopping: threading.Event,
+        claims: Sequence[Claim],
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._worker_id = worker_id
+        self._stopping = stopping
         self.owned: dict[int, int] = {c.config_id: c.trial_id for c in claims}
         self._config_of_run = {run[0]: c.config_id for c in claims for run in c.runs}
-        self._buffer: list[queue.EpochPoint] = []
-        self._last_flush = time.monotonic()
+        self._buffer: list[RunEpoch] = []
+        self._last_flush = clock.monotonic()
         self.lost: set[int] = set()
         self.cancelled: set[int] = set()
         self.callback_seconds = 0.0
@@ -65,21 +90,8 @@ class _PackObserver:
         t0 = time.perf_counter()
         for key, r in records:
             run_id = int(key)  # type: ignore[call-overload]
-            self._buffer.append(
-                queue.EpochPoint(
-                    run_id=run_id,
-                    config_id=self._config_of_run[run_id],
-                    epoch=r.epoch,
-                    loss=r.loss,
-                    accuracy=r.accuracy,
-                    running_loss=r.running_loss,
-                    val_loss=r.val_loss,
-                    val_accuracy=r.val_accuracy,
-                    learning_rate=r.learning_rate,
-                    grad_norm=r.grad_norm,
-                )
-            )
-        if time.monotonic() - self._last_flush >= FLUSH_INTERVAL_S:
+            self._buffer.append(RunEpoch(run_id=run_id, config_id=self._config_of_run[run_id], record=r))
+        if self._clock.monotonic() - self._last_flush >= FLUSH_INTERVAL_S:
             self.flush()
         self.callback_seconds += time.perf_counter() - t0
 
@@ -87,63 +99,80 @@ class _PackObserver:
         if not self._buffer:
             return
         points, self._buffer = self._buffer, []
-        with self._lock:
-            owned = {c: t for c, t in self.owned.items() if c not in self.lost}
-        guard = queue.record_epoch(self._loop.db, owned, points)
+        guard = self._store.record_epochs(owned=self._still_owned(), points=points)
         self._apply(guard)
-        self._last_flush = time.monotonic()
+        self._last_flush = self._clock.monotonic()
 
-    def _apply(self, guard: queue.GuardResult) -> None:
+    def _still_owned(self) -> dict[int, int]:
+        with self._lock:
+            return {c: t for c, t in self.owned.items() if c not in self.lost}
+
+    def _apply(self, guard: GuardResult) -> None:
         with self._lock:
             self.lost |= set(self.owned) - guard.owned - self.lost
             self.cancelled |= guard.cancelled
 
     def heartbeat(self) -> None:
-        with self._lock:
-            owned = {c: t for c, t in self.owned.items() if c not in self.lost}
+        owned = self._still_owned()
         if owned:
-            self._apply(queue.heartbeat(self._loop.db, self._loop.worker_id, owned))
+            self._apply(self._store.heartbeat(worker_id=self._worker_id, owned=owned))
 
     def should_stop(self) -> bool:
-        if self._loop.stopping.is_set():
+        if self._stopping.is_set():
             return True
         with self._lock:
             gone = self.lost | self.cancelled
         return gone >= set(self.owned)
 
 
-@dataclass
 class WorkerLoop:
-    db: Database
-    settings: Settings
-    device: str = "cpu"
-    worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}")
-    stopping: threading.Event = field(default_factory=threading.Event)
-    stats: WorkerStats = field(default_factory=WorkerStats)
+    """One worker: claims packs from ``store`` and trains them until stopped.
 
-    def __post_init__(self) -> None:
-        self._resolver = WorkloadResolver(self.db)
-        self._trainers: dict[str, Trainer] = {}
-        self._last_reap = 0.0
+    The real worker passes ``db`` (a DatabaseStore and a WorkloadResolver on
+    it are made); unit tests pass ``store``, ``clock``, ``resolver`` and
+    ``trainer_factory`` fakes instead.
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        db: Database | None = None,
+        store: WorkerStore | None = None,
+        device: str = "cpu",
+        worker_id: str | None = None,
+        clock: Clock | None = None,
+        resolver: WorkloadSource | None = None,
+        trainer_factory: TrainerFactory | None = None,
+    ) -> None:
+        if store is None or resolver is None:
+            if db is None:
+                raise TypeError("WorkerLoop needs a database, or both a store and a workload resolver")
+            store = store or DatabaseStore(db)
+            resolver = resolver or WorkloadResolver(db)
+        self.settings = settings
+        self.store: WorkerStore = store
+        self.device = device
+        self.worker_id = worker_id or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+        self.clock: Clock = clock or SystemClock()
+        self.stopping = threading.Event()
+        self.stats = WorkerStats()
+        self._resolver: WorkloadSource = resolver
+        self._trainer_for: TrainerFactory = trainer_factory or self._default_trainer
+        self._last_reap: float | None = None
+        self._last_train = 0.0
 
     # ------------------------------------------------------------ lifecycle
 
     def register(self) -> None:
-        import os
-
-        with self.db.transaction() as s:
-            workers_repo.register(
-                s,
-                worker_id=self.worker_id,
-                hostname=socket.gethostname(),
-                pid=os.getpid(),
-                device=self.device,
-            )
+        self.store.register(
+            worker_id=self.worker_id, hostname=socket.gethostname(), pid=os.getpid(), device=self.device
+        )
 
     def run(self, *, max_idle_s: float | None = None, max_configs: int | None = None) -> None:
         """Work until ``stopping`` is set (or idle for ``max_idle_s``, or ``max_configs`` done)."""
         self.register()
-        idle_since = time.monotonic()
+        idle_since = self.clock.monotonic()
         try:
             while not self.stopping.is_set():
                 try:
@@ -151,23 +180,22 @@ class WorkerLoop:
                 except DatabaseUnavailable as exc:
                     log.warning("database unavailable, retrying: %s", exc.detail)
                     did = False
-                    self.stopping.wait(min(5.0, self.settings.poll_interval_s * 3))
+                    self.clock.wait(self.stopping, min(5.0, self.settings.poll_interval_s * 3))
                 except Exception:  # noqa: BLE001 - the loop outlives any one bug; the trial is reaped
                     log.exception("worker loop iteration failed; going on")
                     did = False
-                    self.stopping.wait(min(5.0, self.settings.poll_interval_s * 3))
+                    self.clock.wait(self.stopping, min(5.0, self.settings.poll_interval_s * 3))
                 if did:
-                    idle_since = time.monotonic()
+                    idle_since = self.clock.monotonic()
                     if max_configs is not None and self.stats.trials_done >= max_configs:
                         break
                     continue
-                if max_idle_s is not None and time.monotonic() - idle_since > max_idle_s:
+                if max_idle_s is not None and self.clock.monotonic() - idle_since > max_idle_s:
                     break
-                self.stopping.wait(self.settings.poll_interval_s)
+                self.clock.wait(self.stopping, self.settings.poll_interval_s)
         finally:
             try:
-                with self.db.transaction() as s:
-                    workers_repo.set_state(s, worker_id=self.worker_id, state="stopped")
+                self.store.set_state(worker_id=self.worker_id, state=WorkerState.STOPPED)
             except DatabaseUnavailable:
                 log.warning("could not mark worker %s stopped", self.worker_id)
             log.info(
@@ -181,69 +209,54 @@ class WorkerLoop:
     # ------------------------------------------------------------ one unit of work
 
     def _maybe_reap(self) -> None:
-        now = time.monotonic()
-        if now - self._last_reap < self.settings.heartbeat_interval_s:
+        now = self.clock.monotonic()
+        if self._last_reap is not None and now - self._last_reap < self.settings.heartbeat_interval_s:
             return
         self._last_reap = now
-        queue.reap_stale(
-            self.db, grace_s=self.settings.heartbeat_grace_s, max_retries=self.settings.max_retries
-        )
+        self.store.reap_stale(grace_s=self.settings.heartbeat_grace_s, max_retries=self.settings.max_retries)
 
     def run_once(self) -> bool:
         self._maybe_reap()
-        claims = queue.claim(
-            self.db,
-            self.worker_id,
+        claims = self.store.claim(
+            worker_id=self.worker_id,
             max_replicas=self.settings.pack_max_replicas,
-            live_workers=self._live_workers(),
+            live_workers=max(1, self.store.live_workers(grace_s=self.settings.heartbeat_grace_s)),
         )
         if not claims:
-            with self.db.transaction() as s:
-                workers_repo.set_state(s, worker_id=self.worker_id, state="idle")
+            self.store.set_state(worker_id=self.worker_id, state=WorkerState.IDLE)
             return False
         t0 = time.perf_counter()
         self._train_claims(claims)
         busy = time.perf_counter() - t0
         self.stats.busy_seconds += busy
-        with self.db.transaction() as s:
-            workers_repo.set_state(
-                s,
-                worker_id=self.worker_id,
-                state="idle",
-                add_train_seconds=self._last_train,
-                add_busy_seconds=busy,
-            )
+        self.store.set_state(
+            worker_id=self.worker_id,
+            state=WorkerState.IDLE,
+            add_train_seconds=self._last_train,
+            add_busy_seconds=busy,
+        )
         for sweep_id in {c.sweep_id for c in claims}:
             self._after_config(sweep_id)
         return True
 
-    def _live_workers(self) -> int:
-        with self.db.transaction() as s:
-            return max(1, len(workers_repo.list_workers(s, grace_s=self.settings.heartbeat_grace_s)))
-
     def _after_config(self, sweep_id: int) -> None:
-        from workers.refine import maybe_refine
-
-        if maybe_refine(self.db, sweep_id):
+        if self.store.maybe_refine(sweep_id=sweep_id):
             return
-        state = queue.maybe_finish_sweep(self.db, sweep_id)
+        state = self.store.maybe_finish_sweep(sweep_id=sweep_id)
         if state:
             log.info("sweep %s %s", sweep_id, state)
-        if state == "completed":
+        if state == SweepState.COMPLETED:
             self._store_report(sweep_id)
 
     def _store_report(self, sweep_id: int) -> None:
         """Readers then get the finished sweep's edge and diagnosis without recomputing them."""
-        from service.core.sweep_analysis import store_report
-
         try:
-            with self.db.transaction() as s:
-                store_report(s, sweep_id=sweep_id)
+            self.store.store_report(sweep_id=sweep_id)
         except Exception:  # noqa: BLE001 - readers fall back to computing on read
             log.exception("could not store the report of sweep %s", sweep_id)
 
-    def _trainer_for(self, workload: Workload, claim: Claim) -> Trainer:
-        from workers.training.select import make_trainer
+    def _default_trainer(self, workload: Workload, claim: Claim) -> Trainer:
+        from workers.training.select import make_trainer  # loads TensorFlow
 
         return make_trainer(
             workload,
@@ -253,11 +266,15 @@ class WorkerLoop:
             max_replicas=self.settings.pack_max_replicas,
         )
 
-    _last_train: float = 0.0
-
     def _train_claims(self, claims: Sequence[Claim]) -> None:
         first = claims[0]
-        observer = _PackObserver(self, claims)
+        observer = _PackObserver(
+            store=self.store,
+            clock=self.clock,
+            worker_id=self.worker_id,
+            stopping=self.stopping,
+            claims=claims,
+        )
         stop_beat = threading.Event()
         beat = threading.Thread(target=self._beat, args=(observer, stop_beat), daemon=True)
         beat.start()
@@ -286,7 +303,7 @@ class WorkerLoop:
                     for c in claims
                     for run in c.runs
                 ]
-                workload, prior = None, (0, None, None)
+                prior = (0, None, None)
             observer.flush()
         finally:
             stop_beat.set()
@@ -294,14 +311,25 @@ class WorkerLoop:
         if self.stopping.is_set() and not observer.cancelled:
             # SIGTERM: give unfinished configurations back so another worker trains them.
             unfinished = {c.config_id: c.trial_id for c in claims}
-            if any(r.status == "cancelled" for r in results):
-                queue.release(self.db, unfinished)
+            if any(r.status == "cancelled" for r in results):  # ReplicaStatus, a checked Literal
+                self.store.release(owned=unfinished)
                 log.info("released configurations %s on shutdown", sorted(unfinished))
                 return
+        self._finish(claims, results, prior, lost=observer.lost)
+
+    def _finish(
+        self,
+        claims: Sequence[Claim],
+        results: Sequence[ReplicaResult],
+        prior: tuple[int, float | None, float | None],
+        *,
+        lost: set[int],
+    ) -> None:
+        """Classify each configuration's runs and finish it; skip those a reaper took away."""
         by_key = {r.key: r for r in results}
         num_classes, l_chance, majority = prior
         for c in claims:
-            if c.config_id in observer.lost:
+            if c.config_id in lost:
                 continue
             spec_thresholds = outcomes.thresholds_for(c.spec)
             seed_results = [by_key[run[0]] for run in c.runs]
@@ -317,20 +345,19 @@ class WorkerLoop:
                 for r, run in zip(seed_results, c.runs, strict=True)
             ]
             value, inter = outcomes.seed_aggregate(seed_results, c.epochs)
-            if queue.finish_config(
-                self.db,
+            result = ConfigResult(
                 config_id=c.config_id,
                 trial_id=c.trial_id,
                 outcomes=outs,
                 value=value,
                 intermediate=inter,
-                worker_id=self.worker_id,
                 train_seconds=self._last_train,
-            ):
+            )
+            if self.store.finish_config(worker_id=self.worker_id, result=result):
                 self.stats.trials_done += 1
 
     def _beat(self, observer: _PackObserver, stop: threading.Event) -> None:
-        while not stop.wait(self.settings.heartbeat_interval_s):
+        while not self.clock.wait(stop, self.settings.heartbeat_interval_s):
             try:
                 observer.heartbeat()
             except Exception:  # noqa: BLE001 - a missed beat is retried next interval
@@ -338,8 +365,6 @@ class WorkerLoop:
 
 
 def _label_prior(workload: Workload) -> tuple[int, float | None, float | None]:
-    from service.core.analysis.classify import label_prior
-
     if workload.num_classes == 0:
         return 0, None, None
     l_chance, majority = label_prior(workload.dataset().y_train)
