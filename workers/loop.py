@@ -234,7 +234,7 @@ class WorkerLoop:
 
     def _store_report(self, sweep_id: int) -> None:
         """Readers then get the finished sweep's edge and diagnosis without recomputing them."""
-        from service.core.sweep_analysis import store_report
+        from service.core.results.reports import store_report
 
         try:
             with self.db.transaction() as s:

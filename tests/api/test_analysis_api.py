@@ -415,13 +415,13 @@ def test_runs_filter_by_class(client: TestClient, sweep: dict[str, Any]) -> None
 def test_finished_sweep_serves_its_stored_report_until_it_no_longer_matches(
     client: TestClient, db: Database, sweep: dict[str, Any]
 ) -> None:
-    from service.core import sweep_analysis
     from service.core.repo.models import SweepReport
+    from service.core.results.reports import store_report
 
     sid = sweep["id"]
     computed = client.get(f"/v1/sweeps/{sid}/report").json()
     with db.transaction() as s:
-        sweep_analysis.store_report(s, sweep_id=sid)
+        store_report(s, sweep_id=sid)
     with db.transaction() as s:
         row = s.get(SweepReport, sid)
         assert row is not None and row.report == computed and row.runs_done == sweep["runs_done"]
