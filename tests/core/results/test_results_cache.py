@@ -64,44 +64,30 @@ def test_each_database_owns_its_cache(two_databases: tuple[Database, Database]) 
     assert len(a.analysis_cache) == len(b.analysis_cache) == 1
 
 
-def test_a_hit_is_the_same_object_until_the_sweep_changes(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 's.db'}"
-    upgrade(url)
-    db = Database(url)
-    try:
-        settings = make_settings(url)
-        sweep, _ = create_sweep(db, settings, parse_spec(small_spec()))
-        cache = AnalysisCache()
-        with db.transaction() as s:
-            first = load(s, sweep_id=sweep.id, cache=cache)
-            assert load(s, sweep_id=sweep.id, cache=cache) is first
-        (claim,) = queue.claim(db, "w", max_replicas=2)
-        assert finish_claim(db, claim, worker_id="w", final_loss=0.5)
-        with db.transaction() as s:
-            after = load(s, sweep_id=sweep.id, cache=cache)
-        assert after is not first and len(after.points) == 1 and not first.points
-    finally:
-        db.dispose()
+def test_a_hit_is_the_same_object_until_the_sweep_changes(db: Database, settings: Settings) -> None:
+    sweep, _ = create_sweep(db, settings, parse_spec(small_spec()))
+    cache = AnalysisCache()
+    with db.transaction() as s:
+        first = load(s, sweep_id=sweep.id, cache=cache)
+        assert load(s, sweep_id=sweep.id, cache=cache) is first
+    (claim,) = queue.claim(db, "w", max_replicas=2)
+    assert finish_claim(db, claim, worker_id="w", final_loss=0.5)
+    with db.transaction() as s:
+        after = load(s, sweep_id=sweep.id, cache=cache)
+    assert after is not first and len(after.points) == 1 and not first.points
 
 
-def test_least_recently_used_entries_go_first(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 's.db'}"
-    upgrade(url)
-    db = Database(url)
-    try:
-        settings = make_settings(url)
-        ids = [create_sweep(db, settings, parse_spec(small_spec(name=f"s{i}")))[0].id for i in range(3)]
-        cache = AnalysisCache(size=2)
-        with db.transaction() as s:
-            first = load(s, sweep_id=ids[0], cache=cache)
-            load(s, sweep_id=ids[1], cache=cache)
-            assert load(s, sweep_id=ids[0], cache=cache) is first  # now the most recently used
-            load(s, sweep_id=ids[2], cache=cache)  # drops ids[1]
-            assert len(cache) == 2
-            assert load(s, sweep_id=ids[0], cache=cache) is first
-            second = load(s, sweep_id=ids[1], cache=cache)
-            assert load(s, sweep_id=ids[1], cache=cache) is second
-        cache.clear()
-        assert len(cache) == 0
-    finally:
-        db.dispose()
+def test_least_recently_used_entries_go_first(db: Database, settings: Settings) -> None:
+    ids = [create_sweep(db, settings, parse_spec(small_spec(name=f"s{i}")))[0].id for i in range(3)]
+    cache = AnalysisCache(size=2)
+    with db.transaction() as s:
+        first = load(s, sweep_id=ids[0], cache=cache)
+        load(s, sweep_id=ids[1], cache=cache)
+        assert load(s, sweep_id=ids[0], cache=cache) is first  # now the most recently used
+        load(s, sweep_id=ids[2], cache=cache)  # drops ids[1]
+        assert len(cache) == 2
+        assert load(s, sweep_id=ids[0], cache=cache) is first
+        second = load(s, sweep_id=ids[1], cache=cache)
+        assert load(s, sweep_id=ids[1], cache=cache) is second
+    cache.clear()
+    assert len(cache) == 0
