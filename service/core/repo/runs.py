@@ -1,4 +1,4 @@
-"""Reading configurations (trials), runs and curves, with filters and paging."""
+"""Reading configurations (trials), runs and curves, with filters and paging; and what analysis reads."""
 
 from __future__ import annotations
 
