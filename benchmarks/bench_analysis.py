@@ -42,6 +42,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from service.core.states import ConfigState, RunStatus, SweepState  # noqa: E402
+
 BUDGET_MS = 300.0
 SPACE = {
     "optimizer": ["adam"],
@@ -61,14 +63,18 @@ def _outcome(params: dict[str, Any], seed: int, rng: np.random.Generator) -> tup
     edge = 3e-3 * math.sqrt(params["batch_size"]) * (0.5 if params["beta_1"] < 0.6 else 1.0)
     r = math.log10(params["learning_rate"] / edge) + 0.25 * rng.standard_normal()
     if r > 0.3:
-        return "nonfinite", "diverged", None
+        return RunStatus.NONFINITE, "diverged", None
     if r > 0.0:
-        return "completed", str(rng.choice(["rises_after_min", "noisy", "diverged"])), 1.0 + rng.random()
+        return (
+            RunStatus.COMPLETED,
+            str(rng.choice(["rises_after_min", "noisy", "diverged"])),
+            1.0 + rng.random(),
+        )
     if r < -1.5:
-        return "completed", "slow", 0.8 + 0.1 * rng.random()
+        return RunStatus.COMPLETED, "slow", 0.8 + 0.1 * rng.random()
     if params["beta_2"] < 0.95 and rng.random() < 0.3:
-        return "completed", "stuck_at_chance", 1.79
-    return "completed", "converged", 0.05 + 0.05 * rng.random()
+        return RunStatus.COMPLETED, "stuck_at_chance", 1.79
+    return RunStatus.COMPLETED, "converged", 0.05 + 0.05 * rng.random()
 
 
 def _metrics(loss: float | None, rng: np.random.Generator) -> dict[str, Any]:
@@ -149,9 +155,13 @@ def build(url: str, seeds: int) -> tuple[Any, Any, int, float]:
         for i in range(0, len(rows), 2000):
             s.execute(insert(Run), rows[i : i + 2000])
         s.execute(
-            update(Config).where(Config.sweep_id == sweep.id).values(state="completed", finished_at=now)
+            update(Config)
+            .where(Config.sweep_id == sweep.id)
+            .values(state=ConfigState.COMPLETED, finished_at=now)
         )
-        s.execute(update(Sweep).where(Sweep.id == sweep.id).values(state="completed", finished_at=now))
+        s.execute(
+            update(Sweep).where(Sweep.id == sweep.id).values(state=SweepState.COMPLETED, finished_at=now)
+        )
     return settings, db, sweep.id, time.perf_counter() - t0
 
 
@@ -165,12 +175,15 @@ def bench(label: str, url: str, seeds: int, repeat: int) -> None:
     from fastapi.testclient import TestClient
 
     from service.api.app import create_app
-    from service.core import sweep_analysis, tokens
+    from service.core import tokens
+    from service.core.repo.runs import analysis_rows
+    from service.core.results.reports import store_report
+    from service.core.results.sweep_data import build_data
 
     settings, db, sid, fill_s = build(url, seeds)
     with db.transaction() as s:
         _, secret = tokens.create_token(s, name="bench")
-        n_runs = len(sweep_analysis.load_rows(s, sweep_id=sid))
+        n_runs = len(analysis_rows(s, sweep_id=sid))
     _out(f"\n== {label}: sweep {sid}, {n_runs} runs, created and filled in {fill_s:.1f} s")
     some_config = None
     with TestClient(create_app(settings, db), headers={"Authorization": f"Bearer {secret}"}) as client:
@@ -208,7 +221,7 @@ def bench(label: str, url: str, seeds: int, repeat: int) -> None:
                 return client.get(u, params=p, headers=h)
 
             for _ in range(repeat):
-                sweep_analysis._cache.clear()  # noqa: SLF001 - cold means nothing cached
+                db.analysis_cache.clear()  # cold means nothing cached
                 cold.append(_time(request))
                 r = request()
                 assert r.status_code == 200, (name, r.status_code, r.text[:300])
@@ -219,7 +232,7 @@ def bench(label: str, url: str, seeds: int, repeat: int) -> None:
         # A finished sweep's edge and report are stored once by the worker that
         # finishes it; readers then skip the analysis (nothing else cached).
         with db.transaction() as s:
-            sweep_analysis.store_report(s, sweep_id=sid)
+            store_report(s, sweep_id=sid)
         for name, path, headers in (
             ("edge (finished sweep, stored)", "/edge", {}),
             ("report JSON (finished sweep, stored)", "/report", {}),
@@ -227,7 +240,7 @@ def bench(label: str, url: str, seeds: int, repeat: int) -> None:
         ):
             times = []
             for _ in range(repeat):
-                sweep_analysis._cache.clear()  # noqa: SLF001 - cold means nothing cached in memory
+                db.analysis_cache.clear()  # cold means nothing cached in memory
                 times.append(_time(lambda u=f"/v1/sweeps/{sid}{path}", h=headers: client.get(u, headers=h)))
             c = statistics.median(times)
             _out(f"{name:48s} {c:9.1f} {'':>9s} {c / BUDGET_MS:10.2f}")
@@ -235,11 +248,11 @@ def bench(label: str, url: str, seeds: int, repeat: int) -> None:
         with db.transaction() as s:
             from service.core.repo import sweeps as sweeps_repo
 
-            t_load = _time(lambda: sweep_analysis.load_rows(s, sweep_id=sid))
-            rows = sweep_analysis.load_rows(s, sweep_id=sid)
+            t_load = _time(lambda: analysis_rows(s, sweep_id=sid))
+            rows = analysis_rows(s, sweep_id=sid)
             rec = sweeps_repo.get_sweep(s, sweep_id=sid)
-        t_build = _time(lambda: sweep_analysis.build_data(rec, rows))
-        data = sweep_analysis.build_data(rec, rows)
+        t_build = _time(lambda: build_data(rec, rows))
+        data = build_data(rec, rows)
         t_edges = _time(data.edges)
         t_fits = _time(data.fits)
         t_report = _time(data.report)

@@ -30,7 +30,6 @@ def main() -> None:
     from fastapi.testclient import TestClient
 
     from service.api.app import create_app
-    from service.core import sweep_analysis
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, default=10)
@@ -58,7 +57,7 @@ def main() -> None:
             for name, path, params in pages:
                 cold, warm, size = [], [], 0
                 for _ in range(args.repeat):
-                    sweep_analysis._cache.clear()  # noqa: SLF001 - cold means nothing cached
+                    db.analysis_cache.clear()  # cold means nothing cached
                     cold.append(_time(lambda p=path, q=params: client.get(p, params=q)))
                     r = client.get(path, params=params)
                     assert r.status_code == 200, (name, r.status_code, r.text[:300])

@@ -17,8 +17,9 @@ from service.core.db import Database
 from service.core.repo import optuna_trials
 from service.core.repo import sweeps as sweeps_repo
 from service.core.repo.models import Config, Sweep
+from service.core.repo.runs import analysis_rows
 from service.core.repo.sweeps import ACTIVE_STATES, enqueue_configs
-from service.core.sweep_analysis import build_data, load_rows
+from service.core.results.sweep_data import build_data
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ def maybe_refine(db: Database, sweep_id: int) -> bool:
         if pending:
             s.rollback()  # not done yet: give the round back
             return False
-        data = build_data(sweeps_repo.get_sweep(s, sweep_id=sweep_id), load_rows(s, sweep_id=sweep_id))
+        data = build_data(sweeps_repo.get_sweep(s, sweep_id=sweep_id), analysis_rows(s, sweep_id=sweep_id))
         candidates = refine_candidates(data.edges())
         if not candidates:
             # Nothing bracketed (or every bracket at rounding precision): the

@@ -20,11 +20,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from service.core import queue, sweep_analysis
+from service.core import queue
 from service.core.db import Database
 from service.core.queue import GuardResult, RunOutcome
 from service.core.records import Claim
 from service.core.repo import workers as workers_repo
+from service.core.results.reports import store_report
 from service.core.states import SweepState, WorkerState
 from workers import refine
 from workers.training.types import EpochRecord
@@ -187,4 +188,4 @@ class DatabaseStore:
 
     def store_report(self, *, sweep_id: int) -> None:
         with self.db.transaction() as s:
-            sweep_analysis.store_report(s, sweep_id=sweep_id)
+            store_report(s, sweep_id=sweep_id)

@@ -17,6 +17,7 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.core.errors import Conflict, DatabaseUnavailable, InvalidValue
+from service.core.results.cache import AnalysisCache
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,8 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # Analyses of this database's sweeps live as long as it does (and never serve another's).
+        self.analysis_cache = AnalysisCache()
 
     @property
     def is_sqlite(self) -> bool:

@@ -18,7 +18,7 @@ import numpy as np
 from service.core.analysis import FAILURE_CLASSES
 from service.core.analysis.regions import sort_key
 from service.core.records import CurvePointRecord, RunRecord
-from service.core.sweep_analysis import FINISHED, LR, SweepData
+from service.core.results.sweep_data import FINISHED, LR, SweepData
 
 BATCH = "batch_size"
 CURVE_METRICS = ("loss", "accuracy")

@@ -12,8 +12,10 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
 import statistics
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -413,13 +415,13 @@ def test_runs_filter_by_class(client: TestClient, sweep: dict[str, Any]) -> None
 def test_finished_sweep_serves_its_stored_report_until_it_no_longer_matches(
     client: TestClient, db: Database, sweep: dict[str, Any]
 ) -> None:
-    from service.core import sweep_analysis
     from service.core.repo.models import SweepReport
+    from service.core.results.reports import store_report
 
     sid = sweep["id"]
     computed = client.get(f"/v1/sweeps/{sid}/report").json()
     with db.transaction() as s:
-        sweep_analysis.store_report(s, sweep_id=sid)
+        store_report(s, sweep_id=sid)
     with db.transaction() as s:
         row = s.get(SweepReport, sid)
         assert row is not None and row.report == computed and row.runs_done == sweep["runs_done"]
@@ -438,3 +440,32 @@ def test_finished_sweep_serves_its_stored_report_until_it_no_longer_matches(
     assert client.delete(f"/v1/sweeps/{sid}").status_code == 204
     with db.transaction() as s:
         assert s.get(SweepReport, sid) is None
+
+
+# ------------------------------------------------------------------ pinned output
+
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+@pytest.mark.parametrize(
+    ("path", "accept", "pinned"),
+    [
+        ("report", "application/json", "hand_built_report.json"),
+        ("report", "text/markdown", "hand_built_report.md"),
+        ("edge", "application/json", "hand_built_edge.json"),
+        ("export.csv", "text/csv", "hand_built_export.csv"),
+    ],
+)
+def test_analysis_output_is_byte_for_byte_the_pinned_copy(
+    client: TestClient, sweep: dict[str, Any], path: str, accept: str, pinned: str
+) -> None:
+    """What readers get for a fixed sweep never changes by accident (a refactoring keeps every byte).
+
+    After a deliberate change, rewrite the copies with ``SWEEPS_REGENERATE_GOLDEN=1`` and review the diff.
+    """
+    r = client.get(f"/v1/sweeps/{sweep['id']}/{path}", headers={"Accept": accept})
+    assert r.status_code == 200, r.text
+    if os.environ.get("SWEEPS_REGENERATE_GOLDEN"):
+        (GOLDEN / pinned).write_bytes(r.content)
+    assert r.content == (GOLDEN / pinned).read_bytes()

@@ -14,8 +14,12 @@ from fastapi.responses import PlainTextResponse, StreamingResponse
 from service.api.deps import DbDep, ReaderDep
 from service.api.routes.runs import RunClass
 from service.api.routes.sweeps import ERRORS
-from service.core import sweep_analysis
 from service.core.errors import InvalidSpec, NotFound
+from service.core.repo import runs as runs_repo
+from service.core.results.export import export_rows
+from service.core.results.loading import load
+from service.core.results.reports import report_json, report_markdown, stored_report
+from service.core.results.views import config_detail, configs_view, edge_view, region_view
 
 router = APIRouter(prefix="/v1/sweeps/{sweep_id}", tags=["analysis"])
 _RESERVED = {"x", "y"}
@@ -38,10 +42,8 @@ def list_configs(
     """Per configuration over its seeds: class histogram, success rate with a Wilson 95% interval,
     median/IQR/IQM of final loss and accuracy, epochs to target."""
     with db.transaction() as s:
-        data = sweep_analysis.load(s, sweep_id=sweep_id)
-    items = sweep_analysis.configs_view(
-        data, run_class=run_class, min_success=min_success, max_success=max_success
-    )
+        data = load(s, sweep_id=sweep_id, cache=db.analysis_cache)
+    items = configs_view(data, run_class=run_class, min_success=min_success, max_success=max_success)
     return {"items": items[offset : offset + limit], "total": len(items), "limit": limit, "offset": offset}
 
 
@@ -49,8 +51,8 @@ def list_configs(
 def get_config(sweep_id: int, config_id: int, db: DbDep, _: ReaderDep) -> dict[str, Any]:
     """One configuration over its seeds, with separate views by init seed and by data-order seed."""
     with db.transaction() as s:
-        data = sweep_analysis.load(s, sweep_id=sweep_id)
-    detail = sweep_analysis.config_detail(data, config_id)
+        data = load(s, sweep_id=sweep_id, cache=db.analysis_cache)
+    detail = config_detail(data, config_id)
     if detail is None:
         raise NotFound(
             f"configuration {config_id} of sweep {sweep_id} has no finished runs yet (or does not exist)"
@@ -73,8 +75,8 @@ def regions(
     if x == y:
         raise InvalidSpec("x and y must be two different dimensions")
     with db.transaction() as s:
-        data = sweep_analysis.load(s, sweep_id=sweep_id)
-    return sweep_analysis.region_view(data, x=x, y=y, fixed=fixed)
+        data = load(s, sweep_id=sweep_id, cache=db.analysis_cache)
+    return region_view(data, x=x, y=y, fixed=fixed)
 
 
 @router.get("/edge", responses=ERRORS)
@@ -82,11 +84,11 @@ def edge(sweep_id: int, db: DbDep, _: ReaderDep) -> dict[str, Any]:
     """Edge of stability per batch size and slice (geometric mean of the bracket), the log-log
     scaling fit with its bootstrap interval, and LR sensitivity (Wortsman et al. 2023)."""
     with db.transaction() as s:
-        stored = sweep_analysis.stored_report(s, sweep_id=sweep_id)
+        stored = stored_report(s, sweep_id=sweep_id)
         if stored is not None:
             return stored.edge
-        data = sweep_analysis.load(s, sweep_id=sweep_id)
-    return sweep_analysis.edge_view(data)
+        data = load(s, sweep_id=sweep_id, cache=db.analysis_cache)
+    return edge_view(data)
 
 
 @router.get(
@@ -97,15 +99,15 @@ def report(sweep_id: int, request: Request, db: DbDep, _: ReaderDep) -> Any:
     """The diagnosis in plain language: JSON, or Markdown with `Accept: text/markdown`."""
     markdown = "text/markdown" in request.headers.get("accept", "")
     with db.transaction() as s:
-        stored = sweep_analysis.stored_report(s, sweep_id=sweep_id)
+        stored = stored_report(s, sweep_id=sweep_id)
         if stored is not None:
             if markdown:
                 return PlainTextResponse(stored.markdown, media_type="text/markdown")
             return stored.report
-        data = sweep_analysis.load(s, sweep_id=sweep_id)
+        data = load(s, sweep_id=sweep_id, cache=db.analysis_cache)
     if markdown:
-        return PlainTextResponse(sweep_analysis.report_markdown(data), media_type="text/markdown")
-    return sweep_analysis.report_json(data)
+        return PlainTextResponse(report_markdown(data), media_type="text/markdown")
+    return report_json(data)
 
 
 @router.get(
@@ -114,15 +116,15 @@ def report(sweep_id: int, request: Request, db: DbDep, _: ReaderDep) -> Any:
 def export_csv(sweep_id: int, db: DbDep, _: ReaderDep) -> StreamingResponse:
     """One row per run: configuration, seeds, class, and the metrics behind the class."""
     with db.transaction() as s:
-        data = sweep_analysis.load(s, sweep_id=sweep_id)
-        details = sweep_analysis.load_details(s, sweep_id=sweep_id)
+        data = load(s, sweep_id=sweep_id, cache=db.analysis_cache)
+        details = runs_repo.run_details(s, sweep_id=sweep_id)
 
     def lines() -> Iterator[str]:
         # Chunks of rows, not one chunk per row: every chunk is an ASGI send,
         # and 10,000 of them cost seconds.
         buf = io.StringIO()
         writer = csv.writer(buf)
-        for i, row in enumerate(sweep_analysis.export_rows(data, details), start=1):
+        for i, row in enumerate(export_rows(data, details), start=1):
             writer.writerow(row)
             if i % _CSV_CHUNK_ROWS == 0:
                 yield buf.getvalue()

@@ -36,7 +36,7 @@ from markupsafe import Markup
 from service.api.deps import DbDep, SettingsDep
 from service.api.routes.analysis import export_csv
 from service.api.routes.sweeps import ERRORS
-from service.core import plots, sweep_analysis, tokens
+from service.core import plots, tokens
 from service.core.analysis import FAILURE_CLASSES, RUN_CLASSES, report_to_markdown
 from service.core.config import Settings
 from service.core.db import Database
@@ -44,6 +44,9 @@ from service.core.errors import InvalidSpec, NotFound, Unauthorized
 from service.core.records import SweepRecord
 from service.core.repo import runs as runs_repo
 from service.core.repo import sweeps as sweeps_repo
+from service.core.results.loading import load
+from service.core.results.sweep_data import SweepData
+from service.core.results.views import config_detail, configs_view, region_view
 
 log = logging.getLogger(__name__)
 
@@ -275,7 +278,7 @@ def _headline(db: Database, sweep: SweepRecord) -> str:
         if key in _headlines:
             return _headlines[key]
     with db.transaction() as s:
-        text = sweep_analysis.load(s, sweep_id=sweep.id).report().headline
+        text = load(s, sweep_id=sweep.id, cache=db.analysis_cache).report().headline
     with _headline_lock:
         _headlines[key] = text
         while len(_headlines) > 4096:
@@ -342,9 +345,9 @@ def sweeps_page(
     )
 
 
-def _load_sweep(db: Database, sweep_id: int) -> sweep_analysis.SweepData:
+def _load_sweep(db: Database, sweep_id: int) -> SweepData:
     with db.transaction() as s:
-        return sweep_analysis.load(s, sweep_id=sweep_id)
+        return load(s, sweep_id=sweep_id, cache=db.analysis_cache)
 
 
 @router.get("/sweeps/{sweep_id}", include_in_schema=False)
@@ -362,7 +365,7 @@ def sweep_page(
         data = _load_sweep(db, sweep_id)
     except NotFound as exc:
         return _error(request, 404, exc.detail)
-    configs = sweep_analysis.configs_view(data)
+    configs = configs_view(data)
     if csort == "config":
         configs.sort(key=lambda c: c["config_id"])
     else:
@@ -410,7 +413,7 @@ def config_page(
             curves = runs_repo.curves_for_runs(s, run_ids=[r.id for r in runs])
     except NotFound as exc:
         return _error(request, 404, exc.detail)
-    detail = sweep_analysis.config_detail(data, config_id)
+    detail = config_detail(data, config_id)
     band = plots.seed_band(runs, curves)
     return _page(
         request,
@@ -475,7 +478,7 @@ def _preset_loss(sweep: SweepRecord) -> str | None:
     return info.loss if info is not None else None
 
 
-def _loss_unit(data: sweep_analysis.SweepData) -> str:
+def _loss_unit(data: SweepData) -> str:
     return "squared error" if _preset_loss(data.sweep) == "mse" else "nats"
 
 
@@ -544,7 +547,7 @@ def heatmap(
     if x == y:
         raise InvalidSpec("x and y must be two different dimensions")
     data = _load_sweep(db, sweep_id)
-    region = plots.compact_region(sweep_analysis.region_view(data, x=x, y=y, fixed=fixed))
+    region = plots.compact_region(region_view(data, x=x, y=y, fixed=fixed))
     region["edges"] = [
         {"group": e["group"], "edge": e["edge"], "bracket": e["bracket"], "censored": e["censored"]}
         for e in region.get("edges", [])

@@ -1,4 +1,4 @@
-"""Diagnosis on synthetic sweeps: the right remedies, and only supported ones."""
+"""``diagnose`` on synthetic sweeps: the right remedies, and only supported ones."""
 
 from __future__ import annotations
 
@@ -61,9 +61,9 @@ def test_report2_recommends_lower_lr_and_beta1_09() -> None:
     assert "Use beta_1=0.9 rather than 0.5" in names
     assert not any("batch" in n for n in names)  # batch size made no difference here
     assert not any("seeds" in n for n in names)  # every seed agreed
-    assert r.failures[0]["run_class"] == "rises_after_min" and r.failures[0]["where"] == {"above": 32}
-    assert r.dimension_effects[0]["dim"] == "learning_rate"
-    assert {d["dim"]: d["effect"] for d in r.dimension_effects}["batch_size"] == 0.0
+    assert r.failures[0].run_class == "rises_after_min" and r.failures[0].where == {"above": 32}
+    assert r.dimension_effects[0].dim == "learning_rate"
+    assert {d.dim: d.effect for d in r.dimension_effects}["batch_size"] == 0.0
     assert "Training is stable for learning_rate" in r.headline and "rise after their minimum" in r.headline
     assert "\n" not in r.headline
     json.dumps(r.to_dict(), allow_nan=False)
@@ -119,7 +119,7 @@ def test_larger_batch_remedy_when_small_batches_fail_at_every_lr() -> None:
             )
     r = run_diagnosis(pts, {"learning_rate": list(LRS), "batch_size": [2, 32]})
     assert "Use a larger batch (32 rather than 2)" in [x.remedy for x in r.remedies]
-    assert r.dimension_effects[0]["dim"] == "batch_size"
+    assert r.dimension_effects[0].dim == "batch_size"
 
 
 def test_seed_luck_asks_for_more_seeds_and_names_the_init_seed() -> None:
@@ -132,8 +132,8 @@ def test_seed_luck_asks_for_more_seeds_and_names_the_init_seed() -> None:
         pts.append(point(classes, init=init, data=data, learning_rate=lr, batch_size=32))
     r = run_diagnosis(pts, {"learning_rate": list(LRS[:3])})
     assert any(x.remedy == "Run more seeds" for x in r.remedies)
-    assert r.seed_dependence["share_mixed"] == 1.0
-    assert "initial weights" in r.seed_dependence["text"]
+    assert r.seed_dependence.share_mixed == 1.0
+    assert "initial weights" in r.seed_dependence.text
 
 
 def test_empty_sweep() -> None:

@@ -1,0 +1,84 @@
+"""``diagnose``: a sweep's numbers, remedies and sentences put together into one ``Report``."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from service.core.analysis.diagnosis import statistics, wording
+from service.core.analysis.diagnosis.remedies import remedies
+from service.core.analysis.diagnosis.sections import Failure, Report, SeedDependence, StableRegion
+from service.core.analysis.edge import EdgeResult, ScalingFit, Sensitivity
+from service.core.analysis.regions import ConfigPoint
+
+
+def diagnose(
+    *,
+    points: Sequence[ConfigPoint],
+    params_swept: Mapping[str, Sequence[Any]],
+    edges: Sequence[EdgeResult],
+    fit: Sequence[ScalingFit],
+    sensitivity: Sequence[Sensitivity],
+    num_classes: int,
+    lr_key: str = "learning_rate",
+) -> Report:
+    """The sweep's diagnosis: stable region, failures, main dimension, seed luck, remedies."""
+    pts = [p for p in points if p.summary.n > 0]
+    dims = [d for d, vals in params_swept.items() if len(vals) > 1]
+    failures = _failures(pts, edges, lr_key)
+    effects = sorted((statistics.dimension_effect(pts, d) for d in dims), key=lambda e: -e.effect)
+    seeds = _seed_dependence(pts)
+    report = Report(
+        headline="",
+        stable_region=tuple(_stable_region(e, lr_key) for e in edges),
+        failures=failures,
+        dimension_effects=tuple(effects),
+        seed_dependence=seeds,
+        scaling=tuple(fit),
+        sensitivity=tuple(sensitivity),
+        remedies=tuple(remedies(pts, dims, edges, fit, failures, seeds, lr_key)),
+        num_classes=num_classes,
+    )
+    return dataclasses.replace(report, headline=wording.headline(pts, report, lr_key))
+
+
+def _stable_region(e: EdgeResult, lr_key: str) -> StableRegion:
+    stable = statistics.stable_lrs(e)
+    return StableRegion(
+        group=dict(e.group),
+        stable_lrs=(min(stable), max(stable)) if stable else None,
+        edge=e.edge,
+        bracket=(e.lo, e.hi),
+        censored=e.censored,
+        best_lr=e.best_lr,
+        text=wording.stable_region_text(e, stable, lr_key),
+    )
+
+
+def _failures(pts: Sequence[ConfigPoint], edges: Sequence[EdgeResult], lr_key: str) -> tuple[Failure, ...]:
+    total = statistics.total_runs(pts)
+    return tuple(
+        Failure(
+            run_class=f.run_class,
+            runs=f.runs,
+            share=f.runs / total if total else 0.0,
+            where=f.where,
+            text=wording.failure_text(f, total, lr_key),
+        )
+        for f in statistics.failure_placements(pts, edges)
+    )
+
+
+def _seed_dependence(pts: Sequence[ConfigPoint]) -> SeedDependence:
+    luck = statistics.seed_luck(pts)
+    if luck is None:
+        return SeedDependence(n_configs=0, share_mixed=None, mean_wilson_width=None, text=wording.NO_RUNS)
+    return SeedDependence(
+        n_configs=luck.n_configs,
+        share_mixed=luck.share_mixed,
+        mean_wilson_width=luck.mean_wilson_width,
+        text=wording.seed_text(luck),
+        seeds_per_config=luck.seeds_per_config,
+        seed_components=luck.components,
+    )
