@@ -23,7 +23,6 @@ from sqlalchemy.orm import Session
 
 from service.core.canonical import config_key
 from service.core.db import Database
-from service.core.optuna_storage import get_storage
 from service.core.records import Claim
 from service.core.repo import optuna_trials
 from service.core.repo.models import Config, CurvePoint, Run, Sweep, Worker
@@ -219,7 +218,7 @@ def _ask_sampler(db: Database, worker_id: str) -> list[Claim]:
             str(catalogue.PRESETS[preset].default_params.get("optimizer", "adam")) if preset else "adam"
         )
         study = optuna.load_study(
-            study_name=study_name, storage=get_storage(db.url), sampler=_sampler_for(spec)
+            study_name=study_name, storage=db.optuna_storage(), sampler=_sampler_for(spec)
         )
         trial = study.ask()
         params = _suggest(trial, spec, default_opt)
