@@ -162,7 +162,8 @@ def _sampler_for(spec: SweepSpec) -> optuna.samplers.BaseSampler:
 
 
 def _suggest(trial: optuna.Trial, spec: SweepSpec, default_optimizer: str) -> dict[str, Any]:
-    from service.core.spec import DIMENSIONS, dimension_values
+    from service.core.proposals.grid import dimension_values
+    from service.core.spec import DIMENSIONS
 
     params: dict[str, Any] = {}
     opt_values = dimension_values(spec.space.optimizer)

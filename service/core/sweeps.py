@@ -17,11 +17,12 @@ from pydantic import ValidationError
 from service.core.config import Settings
 from service.core.db import Database
 from service.core.errors import Conflict, InvalidSpec, LimitExceeded, NotFound, TooManyInFlight
+from service.core.proposals.grid import count_grid, iter_grid, swept_values
 from service.core.records import SweepRecord
 from service.core.repo import optuna_trials
 from service.core.repo import sweeps as sweeps_repo
 from service.core.repo.models import UserWorkload
-from service.core.spec import SweepSpec, count_grid, iter_grid, n_seeds, swept_values
+from service.core.spec import SweepSpec, n_seeds
 
 log = logging.getLogger(__name__)
 
