@@ -14,7 +14,7 @@ from enum import Enum
 
 class _State(str, Enum):
     def __str__(self) -> str:  # f-strings and logs show the stored value
-        return self.value
+        return str(self.value)
 
 
 class SweepState(_State):
