@@ -1,6 +1,6 @@
 """The worker loop: claim, heartbeat, train, record, finish. Nothing else.
 
-What to train comes from the queue (service.core.queue); how to train is a
+What to train comes from the work queue (service.core.work); how to train is a
 Trainer (workers.training); what the model and data are is a Workload. The
 loop survives a failing workload or trainer: the error is stored on the runs
 with its traceback and the loop goes on.
@@ -17,12 +17,15 @@ import uuid
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 
-from service.core import queue
 from service.core.config import Settings
 from service.core.db import Database
 from service.core.errors import DatabaseUnavailable
-from service.core.records import Claim
+from service.core.proposals.refinement import maybe_refine
+from service.core.records import Claim, CurvePoint
 from service.core.repo import workers as workers_repo
+from service.core.states import SweepState, WorkerState
+from service.core.work import claims as claiming
+from service.core.work import finishing, ownership, reaping
 from workers import outcomes
 from workers.resolve import WorkloadResolver
 from workers.training.types import EpochRecord, ReplicaResult, ReplicaSpec, Trainer
@@ -53,8 +56,7 @@ class _PackObserver:
     def __init__(self, loop: WorkerLoop, claims: Sequence[Claim]) -> None:
         self._loop = loop
         self.owned: dict[int, int] = {c.config_id: c.trial_id for c in claims}
-        self._config_of_run = {run[0]: c.config_id for c in claims for run in c.runs}
-        self._buffer: list[queue.EpochPoint] = []
+        self._buffer: list[tuple[int, CurvePoint]] = []
         self._last_flush = time.monotonic()
         self.lost: set[int] = set()
         self.cancelled: set[int] = set()
@@ -63,22 +65,7 @@ class _PackObserver:
 
     def on_epoch(self, records: Sequence[tuple[Hashable, EpochRecord]]) -> None:
         t0 = time.perf_counter()
-        for key, r in records:
-            run_id = int(key)  # type: ignore[call-overload]
-            self._buffer.append(
-                queue.EpochPoint(
-                    run_id=run_id,
-                    config_id=self._config_of_run[run_id],
-                    epoch=r.epoch,
-                    loss=r.loss,
-                    accuracy=r.accuracy,
-                    running_loss=r.running_loss,
-                    val_loss=r.val_loss,
-                    val_accuracy=r.val_accuracy,
-                    learning_rate=r.learning_rate,
-                    grad_norm=r.grad_norm,
-                )
-            )
+        self._buffer.extend((int(key), r) for key, r in records)  # type: ignore[call-overload]
         if time.monotonic() - self._last_flush >= FLUSH_INTERVAL_S:
             self.flush()
         self.callback_seconds += time.perf_counter() - t0
@@ -89,11 +76,11 @@ class _PackObserver:
         points, self._buffer = self._buffer, []
         with self._lock:
             owned = {c: t for c, t in self.owned.items() if c not in self.lost}
-        guard = queue.record_epoch(self._loop.db, owned, points)
+        guard = ownership.record_epoch(self._loop.db, owned, points)
         self._apply(guard)
         self._last_flush = time.monotonic()
 
-    def _apply(self, guard: queue.GuardResult) -> None:
+    def _apply(self, guard: ownership.GuardResult) -> None:
         with self._lock:
             self.lost |= set(self.owned) - guard.owned - self.lost
             self.cancelled |= guard.cancelled
@@ -102,7 +89,7 @@ class _PackObserver:
         with self._lock:
             owned = {c: t for c, t in self.owned.items() if c not in self.lost}
         if owned:
-            self._apply(queue.heartbeat(self._loop.db, self._loop.worker_id, owned))
+            self._apply(ownership.heartbeat(self._loop.db, self._loop.worker_id, owned))
 
     def should_stop(self) -> bool:
         if self._loop.stopping.is_set():
@@ -167,7 +154,7 @@ class WorkerLoop:
         finally:
             try:
                 with self.db.transaction() as s:
-                    workers_repo.set_state(s, worker_id=self.worker_id, state="stopped")
+                    workers_repo.set_state(s, worker_id=self.worker_id, state=WorkerState.STOPPED)
             except DatabaseUnavailable:
                 log.warning("could not mark worker %s stopped", self.worker_id)
             log.info(
@@ -185,13 +172,13 @@ class WorkerLoop:
         if now - self._last_reap < self.settings.heartbeat_interval_s:
             return
         self._last_reap = now
-        queue.reap_stale(
+        reaping.reap_stale(
             self.db, grace_s=self.settings.heartbeat_grace_s, max_retries=self.settings.max_retries
         )
 
     def run_once(self) -> bool:
         self._maybe_reap()
-        claims = queue.claim(
+        claims = claiming.claim(
             self.db,
             self.worker_id,
             max_replicas=self.settings.pack_max_replicas,
@@ -199,7 +186,7 @@ class WorkerLoop:
         )
         if not claims:
             with self.db.transaction() as s:
-                workers_repo.set_state(s, worker_id=self.worker_id, state="idle")
+                workers_repo.set_state(s, worker_id=self.worker_id, state=WorkerState.IDLE)
             return False
         t0 = time.perf_counter()
         self._train_claims(claims)
@@ -209,7 +196,7 @@ class WorkerLoop:
             workers_repo.set_state(
                 s,
                 worker_id=self.worker_id,
-                state="idle",
+                state=WorkerState.IDLE,
                 add_train_seconds=self._last_train,
                 add_busy_seconds=busy,
             )
@@ -222,14 +209,12 @@ class WorkerLoop:
             return max(1, len(workers_repo.list_workers(s, grace_s=self.settings.heartbeat_grace_s)))
 
     def _after_config(self, sweep_id: int) -> None:
-        from workers.refine import maybe_refine
-
         if maybe_refine(self.db, sweep_id):
             return
-        state = queue.maybe_finish_sweep(self.db, sweep_id)
+        state = finishing.maybe_finish_sweep(self.db, sweep_id)
         if state:
             log.info("sweep %s %s", sweep_id, state)
-        if state == "completed":
+        if state == SweepState.COMPLETED:
             self._store_report(sweep_id)
 
     def _store_report(self, sweep_id: int) -> None:
@@ -247,8 +232,8 @@ class WorkerLoop:
 
         return make_trainer(
             workload,
-            schedule_options=claim.spec.get("schedule_options") or {},
-            record_steps=bool(claim.spec.get("record_steps")),
+            schedule_options=claim.spec.schedule_options.model_dump(),
+            record_steps=claim.spec.record_steps,
             device=self.device,
             max_replicas=self.settings.pack_max_replicas,
         )
@@ -264,12 +249,14 @@ class WorkerLoop:
         self._last_train = 0.0
         try:
             try:
-                workload = self._resolver.resolve(first.spec["workload"])
+                workload = self._resolver.resolve(first.spec.workload.model_dump(mode="json"))
                 trainer = self._trainer_for(workload, first)
                 replicas = [
-                    ReplicaSpec(key=run_id, params=c.params, init_seed=init_seed, data_seed=data_seed)
+                    ReplicaSpec(
+                        key=run.run_id, params=c.params, init_seed=run.init_seed, data_seed=run.data_seed
+                    )
                     for c in claims
-                    for run_id, _seed, init_seed, data_seed in c.runs
+                    for run in c.runs
                 ]
                 t0 = time.perf_counter()
                 results = trainer.train(workload, replicas, first.epochs, observer)
@@ -281,7 +268,7 @@ class WorkerLoop:
                 tb = traceback.format_exc()
                 results = [
                     ReplicaResult(
-                        key=run[0], status="error", error=f"{type(exc).__name__}: {exc}", traceback=tb
+                        key=run.run_id, status="error", error=f"{type(exc).__name__}: {exc}", traceback=tb
                     )
                     for c in claims
                     for run in c.runs
@@ -295,7 +282,7 @@ class WorkerLoop:
             # SIGTERM: give unfinished configurations back so another worker trains them.
             unfinished = {c.config_id: c.trial_id for c in claims}
             if any(r.status == "cancelled" for r in results):
-                queue.release(self.db, unfinished)
+                finishing.release(self.db, unfinished)
                 log.info("released configurations %s on shutdown", sorted(unfinished))
                 return
         by_key = {r.key: r for r in results}
@@ -304,11 +291,11 @@ class WorkerLoop:
             if c.config_id in observer.lost:
                 continue
             spec_thresholds = outcomes.thresholds_for(c.spec)
-            seed_results = [by_key[run[0]] for run in c.runs]
+            seed_results = [by_key[run.run_id] for run in c.runs]
             outs = [
                 outcomes.outcome(
                     r,
-                    run[0],
+                    run.run_id,
                     num_classes=num_classes,
                     l_chance=l_chance,
                     majority_accuracy=majority,
@@ -317,7 +304,7 @@ class WorkerLoop:
                 for r, run in zip(seed_results, c.runs, strict=True)
             ]
             value, inter = outcomes.seed_aggregate(seed_results, c.epochs)
-            if queue.finish_config(
+            if finishing.finish_config(
                 self.db,
                 config_id=c.config_id,
                 trial_id=c.trial_id,
