@@ -17,8 +17,8 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
+from service.core.repo.compare_and_set import updated_one
 from service.core.repo.models import Config, Sweep
-from service.core.repo.rowcount import changed
 from service.core.repo.runs import finite_or_none
 from service.core.states import ConfigState, SweepState
 
@@ -96,20 +96,15 @@ def waiting_with_batch_size(
 
 def take(session: Session, *, config_id: int, trial_id: int, worker_id: str, now: datetime) -> bool:
     """WAITING -> RUNNING for ``worker_id``, only if the row is still waiting under ``trial_id``."""
-    return (
-        changed(
-            session.execute(
-                update(Config)
-                .where(
-                    Config.id == config_id,
-                    Config.state == ConfigState.WAITING,
-                    Config.trial_id == trial_id,
-                )
-                .values(state=ConfigState.RUNNING, worker_id=worker_id, heartbeat_at=now, started_at=now)
-                .execution_options(synchronize_session=False)
-            )
+    return updated_one(
+        session,
+        update(Config)
+        .where(
+            Config.id == config_id,
+            Config.state == ConfigState.WAITING,
+            Config.trial_id == trial_id,
         )
-        == 1
+        .values(state=ConfigState.RUNNING, worker_id=worker_id, heartbeat_at=now, started_at=now),
     )
 
 
@@ -151,20 +146,15 @@ def guard(session: Session, *, config_id: int, trial_id: int, now: datetime) -> 
     It is an UPDATE so that it also takes the row's write lock for the rest of
     the caller's transaction.
     """
-    return (
-        changed(
-            session.execute(
-                update(Config)
-                .where(
-                    Config.id == config_id,
-                    Config.trial_id == trial_id,
-                    Config.state == ConfigState.RUNNING,
-                )
-                .values(heartbeat_at=now)
-                .execution_options(synchronize_session=False)
-            )
+    return updated_one(
+        session,
+        update(Config)
+        .where(
+            Config.id == config_id,
+            Config.trial_id == trial_id,
+            Config.state == ConfigState.RUNNING,
         )
-        == 1
+        .values(heartbeat_at=now),
     )
 
 
@@ -230,21 +220,16 @@ def stale(session: Session, *, cutoff: datetime) -> list[tuple[int, int]]:
 
 def mark_reaping(session: Session, *, config_id: int, trial_id: int, cutoff: datetime) -> bool:
     """RUNNING -> REAPING if still stale under ``trial_id``: exactly one reaper wins a configuration."""
-    return (
-        changed(
-            session.execute(
-                update(Config)
-                .where(
-                    Config.id == config_id,
-                    Config.trial_id == trial_id,
-                    Config.state == ConfigState.RUNNING,
-                    Config.heartbeat_at < cutoff,
-                )
-                .values(state=ConfigState.REAPING)
-                .execution_options(synchronize_session=False)
-            )
+    return updated_one(
+        session,
+        update(Config)
+        .where(
+            Config.id == config_id,
+            Config.trial_id == trial_id,
+            Config.state == ConfigState.RUNNING,
+            Config.heartbeat_at < cutoff,
         )
-        == 1
+        .values(state=ConfigState.REAPING),
     )
 
 

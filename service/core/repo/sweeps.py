@@ -15,8 +15,8 @@ from service.core.canonical import config_key
 from service.core.errors import Conflict, NotFound
 from service.core.records import Progress, SweepRecord
 from service.core.repo import optuna_trials
+from service.core.repo.compare_and_set import updated_one
 from service.core.repo.models import Config, CurvePoint, Run, Sweep, SweepReport
-from service.core.repo.rowcount import changed
 from service.core.states import ACTIVE_SWEEP_STATES, ConfigState, RunStatus, SweepState
 from service.core.timeutil import aware, utcnow
 
@@ -258,10 +258,6 @@ def delete_sweep_rows(session: Session, *, sweep_id: int) -> str:
     return name
 
 
-def active_sweep_rows(session: Session) -> list[Sweep]:
-    return list(session.scalars(select(Sweep).where(Sweep.state.in_(ACTIVE_SWEEP_STATES)).order_by(Sweep.id)))
-
-
 def count_in_flight(session: Session, *, token_id: int | None) -> int:
     q = select(func.count()).select_from(Sweep).where(Sweep.state.in_(ACTIVE_SWEEP_STATES))
     if token_id is not None:
@@ -329,20 +325,15 @@ def mark_running(session: Session, *, sweep_id: int, now: datetime) -> None:
 
 def take_ask_slot(session: Session, *, sweep_id: int) -> bool:
     """Count one more trial asked of a sampler sweep, if it has any left (compare-and-set)."""
-    return (
-        changed(
-            session.execute(
-                update(Sweep)
-                .where(
-                    Sweep.id == sweep_id,
-                    Sweep.trials_asked < Sweep.n_configs,
-                    Sweep.state.in_(ACTIVE_SWEEP_STATES),
-                )
-                .values(trials_asked=Sweep.trials_asked + 1)
-                .execution_options(synchronize_session=False)
-            )
+    return updated_one(
+        session,
+        update(Sweep)
+        .where(
+            Sweep.id == sweep_id,
+            Sweep.trials_asked < Sweep.n_configs,
+            Sweep.state.in_(ACTIVE_SWEEP_STATES),
         )
-        == 1
+        .values(trials_asked=Sweep.trials_asked + 1),
     )
 
 
@@ -354,20 +345,15 @@ def finish(session: Session, *, sweep_id: int, state: SweepState, now: datetime)
 
 def advance_refine_round(session: Session, *, sweep_id: int, seen: int) -> bool:
     """Compare-and-set the refinement round from ``seen`` to ``seen + 1``; True for the one winner."""
-    return (
-        changed(
-            session.execute(
-                update(Sweep)
-                .where(
-                    Sweep.id == sweep_id,
-                    Sweep.refine_round == seen,
-                    Sweep.state.in_(ACTIVE_SWEEP_STATES),
-                )
-                .values(refine_round=seen + 1)
-                .execution_options(synchronize_session=False)
-            )
+    return updated_one(
+        session,
+        update(Sweep)
+        .where(
+            Sweep.id == sweep_id,
+            Sweep.refine_round == seen,
+            Sweep.state.in_(ACTIVE_SWEEP_STATES),
         )
-        == 1
+        .values(refine_round=seen + 1),
     )
 
 
