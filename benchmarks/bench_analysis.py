@@ -176,7 +176,7 @@ def bench(label: str, url: str, seeds: int, repeat: int) -> None:
 
     from service.api.app import create_app
     from service.core import tokens
-    from service.core.repo.runs import analysis_rows
+    from service.core.repo.analysis_rows import analysis_rows
     from service.core.results.reports import store_report
     from service.core.results.sweep_data import build_data
 

@@ -59,7 +59,8 @@ REGIONS: dict[str, list[dict[str, Any]]] = {
 
 # Per-example cap on replicas per pack (none now). pixel_color's 40 replicas share one batch
 # size; claims used to round the fair share up, so one worker took them all unless packs were
-# capped at 20. Claims now take a shrinking fair share (queue.claim), which spreads them.
+# capped at 20. Claims now take a shrinking fair share (service.core.work.claims.pack_size),
+# which spreads them.
 PACK_MAX: dict[str, int] = {}
 
 

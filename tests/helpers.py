@@ -12,9 +12,11 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from service.core import queue
+from service.core.config import Settings
 from service.core.db import Database
-from service.core.records import Claim
+from service.core.records import Claim, RunOutcome
+from service.core.states import RunStatus
+from service.core.work.finishing import finish_config
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -91,9 +93,9 @@ def finish_claim(
 ) -> bool:
     """Finish a claimed configuration as if every seed converged to ``final_loss`` (no training)."""
     outcomes = [
-        queue.RunOutcome(
-            run_id=run[0],
-            status="completed",
+        RunOutcome(
+            run_id=run.run_id,
+            status=RunStatus.COMPLETED,
             run_class="converged",
             flags=[],
             metrics={},
@@ -103,7 +105,7 @@ def finish_claim(
         )
         for run in claim.runs
     ]
-    return queue.finish_config(
+    return finish_config(
         db,
         config_id=claim.config_id,
         trial_id=claim.trial_id,
@@ -113,3 +115,12 @@ def finish_claim(
         worker_id=worker_id,
         train_seconds=1.0,
     )
+
+
+def new_sweep(db: Database, settings: Settings, **spec: object) -> int:
+    """Create a small sweep (``tests.conftest.small_spec`` with ``spec`` overrides); returns its id."""
+    from service.core.sweeps import create_sweep, parse_spec
+    from tests.conftest import small_spec
+
+    record, _ = create_sweep(db, settings, parse_spec(small_spec(**spec)))
+    return record.id

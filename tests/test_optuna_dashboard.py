@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 from fastapi.testclient import TestClient
 
-from service.core import queue
 from service.core.db import Database
+from service.core.work.claims import claim
 from tests.conftest import small_spec
 from tests.helpers import finish_claim, free_port, stop, wait_for
 
@@ -19,9 +19,9 @@ def test_optuna_dashboard_shows_the_sweep_as_a_study(
     client: TestClient, db: Database, tmp_path: Path
 ) -> None:
     sweep = client.post("/v1/sweeps", json=small_spec()).json()
-    (claim,) = queue.claim(db, "w", max_replicas=2)
+    (taken,) = claim(db, "w", max_replicas=2)
     assert finish_claim(
-        db, claim, worker_id="w", final_loss=0.25, intermediate=[(0, 1.8), (1, 0.9), (2, 0.4), (3, 0.25)]
+        db, taken, worker_id="w", final_loss=0.25, intermediate=[(0, 1.8), (1, 0.9), (2, 0.4), (3, 0.25)]
     )
 
     port = free_port()

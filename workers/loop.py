@@ -78,7 +78,7 @@ class _PackObserver:
         self._worker_id = worker_id
         self._stopping = stopping
         self.owned: dict[int, int] = {c.config_id: c.trial_id for c in claims}
-        self._config_of_run = {run[0]: c.config_id for c in claims for run in c.runs}
+        self._config_of_run = {run.run_id: c.config_id for c in claims for run in c.runs}
         self._buffer: list[RunEpoch] = []
         self._last_flush = clock.monotonic()
         self.lost: set[int] = set()
@@ -260,8 +260,8 @@ class WorkerLoop:
 
         return make_trainer(
             workload,
-            schedule_options=claim.spec.get("schedule_options") or {},
-            record_steps=bool(claim.spec.get("record_steps")),
+            schedule_options=claim.spec.schedule_options.model_dump(),
+            record_steps=claim.spec.record_steps,
             device=self.device,
             max_replicas=self.settings.pack_max_replicas,
         )
@@ -281,12 +281,14 @@ class WorkerLoop:
         self._last_train = 0.0
         try:
             try:
-                workload = self._resolver.resolve(first.spec["workload"])
+                workload = self._resolver.resolve(first.spec.workload.model_dump(mode="json"))
                 trainer = self._trainer_for(workload, first)
                 replicas = [
-                    ReplicaSpec(key=run_id, params=c.params, init_seed=init_seed, data_seed=data_seed)
+                    ReplicaSpec(
+                        key=run.run_id, params=c.params, init_seed=run.init_seed, data_seed=run.data_seed
+                    )
                     for c in claims
-                    for run_id, _seed, init_seed, data_seed in c.runs
+                    for run in c.runs
                 ]
                 t0 = time.perf_counter()
                 results = trainer.train(workload, replicas, first.epochs, observer)
@@ -298,7 +300,7 @@ class WorkerLoop:
                 tb = traceback.format_exc()
                 results = [
                     ReplicaResult(
-                        key=run[0], status="error", error=f"{type(exc).__name__}: {exc}", traceback=tb
+                        key=run.run_id, status="error", error=f"{type(exc).__name__}: {exc}", traceback=tb
                     )
                     for c in claims
                     for run in c.runs
@@ -332,11 +334,11 @@ class WorkerLoop:
             if c.config_id in lost:
                 continue
             spec_thresholds = outcomes.thresholds_for(c.spec)
-            seed_results = [by_key[run[0]] for run in c.runs]
+            seed_results = [by_key[run.run_id] for run in c.runs]
             outs = [
                 outcomes.outcome(
                     r,
-                    run[0],
+                    run.run_id,
                     num_classes=num_classes,
                     l_chance=l_chance,
                     majority_accuracy=majority,

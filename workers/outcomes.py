@@ -6,14 +6,16 @@ Pure apart from numpy: the worker calls it as each configuration finishes.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from service.core.analysis.classify import RunCurve, classify_run
 from service.core.analysis.thresholds import Thresholds
-from service.core.queue import RunOutcome
+from service.core.records import RunOutcome
+from service.core.spec import SweepSpec
+from service.core.states import RunStatus
 from workers.training.types import EpochRecord, ReplicaResult
 
 
@@ -37,7 +39,7 @@ def outcome(
     if result.status == "error" or not recs:
         return RunOutcome(
             run_id=run_id,
-            status="error" if result.status == "error" else result.status,
+            status=RunStatus(result.status),
             run_class=None,
             flags=[],
             metrics={},
@@ -71,7 +73,7 @@ def outcome(
     last = recs[-1]
     return RunOutcome(
         run_id=run_id,
-        status=result.status,
+        status=RunStatus(result.status),
         run_class=run_class,
         flags=flags,
         metrics=metrics,
@@ -108,5 +110,5 @@ def seed_aggregate(
     return float(np.median(finals)), inter
 
 
-def thresholds_for(spec: Mapping[str, Any]) -> Thresholds:
-    return Thresholds().with_overrides(spec.get("stability") or {})
+def thresholds_for(spec: SweepSpec) -> Thresholds:
+    return Thresholds().with_overrides(spec.stability)

@@ -2,7 +2,7 @@
 
 The loop (workers/loop.py) talks only to a ``WorkerStore``. ``DatabaseStore``
 is the real one: a thin adapter with one delegation per operation onto the
-service's queue, repositories, refinement and reports, so that the loop's
+service's work queue (service.core.work), repositories, refinement and reports, so that the loop's
 decisions can be unit-tested against an in-memory fake
 (tests/workers/fake_store.py) without a database or a worker process.
 
@@ -20,14 +20,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from service.core import queue
 from service.core.db import Database
-from service.core.queue import GuardResult, RunOutcome
-from service.core.records import Claim
+from service.core.proposals.refinement import maybe_refine
+from service.core.records import Claim, RunOutcome
 from service.core.repo import workers as workers_repo
 from service.core.results.reports import store_report
 from service.core.states import SweepState, WorkerState
-from workers import refine
+from service.core.work import claims, finishing, ownership, reaping
+from service.core.work.ownership import GuardResult
 from workers.training.types import EpochRecord
 
 __all__ = ["Claim", "ConfigResult", "DatabaseStore", "GuardResult", "RunEpoch", "RunOutcome", "WorkerStore"]
@@ -105,22 +105,6 @@ class WorkerStore(Protocol):
         """Compute and keep a finished sweep's report so readers need not recompute it."""
 
 
-def _point(p: RunEpoch) -> queue.EpochPoint:
-    r = p.record
-    return queue.EpochPoint(
-        run_id=p.run_id,
-        config_id=p.config_id,
-        epoch=r.epoch,
-        loss=r.loss,
-        accuracy=r.accuracy,
-        running_loss=r.running_loss,
-        val_loss=r.val_loss,
-        val_accuracy=r.val_accuracy,
-        learning_rate=r.learning_rate,
-        grad_norm=r.grad_norm,
-    )
-
-
 class DatabaseStore:
     """The real store: each operation delegates to the service's own function for it."""
 
@@ -153,19 +137,19 @@ class DatabaseStore:
             return len(workers_repo.list_workers(s, grace_s=grace_s))
 
     def reap_stale(self, *, grace_s: float, max_retries: int) -> int:
-        return queue.reap_stale(self.db, grace_s=grace_s, max_retries=max_retries)
+        return reaping.reap_stale(self.db, grace_s=grace_s, max_retries=max_retries)
 
     def claim(self, *, worker_id: str, max_replicas: int, live_workers: int) -> list[Claim]:
-        return queue.claim(self.db, worker_id, max_replicas=max_replicas, live_workers=live_workers)
+        return claims.claim(self.db, worker_id, max_replicas=max_replicas, live_workers=live_workers)
 
     def heartbeat(self, *, worker_id: str, owned: Mapping[int, int]) -> GuardResult:
-        return queue.heartbeat(self.db, worker_id, owned)
+        return ownership.heartbeat(self.db, worker_id, owned)
 
     def record_epochs(self, *, owned: Mapping[int, int], points: Sequence[RunEpoch]) -> GuardResult:
-        return queue.record_epoch(self.db, owned, [_point(p) for p in points])
+        return ownership.record_epoch(self.db, owned, [(p.run_id, p.record) for p in points])
 
     def finish_config(self, *, worker_id: str, result: ConfigResult) -> bool:
-        return queue.finish_config(
+        return finishing.finish_config(
             self.db,
             config_id=result.config_id,
             trial_id=result.trial_id,
@@ -177,14 +161,13 @@ class DatabaseStore:
         )
 
     def release(self, *, owned: Mapping[int, int]) -> None:
-        queue.release(self.db, owned)
+        finishing.release(self.db, owned)
 
     def maybe_refine(self, *, sweep_id: int) -> bool:
-        return refine.maybe_refine(self.db, sweep_id)
+        return maybe_refine(self.db, sweep_id)
 
     def maybe_finish_sweep(self, *, sweep_id: int) -> SweepState | None:
-        state = queue.maybe_finish_sweep(self.db, sweep_id)
-        return None if state is None else SweepState(state)
+        return finishing.maybe_finish_sweep(self.db, sweep_id)
 
     def store_report(self, *, sweep_id: int) -> None:
         with self.db.transaction() as s:

@@ -13,7 +13,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
-from service.core.records import CurvePointRecord, SweepRecord
+from service.core.records import CurvePoint, SweepRecord
 
 T = TypeVar("T")
 
@@ -84,7 +84,7 @@ class SweepOut(BaseModel):
 
 class CurveOut(BaseModel):
     run_id: int
-    points: list[CurvePointRecord]
+    points: list[CurvePoint]
     step_losses: list[Any] | None = None
 
 

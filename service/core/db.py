@@ -8,10 +8,12 @@ Database errors become domain errors here and nowhere else (the way Optuna's
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import optuna
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -47,7 +49,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 
 class Database:
-    """An engine plus its session factory; one per process."""
+    """An engine plus its session factory, and the Optuna storage on the same database; one per process."""
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -55,6 +57,24 @@ class Database:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         # Analyses of this database's sweeps live as long as it does (and never serve another's).
         self.analysis_cache = AnalysisCache()
+        self._optuna_lock = threading.Lock()
+        self._optuna: optuna.storages.RDBStorage | None = None
+
+    def optuna_storage(self) -> optuna.storages.RDBStorage:
+        """Optuna's storage for this database, built once and kept on this object.
+
+        Its pool is a copy of ours (``Pool.recreate`` keeps the connect
+        arguments and the connect listeners), so Optuna's connections get the
+        same SQLite busy timeout and pragmas, or the same pre-ping on
+        PostgreSQL, as ours; a separate pool keeps Optuna's sessions from
+        waiting on connections our transactions hold.
+        """
+        with self._optuna_lock:
+            if self._optuna is None:
+                self._optuna = optuna.storages.RDBStorage(
+                    self.url, engine_kwargs={"pool": self.engine.pool.recreate()}
+                )
+            return self._optuna
 
     @property
     def is_sqlite(self) -> bool:
@@ -96,3 +116,7 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        with self._optuna_lock:
+            if self._optuna is not None:
+                self._optuna.engine.dispose()
+                self._optuna = None

@@ -17,7 +17,7 @@ import numpy as np
 
 from service.core.analysis import FAILURE_CLASSES
 from service.core.analysis.regions import sort_key
-from service.core.records import CurvePointRecord, RunRecord
+from service.core.records import CurvePoint, RunRecord
 from service.core.results.sweep_data import FINISHED, LR, SweepData
 
 BATCH = "batch_size"
@@ -159,12 +159,12 @@ def _sample_indices(n: int, max_points: int) -> list[int]:
     return [int(i) for i in idx]
 
 
-def _series(points: Sequence[CurvePointRecord], metric: str) -> list[float | None]:
+def _series(points: Sequence[CurvePoint], metric: str) -> list[float | None]:
     return [_finite(getattr(p, metric)) for p in points]
 
 
 def seed_band(
-    runs: Sequence[RunRecord], curves: Mapping[int, Sequence[CurvePointRecord]], *, max_points: int = 300
+    runs: Sequence[RunRecord], curves: Mapping[int, Sequence[CurvePoint]], *, max_points: int = 300
 ) -> dict[str, Any]:
     """Median and interquartile band of the stable seeds' curves, and the failed seeds apart.
 
@@ -210,7 +210,7 @@ def seed_band(
 
 
 def run_curves(
-    points: Sequence[CurvePointRecord], step_losses: Sequence[Any] | None, *, max_points: int = 1000
+    points: Sequence[CurvePoint], step_losses: Sequence[Any] | None, *, max_points: int = 1000
 ) -> dict[str, Any]:
     """One run's per-epoch metrics and mini-batch losses, sampled for drawing."""
     keep = _sample_indices(len(points), max_points)

@@ -6,6 +6,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+from service.core.spec import SweepSpec
+from service.core.states import RunStatus
+
 
 @dataclass(frozen=True)
 class Progress:
@@ -94,7 +97,16 @@ class RunRecord:
 
 
 @dataclass(frozen=True)
-class CurvePointRecord:
+class CurvePoint:
+    """One run's metrics at the end of one epoch: what a trainer reports, the curve
+    table stores (non-finite values as NULL) and ``/v1/runs/{id}/curve`` returns.
+
+    Epoch 0 is the evaluation at initialisation (before any step), so l0 is
+    ``points[0].loss``. ``loss``/``accuracy`` are measured on the full training
+    set at the end of the epoch; ``running_loss`` is the Keras-style mean of the
+    mini-batch losses seen during the epoch (None for epoch 0).
+    """
+
     epoch: int
     loss: float | None
     accuracy: float | None
@@ -123,6 +135,16 @@ class WorkerRecord:
 
 
 @dataclass(frozen=True)
+class RunSlot:
+    """One seed of a claimed configuration: the run row to report to, and its seeds."""
+
+    run_id: int
+    seed: int
+    init_seed: int  # seeds the initial weights (and dropout)
+    data_seed: int  # seeds the order of mini-batches
+
+
+@dataclass(frozen=True)
 class Claim:
     """A configuration a worker now owns: train all its seeds, then finish it."""
 
@@ -130,6 +152,23 @@ class Claim:
     config_id: int
     trial_id: int
     params: dict[str, Any]
-    runs: tuple[tuple[int, int, int, int], ...]  # (run_id, seed, init_seed, data_seed)
-    spec: dict[str, Any]
+    runs: tuple[RunSlot, ...]
+    spec: SweepSpec  # parsed once, when the configuration is claimed
     epochs: int
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """How one seed of a finished configuration ended, as the worker stores it."""
+
+    run_id: int
+    status: RunStatus
+    run_class: str | None
+    flags: list[str]
+    metrics: dict[str, Any]
+    epochs_run: int
+    final_loss: float | None
+    final_accuracy: float | None
+    error: str | None = None
+    traceback: str | None = None
+    step_losses: list[Any] | None = None

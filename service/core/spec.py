@@ -2,16 +2,13 @@
 
 Validated with pydantic; unknown keys are rejected so that a typo such as
 ``learnig_rate`` is an error that names the field, not a silently ignored
-dimension. ``expand_grid`` turns a grid spec into its configurations;
-parameters that do not apply to an optimizer (beta_2 for sgd) do not multiply
-the grid.
+dimension. The configurations a spec names are enumerated in
+``service.core.proposals.grid``.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
-from collections.abc import Iterator
 from typing import Any, Literal
 
 import numpy as np
@@ -267,64 +264,6 @@ class SweepSpec(_Strict):
                         f"space.{name}: a grid sweep needs `points` on a range, or a list of values"
                     )
         return self
-
-
-def dimension_values(dim: Dimension | None) -> list[Any] | None:
-    if dim is None:
-        return None
-    if isinstance(dim, Range):
-        return dim.grid()
-    if isinstance(dim, Values):
-        return list(dim.values)
-    return list(dim)
-
-
-def _normalise(name: str, v: Any) -> Any:
-    if name == "batch_size":
-        return int(v)
-    if name in ("optimizer", "schedule", "nesterov", "shuffle"):
-        return v
-    return float(v)
-
-
-def swept_values(spec: SweepSpec) -> dict[str, list[Any]]:
-    """Every dimension the spec names, with its (normalised) grid values."""
-    out: dict[str, list[Any]] = {}
-    for name in DIMENSIONS:
-        vals = dimension_values(getattr(spec.space, name))
-        if vals is not None:
-            out[name] = [_normalise(name, v) for v in vals]
-    return out
-
-
-def iter_grid(spec: SweepSpec, default_optimizer: str) -> Iterator[dict[str, Any]]:
-    """Configurations of a grid sweep, each a dict of the swept parameters.
-
-    The optimizer is always present (the workload's default when not swept)
-    so that every configuration says what it trains with. A dimension that
-    does not apply to a configuration's optimizer is left out of it.
-    """
-    values = swept_values(spec)
-    optimizers = values.pop("optimizer", [default_optimizer])
-    for opt in optimizers:
-        names = [n for n in values if opt in APPLIES_TO.get(n, OPTIMIZERS)]
-        for combo in itertools.product(*(values[n] for n in names)):
-            cfg: dict[str, Any] = {"optimizer": opt}
-            cfg.update(zip(names, combo, strict=True))
-            yield cfg
-
-
-def count_grid(spec: SweepSpec, default_optimizer: str) -> int:
-    values = swept_values(spec)
-    optimizers = values.pop("optimizer", [default_optimizer])
-    total = 0
-    for opt in optimizers:
-        n = 1
-        for name, vals in values.items():
-            if opt in APPLIES_TO.get(name, OPTIMIZERS):
-                n *= len(vals)
-        total += n
-    return total
 
 
 def seed_pairs(seeds: int | list[int] | CrossedSeeds) -> list[tuple[int, int, int]]:

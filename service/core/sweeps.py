@@ -17,12 +17,12 @@ from pydantic import ValidationError
 from service.core.config import Settings
 from service.core.db import Database
 from service.core.errors import Conflict, InvalidSpec, LimitExceeded, NotFound, TooManyInFlight
-from service.core.optuna_storage import get_storage
+from service.core.proposals.grid import count_grid, iter_grid, swept_values
 from service.core.records import SweepRecord
 from service.core.repo import optuna_trials
 from service.core.repo import sweeps as sweeps_repo
 from service.core.repo.models import UserWorkload
-from service.core.spec import SweepSpec, count_grid, iter_grid, n_seeds, swept_values
+from service.core.spec import SweepSpec, n_seeds
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ def create_sweep(
     stored = spec.model_dump(mode="json")
     stored["workload"] = resolved.workload
     study_name = sweeps_repo.new_study_name()
-    study = optuna.create_study(storage=get_storage(db.url), study_name=study_name, direction="minimize")
+    study = optuna.create_study(storage=db.optuna_storage(), study_name=study_name, direction="minimize")
     study_id = study._study_id
     try:
         with db.transaction() as s:
@@ -171,7 +171,7 @@ def create_sweep(
                     distributions=optuna_trials.grid_distributions(values),
                 )
     except Conflict:
-        optuna.delete_study(study_name=study_name, storage=get_storage(db.url))
+        optuna.delete_study(study_name=study_name, storage=db.optuna_storage())
         # Two requests with one Idempotency-Key raced past the lookup above; the
         # unique key let exactly one insert through. The loser answers with the
         # winner's sweep (its own study is gone, so nothing is orphaned).
@@ -182,7 +182,7 @@ def create_sweep(
                 return found, False
         raise
     except BaseException:
-        optuna.delete_study(study_name=study_name, storage=get_storage(db.url))
+        optuna.delete_study(study_name=study_name, storage=db.optuna_storage())
         raise
     study.set_user_attr("stability_sweeps_id", sweep_id)
     study.set_user_attr("workload", resolved.key)
@@ -196,6 +196,6 @@ def delete_sweep(db: Database, sweep_id: int) -> None:
     with db.transaction() as s:
         study_name = sweeps_repo.delete_sweep_rows(s, sweep_id=sweep_id)
     try:
-        optuna.delete_study(study_name=study_name, storage=get_storage(db.url))
+        optuna.delete_study(study_name=study_name, storage=db.optuna_storage())
     except KeyError:
         log.warning("optuna study %s was already gone", study_name)

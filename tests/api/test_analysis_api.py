@@ -21,8 +21,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from service.core import queue
 from service.core.db import Database
+from service.core.records import RunOutcome
+from service.core.states import RunStatus
+from service.core.work.claims import claim
+from service.core.work.finishing import finish_config, maybe_finish_sweep
 from tests.conftest import TINY_LSTM
 
 LRS = [0.001, 0.01, 0.1]
@@ -72,18 +75,18 @@ def _finish_all(
     """Claim and finish configurations as a worker would; returns how many."""
     done = 0
     while limit is None or done < limit:
-        claims = queue.claim(db, "hand-worker", max_replicas=N_SEEDS)
+        claims = claim(db, "hand-worker", max_replicas=N_SEEDS)
         if not claims:
             break
         for c in claims:
             outs = []
-            for run_id, seed, _init, _data in c.runs:
-                status, run_class = outcome(c.params, seed)
-                loss = None if status == "nonfinite" else _final_loss(c.params, seed)
+            for run in c.runs:
+                status, run_class = outcome(c.params, run.seed)
+                loss = None if status == "nonfinite" else _final_loss(c.params, run.seed)
                 outs.append(
-                    queue.RunOutcome(
-                        run_id=run_id,
-                        status=status,
+                    RunOutcome(
+                        run_id=run.run_id,
+                        status=RunStatus(status),
                         run_class=run_class,
                         flags=["regressing"] if run_class == "noisy" else [],
                         metrics={"l0": 1.8, "L_min": loss, "target_reached": run_class == "converged"},
@@ -92,7 +95,7 @@ def _finish_all(
                         final_accuracy=None if loss is None else 0.5,
                     )
                 )
-            assert queue.finish_config(
+            assert finish_config(
                 db,
                 config_id=c.config_id,
                 trial_id=c.trial_id,
@@ -103,7 +106,7 @@ def _finish_all(
                 train_seconds=0.1,
             )
             done += 1
-    queue.maybe_finish_sweep(db, _sweep_id_of(db))
+    maybe_finish_sweep(db, _sweep_id_of(db))
     return done
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from service.core.spec import SweepSpec, iter_grid
+from service.core.proposals.grid import iter_grid
+from service.core.spec import SweepSpec
 from service.core.workloads import resolve_preset_params
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.yaml"))

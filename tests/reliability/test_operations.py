@@ -14,13 +14,16 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
 from service.api.app import create_app
-from service.core import queue
 from service.core.config import Settings
 from service.core.db import Database
 from service.core.logs import REDACTED, redact, setup_logging
+from service.core.records import RunOutcome
 from service.core.repo import workers as workers_repo
 from service.core.repo.models import Sweep
+from service.core.states import RunStatus
 from service.core.sweeps import create_sweep, parse_spec
+from service.core.work.claims import claim
+from service.core.work.finishing import finish_config
 from tests.conftest import small_spec
 
 
@@ -32,10 +35,10 @@ def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     return out
 
 
-def _outcome(run_id: int) -> queue.RunOutcome:
-    return queue.RunOutcome(
+def _outcome(run_id: int) -> RunOutcome:
+    return RunOutcome(
         run_id=run_id,
-        status="completed",
+        status=RunStatus.COMPLETED,
         run_class="converged",
         flags=[],
         metrics={},
@@ -49,20 +52,20 @@ def test_metrics_report_queue_runs_durations_workers_and_http(client: TestClient
     sweep = client.post("/v1/sweeps", json=small_spec()).json()  # 6 configs x 2 seeds
     with db.transaction() as s:
         workers_repo.register(s, worker_id="w-metrics", hostname="h", pid=1, device="cpu")
-    claims = queue.claim(db, "w-metrics", max_replicas=2)
+    claims = claim(db, "w-metrics", max_replicas=2)
     assert len(claims) == 1
     c = claims[0]
-    assert queue.finish_config(
+    assert finish_config(
         db,
         config_id=c.config_id,
         trial_id=c.trial_id,
-        outcomes=[_outcome(r[0]) for r in c.runs],
+        outcomes=[_outcome(r.run_id) for r in c.runs],
         value=0.1,
         intermediate=[(0, 0.1)],
         worker_id="w-metrics",
         train_seconds=0.0,
     )
-    queue.claim(db, "w-metrics", max_replicas=2)  # one more running
+    claim(db, "w-metrics", max_replicas=2)  # one more running
     client.get("/v1/sweeps/999999")  # a 404 to count
 
     resp = client.get("/metrics")

@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from service.core.records import RunSlot
+from service.core.spec import SweepSpec
 from service.core.states import ConfigState, RunStatus, SweepState, WorkerState
 from workers.store import Claim, ConfigResult, GuardResult, RunEpoch, RunOutcome
 
@@ -93,7 +95,13 @@ class FakeStore:
         spec: Mapping[str, Any] | None = None,
     ) -> int:
         sweep_id = next(self._ids)
-        full_spec = {"workload": {"preset": "fake"}, **(spec or {})}
+        full_spec = {
+            "name": "fake",
+            "epochs": epochs,
+            "space": {"learning_rate": [0.1]},
+            "workload": {"preset": "fake"},
+            **(spec or {}),
+        }
         self.sweeps[sweep_id] = FakeSweep(id=sweep_id, spec=full_spec, epochs=epochs, n_seeds=n_seeds)
         for p in params:
             config_id = next(self._ids)
@@ -189,14 +197,14 @@ class FakeStore:
         for seed in range(sweep.n_seeds):
             run = FakeRun(id=next(self._ids), config_id=cfg.id, trial_id=cfg.trial_id, seed=seed)
             self.runs[run.id] = run
-            runs.append((run.id, seed, 100 + seed, 200 + seed))
+            runs.append(RunSlot(run_id=run.id, seed=seed, init_seed=100 + seed, data_seed=200 + seed))
         return Claim(
             sweep_id=sweep.id,
             config_id=cfg.id,
             trial_id=cfg.trial_id,
             params=dict(cfg.params),
             runs=tuple(runs),
-            spec=dict(sweep.spec),
+            spec=SweepSpec.model_validate(sweep.spec),
             epochs=sweep.epochs,
         )
 

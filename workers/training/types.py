@@ -11,6 +11,8 @@ from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from service.core.records import CurvePoint
+
 ReplicaStatus = Literal["completed", "nonfinite", "cancelled", "error"]
 
 
@@ -23,7 +25,7 @@ class ReplicaSpec:
     rho, momentum, nesterov, clipnorm, schedule, shuffle, ...). Parameters the
     spec did not sweep are absent and take the workload's/optimizer's default.
     ``init_seed`` seeds the initial weights (and dropout); ``data_seed`` seeds
-    the order of mini-batches. They are drawn independently (DESIGN §5).
+    the order of mini-batches. They are drawn independently (``service.core.spec.seed_pairs``).
     """
 
     key: Hashable
@@ -33,23 +35,11 @@ class ReplicaSpec:
 
 
 @dataclass(frozen=True)
-class EpochRecord:
-    """Metrics of one replica at the end of one epoch.
+class EpochRecord(CurvePoint):
+    """A curve point as a trainer reports it: the loss and learning rate are always measured."""
 
-    Epoch 0 is the evaluation at initialisation (before any step), so l0 is
-    ``records[0].loss``. ``loss``/``accuracy`` are measured on the full
-    training set at the end of the epoch; ``running_loss`` is the Keras-style
-    mean of the mini-batch losses seen during the epoch (NaN for epoch 0).
-    """
-
-    epoch: int
     loss: float
-    accuracy: float | None
-    running_loss: float | None
-    val_loss: float | None
-    val_accuracy: float | None
     learning_rate: float
-    grad_norm: float | None
 
 
 @dataclass

@@ -15,7 +15,7 @@ from service.api.deps import DbDep, ReaderDep
 from service.api.routes.runs import RunClass
 from service.api.routes.sweeps import ERRORS
 from service.core.errors import InvalidSpec, NotFound
-from service.core.repo import runs as runs_repo
+from service.core.repo import analysis_rows as rows_repo
 from service.core.results.export import export_rows
 from service.core.results.loading import load
 from service.core.results.reports import report_json, report_markdown, stored_report
@@ -117,7 +117,7 @@ def export_csv(sweep_id: int, db: DbDep, _: ReaderDep) -> StreamingResponse:
     """One row per run: configuration, seeds, class, and the metrics behind the class."""
     with db.transaction() as s:
         data = load(s, sweep_id=sweep_id, cache=db.analysis_cache)
-        details = runs_repo.run_details(s, sweep_id=sweep_id)
+        details = rows_repo.run_details(s, sweep_id=sweep_id)
 
     def lines() -> Iterator[str]:
         # Chunks of rows, not one chunk per row: every chunk is an ASGI send,

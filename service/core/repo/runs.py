@@ -1,19 +1,26 @@
-"""Reading configurations (trials), runs and curves, with filters and paging; and what analysis reads."""
+"""Runs and their curves: reading them (with filters and paging) and the worker's writes.
+
+Reading configurations (trials) with filters and paging is here too, because
+the API lists them with their runs' filters.
+"""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
-from dataclasses import dataclass
+import math
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, fields
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, Text, cast, func, select
+from sqlalchemy import Select, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from service.core.errors import NotFound
-from service.core.records import ConfigRecord, CurvePointRecord, RunRecord
+from service.core.records import ConfigRecord, CurvePoint, RunOutcome, RunRecord, RunSlot
 from service.core.repo import optuna_trials
-from service.core.repo.models import Config, CurvePoint, Run
+from service.core.repo.models import Config, Run
+from service.core.repo.models import CurvePoint as CurvePointRow
+from service.core.states import RunStatus
 from service.core.timeutil import aware
 
 
@@ -175,145 +182,129 @@ def get_run(session: Session, *, run_id: int, sweep_id: int | None = None) -> Ru
     return _run_record(row[0], row[1], with_steps=True)
 
 
-def curve(session: Session, *, run_id: int) -> list[CurvePointRecord]:
-    rows = session.scalars(select(CurvePoint).where(CurvePoint.run_id == run_id).order_by(CurvePoint.epoch))
+def finite_or_none(v: float | None) -> float | None:
+    """Non-finite numbers are stored as NULL (the run's status says it went non-finite)."""
+    return None if v is None or not math.isfinite(v) else float(v)
+
+
+# The curve table's mapping, both ways; the columns are the record's fields.
+_CURVE_FIELDS = tuple(f.name for f in fields(CurvePoint) if f.name != "epoch")
+
+
+def _curve_row(run_id: int, point: CurvePoint) -> dict[str, Any]:
+    row: dict[str, Any] = {"run_id": run_id, "epoch": point.epoch}
+    for name in _CURVE_FIELDS:
+        row[name] = finite_or_none(getattr(point, name))
+    return row
+
+
+def _point(row: CurvePointRow) -> CurvePoint:
+    return CurvePoint(epoch=row.epoch, **{name: getattr(row, name) for name in _CURVE_FIELDS})
+
+
+def curve(session: Session, *, run_id: int) -> list[CurvePoint]:
+    rows = session.scalars(
+        select(CurvePointRow).where(CurvePointRow.run_id == run_id).order_by(CurvePointRow.epoch)
+    )
     return [_point(p) for p in rows]
 
 
-def _point(p: CurvePoint) -> CurvePointRecord:
-    return CurvePointRecord(
-        epoch=p.epoch,
-        loss=p.loss,
-        accuracy=p.accuracy,
-        running_loss=p.running_loss,
-        val_loss=p.val_loss,
-        val_accuracy=p.val_accuracy,
-        learning_rate=p.learning_rate,
-        grad_norm=p.grad_norm,
-    )
-
-
-def curves_for_runs(session: Session, *, run_ids: Sequence[int]) -> dict[int, list[CurvePointRecord]]:
-    out: dict[int, list[CurvePointRecord]] = {rid: [] for rid in run_ids}
+def curves_for_runs(session: Session, *, run_ids: Sequence[int]) -> dict[int, list[CurvePoint]]:
+    out: dict[int, list[CurvePoint]] = {rid: [] for rid in run_ids}
     if not run_ids:
         return out
     rows = session.scalars(
-        select(CurvePoint).where(CurvePoint.run_id.in_(run_ids)).order_by(CurvePoint.run_id, CurvePoint.epoch)
+        select(CurvePointRow)
+        .where(CurvePointRow.run_id.in_(run_ids))
+        .order_by(CurvePointRow.run_id, CurvePointRow.epoch)
     )
     for p in rows:
         out[p.run_id].append(_point(p))
     return out
 
 
-@dataclass(frozen=True, slots=True)
-class AnalysisRow:
-    """One run as analysis reads it: the few metrics it aggregates are columns, nothing else.
-
-    Decoding every run's metrics and flags JSON (and its configuration's
-    params once per run through a join) was three quarters of a cold request
-    on a 10,000-run sweep; the export, the only reader of the whole metrics
-    and flags, reads them apart (``run_details``).
-    """
-
-    run_id: int
-    config_id: int
-    params: dict[str, Any]  # shared by the runs of one configuration: do not mutate
-    seed: int
-    init_seed: int
-    data_seed: int
-    status: str
-    run_class: str | None
-    final_loss: float | None
-    final_accuracy: float | None
-    l0: float | None
-    l_chance: float | None
-    epochs_to_target: int | None
+def add_curve_points(
+    session: Session, *, points: Sequence[tuple[int, CurvePoint]], config_ids: Collection[int]
+) -> int:
+    """Store (run id, point) pairs of runs that belong to ``config_ids``; returns how many."""
+    if not points or not config_ids:
+        return 0
+    ours = set(session.scalars(select(Run.id).where(Run.config_id.in_(tuple(config_ids)))))
+    rows = [_curve_row(run_id, p) for run_id, p in points if run_id in ours]
+    if rows:
+        session.execute(insert(CurvePointRow), rows)
+    return len(rows)
 
 
-def analysis_rows(session: Session, *, sweep_id: int) -> list[AnalysisRow]:
-    """Every run of a sweep with what analysis needs, in two lean queries (configs, then runs).
+# ---------------------------------------------------------------- the worker's writes
 
-    The metrics analysis aggregates are extracted by the database (SQLite
-    ``json_extract``, PostgreSQL ``->>``); the whole metrics and flags stay in
-    the database.
-    """
-    params = {
-        int(cid): p
-        for cid, p in session.execute(select(Config.id, Config.params).where(Config.sweep_id == sweep_id))
-    }
+
+def start_runs(
+    session: Session,
+    *,
+    sweep_id: int,
+    config_id: int,
+    trial_id: int,
+    worker_id: str,
+    seeds: Sequence[tuple[int, int, int]],
+    now: datetime,
+) -> tuple[RunSlot, ...]:
+    """One RUNNING run per (seed, init_seed, data_seed), replacing any of an earlier attempt."""
+    delete_runs(session, config_id=config_id)
+    session.execute(
+        insert(Run),
+        [
+            {
+                "sweep_id": sweep_id,
+                "config_id": config_id,
+                "trial_id": trial_id,
+                "seed": seed,
+                "init_seed": init_seed,
+                "data_seed": data_seed,
+                "status": RunStatus.RUNNING,
+                "flags": [],
+                "metrics": {},
+                "epochs_run": 0,
+                "worker_id": worker_id,
+                "started_at": now,
+            }
+            for seed, init_seed, data_seed in seeds
+        ],
+    )
     rows = session.execute(
-        select(
-            Run.id,
-            Run.config_id,
-            Run.seed,
-            Run.init_seed,
-            Run.data_seed,
-            Run.status,
-            Run.run_class,
-            Run.final_loss,
-            Run.final_accuracy,
-            Run.metrics["l0"].as_float(),
-            Run.metrics["l_chance"].as_float(),
-            Run.metrics["epochs_to_target"].as_float(),
-        )
-        .where(Run.sweep_id == sweep_id)
-        .order_by(Run.config_id, Run.seed)
+        select(Run.id, Run.seed, Run.init_seed, Run.data_seed)
+        .where(Run.config_id == config_id)
+        .order_by(Run.seed)
     ).all()
-    return [
-        AnalysisRow(
-            run_id=r[0],
-            config_id=r[1],
-            params=params[r[1]],
-            seed=r[2],
-            init_seed=int(r[3]),
-            data_seed=int(r[4]),
-            status=r[5],
-            run_class=r[6],
-            final_loss=r[7],
-            final_accuracy=r[8],
-            l0=r[9],
-            l_chance=r[10],
-            epochs_to_target=None if r[11] is None else int(r[11]),
-        )
+    return tuple(
+        RunSlot(run_id=r.id, seed=r.seed, init_seed=int(r.init_seed), data_seed=int(r.data_seed))
         for r in rows
-    ]
+    )
 
 
-@dataclass(frozen=True, slots=True)
-class RunDetails:
-    """A run's metrics and flags as stored text, decoded only when read (the export streams them)."""
-
-    metrics_text: Any  # JSON text (or, from a driver that decodes JSON itself, the value)
-    flags_text: Any
-
-    @property
-    def metrics(self) -> dict[str, Any]:
-        out: dict[str, Any] = _decoded(self.metrics_text, {})
-        return out
-
-    @property
-    def flags(self) -> list[str]:
-        out: list[str] = _decoded(self.flags_text, [])
-        return out
+def delete_runs(session: Session, *, config_id: int) -> None:
+    """The runs of a configuration's attempt and their curves (released or reaped)."""
+    run_ids = select(Run.id).where(Run.config_id == config_id).scalar_subquery()
+    session.execute(delete(CurvePointRow).where(CurvePointRow.run_id.in_(run_ids)))
+    session.execute(delete(Run).where(Run.config_id == config_id))
 
 
-def _decoded(raw: Any, empty: Any) -> Any:
-    if raw is None:
-        return empty
-    return json.loads(raw) if isinstance(raw, str) else raw
-
-
-def run_details(session: Session, *, sweep_id: int) -> dict[int, RunDetails]:
-    """run id -> its metrics and flags, undecoded."""
-    rows = session.execute(
-        select(Run.id, cast(Run.metrics, Text), cast(Run.flags, Text)).where(Run.sweep_id == sweep_id)
-    ).all()
-    return {int(r[0]): RunDetails(r[1], r[2]) for r in rows}
-
-
-def refined_configs(session: Session, *, sweep_id: int) -> dict[int, int]:
-    """Configurations added by edge refinement, with their round (the grid's, round 0, are left out)."""
-    rows = session.execute(
-        select(Config.id, Config.refine_round).where(Config.sweep_id == sweep_id, Config.refine_round > 0)
-    ).all()
-    return {int(cid): int(rnd) for cid, rnd in rows}
+def store_outcome(session: Session, *, config_id: int, outcome: RunOutcome, now: datetime) -> None:
+    o = outcome
+    session.execute(
+        update(Run)
+        .where(Run.id == o.run_id, Run.config_id == config_id)
+        .values(
+            status=o.status,
+            run_class=o.run_class,
+            flags=o.flags,
+            metrics=o.metrics,
+            epochs_run=o.epochs_run,
+            final_loss=finite_or_none(o.final_loss),
+            final_accuracy=finite_or_none(o.final_accuracy),
+            error=o.error,
+            traceback=o.traceback,
+            step_losses=o.step_losses,
+            finished_at=now,
+        )
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import case, delete, func, insert, select, update
@@ -14,11 +15,12 @@ from service.core.canonical import config_key
 from service.core.errors import Conflict, NotFound
 from service.core.records import Progress, SweepRecord
 from service.core.repo import optuna_trials
+from service.core.repo.compare_and_set import updated_one
 from service.core.repo.models import Config, CurvePoint, Run, Sweep, SweepReport
+from service.core.states import ACTIVE_SWEEP_STATES, ConfigState, RunStatus, SweepState
 from service.core.timeutil import aware, utcnow
 
-ACTIVE_STATES = ("queued", "running")
-FINAL_STATES = ("completed", "failed", "cancelled")
+FINAL_STATES = (SweepState.COMPLETED, SweepState.FAILED, SweepState.CANCELLED)
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,7 @@ def insert_sweep(session: Session, *, sweep: NewSweep) -> int:
         spec=sweep.spec,
         workload_key=sweep.workload_key,
         sampler=sweep.sampler,
-        state="queued",
+        state=SweepState.QUEUED,
         n_configs=sweep.n_configs,
         n_seeds=sweep.n_seeds,
         epochs=sweep.epochs,
@@ -101,7 +103,7 @@ def enqueue_configs(
                 "key": key,
                 "params": params,
                 "batch_size": params.get("batch_size"),
-                "state": "waiting",
+                "state": ConfigState.WAITING,
                 "trial_id": tid,
                 "attempts": 0,
                 "refine_round": refine_round,
@@ -125,11 +127,11 @@ def _progress(session: Session, sweep_ids: Sequence[int]) -> dict[int, Progress]
         counts[sid][state] = n
     return {
         sid: Progress(
-            waiting=c.get("waiting", 0),
-            running=c.get("running", 0),
-            completed=c.get("completed", 0),
-            failed=c.get("failed", 0),
-            cancelled=c.get("cancelled", 0),
+            waiting=c.get(ConfigState.WAITING, 0),
+            running=c.get(ConfigState.RUNNING, 0),
+            completed=c.get(ConfigState.COMPLETED, 0),
+            failed=c.get(ConfigState.FAILED, 0),
+            cancelled=c.get(ConfigState.CANCELLED, 0),
         )
         for sid, c in counts.items()
     }
@@ -138,7 +140,7 @@ def _progress(session: Session, sweep_ids: Sequence[int]) -> dict[int, Progress]
 def _run_counts(session: Session, sweep_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
     if not sweep_ids:
         return {}
-    done = case((Run.status != "running", 1), else_=0)
+    done = case((Run.status != RunStatus.RUNNING, 1), else_=0)
     rows = session.execute(
         select(Run.sweep_id, func.count(), func.sum(done))
         .where(Run.sweep_id.in_(sweep_ids))
@@ -228,13 +230,13 @@ def cancel_sweep(session: Session, *, sweep_id: int) -> SweepRecord:
             f"sweep {sweep_id} is already {row.state}; only queued or running sweeps can be cancelled"
         )
     now = utcnow()
-    row.state = "cancelled"
+    row.state = SweepState.CANCELLED
     row.updated_at = now
     row.finished_at = now
     session.execute(
         update(Config)
-        .where(Config.sweep_id == sweep_id, Config.state == "waiting")
-        .values(state="cancelled", finished_at=now)
+        .where(Config.sweep_id == sweep_id, Config.state == ConfigState.WAITING)
+        .values(state=ConfigState.CANCELLED, finished_at=now)
     )
     optuna_trials.fail_waiting(session, row.study_id, now)
     session.flush()
@@ -256,12 +258,108 @@ def delete_sweep_rows(session: Session, *, sweep_id: int) -> str:
     return name
 
 
-def active_sweep_rows(session: Session) -> list[Sweep]:
-    return list(session.scalars(select(Sweep).where(Sweep.state.in_(ACTIVE_STATES)).order_by(Sweep.id)))
-
-
 def count_in_flight(session: Session, *, token_id: int | None) -> int:
-    q = select(func.count()).select_from(Sweep).where(Sweep.state.in_(ACTIVE_STATES))
+    q = select(func.count()).select_from(Sweep).where(Sweep.state.in_(ACTIVE_SWEEP_STATES))
     if token_id is not None:
         q = q.where(Sweep.token_id == token_id)
     return int(session.scalar(q) or 0)
+
+
+# ---------------------------------------------------------------- what the work queue reads and writes
+
+
+@dataclass(frozen=True)
+class WorkSweep:
+    """The columns claiming, finishing and refining read (no progress counts)."""
+
+    id: int
+    state: str
+    sampler: str
+    study_id: int
+    study_name: str
+    spec: dict[str, Any]
+    n_configs: int
+    n_seeds: int
+    epochs: int
+    trials_asked: int
+    refine_round: int
+
+
+def _work_sweep(row: Sweep) -> WorkSweep:
+    return WorkSweep(
+        id=row.id,
+        state=row.state,
+        sampler=row.sampler,
+        study_id=row.study_id,
+        study_name=row.study_name,
+        spec=dict(row.spec),
+        n_configs=row.n_configs,
+        n_seeds=row.n_seeds,
+        epochs=row.epochs,
+        trials_asked=row.trials_asked,
+        refine_round=row.refine_round,
+    )
+
+
+def active_for_work(session: Session, *, samplers_only: bool = False) -> list[WorkSweep]:
+    """Queued and running sweeps, oldest first (only those a sampler proposes for, if asked)."""
+    q = select(Sweep).where(Sweep.state.in_(ACTIVE_SWEEP_STATES))
+    if samplers_only:
+        q = q.where(Sweep.sampler != "grid")
+    return [_work_sweep(r) for r in session.scalars(q.order_by(Sweep.id))]
+
+
+def get_for_work(session: Session, *, sweep_id: int) -> WorkSweep | None:
+    row = session.get(Sweep, sweep_id)
+    return None if row is None else _work_sweep(row)
+
+
+def mark_running(session: Session, *, sweep_id: int, now: datetime) -> None:
+    """A queued sweep is running from its first claim on."""
+    session.execute(
+        update(Sweep)
+        .where(Sweep.id == sweep_id, Sweep.state == SweepState.QUEUED)
+        .values(state=SweepState.RUNNING, updated_at=now)
+    )
+
+
+def take_ask_slot(session: Session, *, sweep_id: int) -> bool:
+    """Count one more trial asked of a sampler sweep, if it has any left (compare-and-set)."""
+    return updated_one(
+        session,
+        update(Sweep)
+        .where(
+            Sweep.id == sweep_id,
+            Sweep.trials_asked < Sweep.n_configs,
+            Sweep.state.in_(ACTIVE_SWEEP_STATES),
+        )
+        .values(trials_asked=Sweep.trials_asked + 1),
+    )
+
+
+def finish(session: Session, *, sweep_id: int, state: SweepState, now: datetime) -> None:
+    session.execute(
+        update(Sweep).where(Sweep.id == sweep_id).values(state=state, updated_at=now, finished_at=now)
+    )
+
+
+def advance_refine_round(session: Session, *, sweep_id: int, seen: int) -> bool:
+    """Compare-and-set the refinement round from ``seen`` to ``seen + 1``; True for the one winner."""
+    return updated_one(
+        session,
+        update(Sweep)
+        .where(
+            Sweep.id == sweep_id,
+            Sweep.refine_round == seen,
+            Sweep.state.in_(ACTIVE_SWEEP_STATES),
+        )
+        .values(refine_round=seen + 1),
+    )
+
+
+def spend_refine_rounds(session: Session, *, sweep_id: int, rounds: int) -> None:
+    session.execute(update(Sweep).where(Sweep.id == sweep_id).values(refine_round=rounds))
+
+
+def add_configs(session: Session, *, sweep_id: int, added: int) -> None:
+    session.execute(update(Sweep).where(Sweep.id == sweep_id).values(n_configs=Sweep.n_configs + added))

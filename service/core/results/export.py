@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from service.core.repo.runs import RunDetails
+from service.core.repo.analysis_rows import RunDetails
 from service.core.results.sweep_data import SweepData, all_dims
 
 EXPORT_METRICS = (
@@ -26,7 +26,7 @@ _NO_DETAILS = RunDetails(None, None)
 
 
 def export_rows(data: SweepData, details: Mapping[int, RunDetails] | None = None) -> Iterator[list[Any]]:
-    """The header, then a row per run. ``details`` (``runs_repo.run_details``) supplies metrics and flags."""
+    """The header, then a row per run. ``details`` (``rows_repo.run_details``) supplies metrics and flags."""
     dims = sorted(all_dims(data.points) | {k for r in data.rows for k in r.params})
     yield [
         "run_id",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from service.core.repo import runs as runs_repo
+from service.core.repo import analysis_rows as rows_repo
 from service.core.repo import sweeps as sweeps_repo
 from service.core.results.cache import AnalysisCache
 from service.core.results.sweep_data import SweepData, build_data
@@ -21,8 +21,8 @@ def load(session: Session, *, sweep_id: int, cache: AnalysisCache) -> SweepData:
         return hit
     data = build_data(
         sweep,
-        runs_repo.analysis_rows(session, sweep_id=sweep_id),
-        runs_repo.refined_configs(session, sweep_id=sweep_id),
+        rows_repo.analysis_rows(session, sweep_id=sweep_id),
+        rows_repo.refined_configs(session, sweep_id=sweep_id),
     )
     cache.put(session, sweep, data)
     return data
@@ -32,6 +32,6 @@ def load_uncached(session: Session, *, sweep_id: int) -> SweepData:
     """The sweep's data read afresh, for a caller that reads it once (storing a finished sweep's report)."""
     return build_data(
         sweeps_repo.get_sweep(session, sweep_id=sweep_id),
-        runs_repo.analysis_rows(session, sweep_id=sweep_id),
-        runs_repo.refined_configs(session, sweep_id=sweep_id),
+        rows_repo.analysis_rows(session, sweep_id=sweep_id),
+        rows_repo.refined_configs(session, sweep_id=sweep_id),
     )

@@ -26,7 +26,7 @@ from service.core.analysis import (
     summarize_config,
 )
 from service.core.records import SweepRecord
-from service.core.repo.runs import AnalysisRow
+from service.core.repo.analysis_rows import AnalysisRow
 from service.core.states import RunStatus
 from service.core.workloads import PRESETS
 

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from service.core.records import Progress, SweepRecord
-from service.core.repo.runs import AnalysisRow
+from service.core.repo.analysis_rows import AnalysisRow
 from service.core.states import RunStatus, SweepState
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)

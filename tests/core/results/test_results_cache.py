@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from service.core import queue
 from service.core.config import Settings
 from service.core.db import Database
 from service.core.migrate import upgrade
 from service.core.results.cache import AnalysisCache
 from service.core.results.loading import load
 from service.core.sweeps import create_sweep, parse_spec
+from service.core.work import claims
+from service.core.work.finishing import maybe_finish_sweep
 from tests.conftest import make_settings, small_spec
 from tests.helpers import finish_claim
 
@@ -21,10 +22,10 @@ from tests.helpers import finish_claim
 def _finished_sweep(db: Database, settings: Settings, final_loss: float) -> int:
     """A sweep whose every run converged to ``final_loss``; its id is 1 in a fresh database."""
     sweep, _ = create_sweep(db, settings, parse_spec(small_spec()))
-    while claims := queue.claim(db, "w", max_replicas=2):
-        for c in claims:
+    while taken := claims.claim(db, "w", max_replicas=2):
+        for c in taken:
             assert finish_claim(db, c, worker_id="w", final_loss=final_loss)
-    queue.maybe_finish_sweep(db, sweep.id)
+    maybe_finish_sweep(db, sweep.id)
     return sweep.id
 
 
@@ -70,7 +71,7 @@ def test_a_hit_is_the_same_object_until_the_sweep_changes(db: Database, settings
     with db.transaction() as s:
         first = load(s, sweep_id=sweep.id, cache=cache)
         assert load(s, sweep_id=sweep.id, cache=cache) is first
-    (claim,) = queue.claim(db, "w", max_replicas=2)
+    (claim,) = claims.claim(db, "w", max_replicas=2)
     assert finish_claim(db, claim, worker_id="w", final_loss=0.5)
     with db.transaction() as s:
         after = load(s, sweep_id=sweep.id, cache=cache)

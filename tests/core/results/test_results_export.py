@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from service.core.repo.runs import RunDetails
+from service.core.repo.analysis_rows import RunDetails
 from service.core.results.export import EXPORT_METRICS, export_rows
 from service.core.results.sweep_data import build_data
 from service.core.states import RunStatus

@@ -7,7 +7,6 @@ import json
 
 import pytest
 
-from service.core import queue
 from service.core.config import Settings
 from service.core.db import Database
 from service.core.repo import reports as reports_repo
@@ -17,6 +16,8 @@ from service.core.results.reports import report_json, report_markdown, store_rep
 from service.core.results.views import edge_view
 from service.core.states import SweepState
 from service.core.sweeps import create_sweep, parse_spec
+from service.core.work import claims
+from service.core.work.finishing import maybe_finish_sweep
 from tests.conftest import small_spec
 from tests.helpers import finish_claim
 
@@ -26,10 +27,10 @@ def test_stored_report_is_a_record_of_what_readers_would_compute(db: Database, s
     sweep, _ = create_sweep(db, settings, parse_spec(small_spec()))
     with db.transaction() as s:
         assert stored_report(s, sweep_id=sweep.id) is None  # nothing stored yet
-    while claims := queue.claim(db, "w", max_replicas=2):
-        for c in claims:
+    while taken := claims.claim(db, "w", max_replicas=2):
+        for c in taken:
             assert finish_claim(db, c, worker_id="w", final_loss=0.5)
-    assert queue.maybe_finish_sweep(db, sweep.id) == SweepState.COMPLETED
+    assert maybe_finish_sweep(db, sweep.id) == SweepState.COMPLETED
     with db.transaction() as s:
         store_report(s, sweep_id=sweep.id)
     with db.transaction() as s:

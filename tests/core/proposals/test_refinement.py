@@ -1,6 +1,6 @@
 """Edge refinement rounds: when they are enqueued, what, and exactly once.
 
-Runs are finished through the real queue with chosen classes (no training):
+Runs are finished through the real work queue with chosen classes (no training):
 lr below ``EDGE`` converges, above it diverges. SQLite file and PostgreSQL.
 """
 
@@ -13,10 +13,13 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from service.core import queue
 from service.core.db import Database
+from service.core.proposals.refinement import maybe_refine
+from service.core.records import RunOutcome
 from service.core.repo.models import Config, Sweep
-from workers.refine import maybe_refine
+from service.core.states import RunStatus
+from service.core.work.claims import claim
+from service.core.work.finishing import finish_config, maybe_finish_sweep
 
 EDGE = 0.05
 GRID = [0.001, 0.01, 0.1, 1.0]
@@ -36,13 +39,13 @@ def _spec(rounds: int = 2, grid: list[float] = GRID, **extra: Any) -> dict[str, 
 
 def _finish_waiting(db: Database, edge: float = EDGE) -> int:
     n = 0
-    while claims := queue.claim(db, "w", max_replicas=2):
+    while claims := claim(db, "w", max_replicas=2):
         for c in claims:
             diverged = c.params["learning_rate"] > edge
             outs = [
-                queue.RunOutcome(
-                    run_id=run_id,
-                    status="nonfinite" if diverged else "completed",
+                RunOutcome(
+                    run_id=run.run_id,
+                    status=RunStatus.NONFINITE if diverged else RunStatus.COMPLETED,
                     run_class="diverged" if diverged else "converged",
                     flags=[],
                     metrics={"l0": 1.0},
@@ -50,9 +53,9 @@ def _finish_waiting(db: Database, edge: float = EDGE) -> int:
                     final_loss=None if diverged else 0.01,
                     final_accuracy=None,
                 )
-                for run_id, *_ in c.runs
+                for run in c.runs
             ]
-            assert queue.finish_config(
+            assert finish_config(
                 db,
                 config_id=c.config_id,
                 trial_id=c.trial_id,
@@ -97,7 +100,7 @@ def test_rounds_bisect_each_bracket_in_log_lr_until_done(client: TestClient, db:
     assert second == [mid2, mid2]
     _finish_waiting(db)
     assert not maybe_refine(db, sid)  # both rounds spent
-    assert queue.maybe_finish_sweep(db, sid) == "completed"
+    assert maybe_finish_sweep(db, sid) == "completed"
     edge = client.get(f"/v1/sweeps/{sid}/edge").json()
     assert edge["refinement"] == {"configs_added": 4, "runs_added": 8, "grid_configs": 8}
     for e in edge["edges"]:
@@ -113,7 +116,7 @@ def test_no_bracketed_edge_spends_the_rounds_so_the_sweep_finishes(client: TestC
     assert not maybe_refine(db, sid)
     assert _round(db, sid) == 3
     assert len(_configs(db, sid)) == 8
-    assert queue.maybe_finish_sweep(db, sid) == "completed"
+    assert maybe_finish_sweep(db, sid) == "completed"
 
 
 def test_without_refine_edge_or_after_cancel_nothing_is_enqueued(client: TestClient, db: Database) -> None:

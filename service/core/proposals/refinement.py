@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import func, select, update
-
 from service.core.analysis import refine_candidates
 from service.core.db import Database
+from service.core.repo import configs as configs_repo
 from service.core.repo import optuna_trials
 from service.core.repo import sweeps as sweeps_repo
-from service.core.repo.models import Config, Sweep
-from service.core.repo.runs import analysis_rows
-from service.core.repo.sweeps import ACTIVE_STATES, enqueue_configs
+from service.core.repo.analysis_rows import analysis_rows
 from service.core.results.sweep_data import build_data
+from service.core.spec import SweepSpec
+from service.core.states import ACTIVE_SWEEP_STATES, ConfigState
 
 log = logging.getLogger(__name__)
 
@@ -35,25 +34,18 @@ def maybe_refine(db: Database, sweep_id: int) -> bool:
     cannot race a claim or another round.
     """
     with db.transaction() as s:
-        sweep = s.get(Sweep, sweep_id)
-        if sweep is None or sweep.state not in ACTIVE_STATES or sweep.sampler != "grid":
+        sweep = sweeps_repo.get_for_work(s, sweep_id=sweep_id)
+        if sweep is None or sweep.state not in ACTIVE_SWEEP_STATES or sweep.sampler != "grid":
             return False
-        rounds = int((sweep.spec.get("refine_edge") or {}).get("rounds", 0))
+        refine = SweepSpec.model_validate(sweep.spec).refine_edge
+        rounds = 0 if refine is None else refine.rounds
         seen = sweep.refine_round
         if seen >= rounds:
             return False
-        won = s.execute(
-            update(Sweep)
-            .where(Sweep.id == sweep_id, Sweep.refine_round == seen, Sweep.state.in_(ACTIVE_STATES))
-            .values(refine_round=seen + 1)
-            .execution_options(synchronize_session=False)
-        )
-        if won.rowcount != 1:  # type: ignore[attr-defined]
+        if not sweeps_repo.advance_refine_round(s, sweep_id=sweep_id, seen=seen):
             return False  # another worker advanced the round first
-        pending = s.scalar(
-            select(func.count())
-            .select_from(Config)
-            .where(Config.sweep_id == sweep_id, Config.state.in_(("waiting", "running")))
+        pending = configs_repo.count_in_states(
+            s, sweep_id=sweep_id, states=(ConfigState.WAITING, ConfigState.RUNNING)
         )
         if pending:
             s.rollback()  # not done yet: give the round back
@@ -63,7 +55,7 @@ def maybe_refine(db: Database, sweep_id: int) -> bool:
         if not candidates:
             # Nothing bracketed (or every bracket at rounding precision): the
             # remaining rounds have nothing to do; mark them spent so the sweep finishes.
-            s.execute(update(Sweep).where(Sweep.id == sweep_id).values(refine_round=rounds))
+            sweeps_repo.spend_refine_rounds(s, sweep_id=sweep_id, rounds=rounds)
             log.info("sweep %s: no bracketed edge left to refine", sweep_id)
             return False
         configs = [c["params"] for c in candidates]
@@ -73,7 +65,7 @@ def maybe_refine(db: Database, sweep_id: int) -> bool:
                 dims.setdefault(k, [])
                 if v not in dims[k]:
                     dims[k].append(v)
-        added = enqueue_configs(
+        added = sweeps_repo.enqueue_configs(
             s,
             sweep_id=sweep_id,
             study_id=sweep.study_id,
@@ -81,7 +73,7 @@ def maybe_refine(db: Database, sweep_id: int) -> bool:
             distributions=optuna_trials.grid_distributions(dims),
             refine_round=seen + 1,
         )
-        s.execute(update(Sweep).where(Sweep.id == sweep_id).values(n_configs=Sweep.n_configs + added))
+        sweeps_repo.add_configs(s, sweep_id=sweep_id, added=added)
         log.info(
             "sweep %s: refinement round %s/%s enqueued %s configurations (brackets %s)",
             sweep_id,

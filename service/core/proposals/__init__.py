@@ -1,0 +1,1 @@
+"""What to try next: the grid of a spec, Optuna's samplers, and edge refinement."""
