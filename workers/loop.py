@@ -25,6 +25,8 @@ from service.core.records import Claim
 from service.core.repo import workers as workers_repo
 from workers import outcomes
 from workers.resolve import WorkloadResolver
+from workers.training.choose_trainer import TrainerChooser
+from workers.training.training_plan import TrainingPlan
 from workers.training.types import EpochRecord, ReplicaResult, ReplicaSpec, Trainer
 from workers.workloads.base import Workload
 
@@ -123,7 +125,7 @@ class WorkerLoop:
 
     def __post_init__(self) -> None:
         self._resolver = WorkloadResolver(self.db)
-        self._trainers: dict[str, Trainer] = {}
+        self._trainers = TrainerChooser(device=self.device, max_replicas=self.settings.pack_max_replicas)
         self._last_reap = 0.0
 
     # ------------------------------------------------------------ lifecycle
@@ -243,15 +245,7 @@ class WorkerLoop:
             log.exception("could not store the report of sweep %s", sweep_id)
 
     def _trainer_for(self, workload: Workload, claim: Claim) -> Trainer:
-        from workers.training.select import make_trainer
-
-        return make_trainer(
-            workload,
-            schedule_options=claim.spec.get("schedule_options") or {},
-            record_steps=bool(claim.spec.get("record_steps")),
-            device=self.device,
-            max_replicas=self.settings.pack_max_replicas,
-        )
+        return self._trainers.trainer_for(workload, TrainingPlan.from_spec(claim.spec))
 
     _last_train: float = 0.0
 

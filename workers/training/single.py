@@ -36,7 +36,7 @@ float round-off), and the baseline of the benchmarks. Semantics:
   ``cancelled``.
 - **Errors**: an exception while training a replica gives that replica
   status ``error`` with the message and traceback; the next replica trains.
-- **Step losses** (``record_steps=True``): ``(s, loss)`` for every 0-based
+- **Step losses** (``TrainingPlan.record_steps``): ``(s, loss)`` for every 0-based
   global step ``s`` with ``s % stride == 0``, ``stride = ceil(epochs *
   steps_per_epoch / 500)`` (at most ~500 points per run), plus the
   non-finite step if the run stops on one.
@@ -65,7 +65,6 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from service.core.spec import ScheduleOptions
 from workers.training.data_order import BatchOrder, build_initial_model
 from workers.training.metrics import LabelKind, label_kind, per_sample_loss
 from workers.training.optimizers import (
@@ -75,6 +74,7 @@ from workers.training.optimizers import (
     resolve_optimizer_params,
     set_learning_rate,
 )
+from workers.training.training_plan import TrainingPlan
 from workers.training.types import (
     EpochRecord,
     ReplicaResult,
@@ -141,15 +141,12 @@ class SingleTrainer:
     def __init__(
         self,
         *,
-        schedule_options: Mapping[str, Any] | None = None,
-        record_steps: bool = False,
+        plan: TrainingPlan | None = None,
         device: str = "cpu",
         jit_compile: bool | None = None,
         eval_batch_size: int = 512,
     ) -> None:
-        # Validate once here so a bad option fails before any training.
-        self.schedule_options = ScheduleOptions(**dict(schedule_options or {})).model_dump()
-        self.record_steps = record_steps
+        self.plan = plan if plan is not None else TrainingPlan()
         self.device = device
         self._tf_device = _tf_device(device)
         # XLA halves the step time of the small LSTMs but compiling costs ~2 s per
@@ -258,7 +255,7 @@ class SingleTrainer:
                 lr_var.assign(resolve_optimizer_params(params)["learning_rate"])
             return entry
         optimizer = build_optimizer(
-            params, steps_per_epoch=steps, schedule_options=self.schedule_options, epochs=epochs
+            params, steps_per_epoch=steps, schedule_options=self.plan.schedule_options, epochs=epochs
         )
         optimizer.build(fresh_model.trainable_variables)
         loss_fn = per_sample_loss(workload.loss)
@@ -318,11 +315,11 @@ class SingleTrainer:
         entry = self._compiled_for(workload, data, params, order.batch_size, epochs, fresh, steps)
         optimizer = entry.optimizer
         plateau = (
-            PlateauController.from_options(self.schedule_options)
+            PlateauController.from_options(self.plan.schedule_options)
             if params.get("schedule") == "reduce_on_plateau"
             else None
         )
-        monitor = self.schedule_options["plateau_monitor"]
+        monitor = self.plan.schedule_options.plateau_monitor
         stride = max(1, math.ceil(epochs * steps / MAX_STEP_POINTS))
 
         def emit(record: EpochRecord) -> None:
@@ -348,7 +345,7 @@ class SingleTrainer:
                 loss_v = float(loss_t)
                 losses.append(loss_v)
                 norms.append(float(norm_t))
-                if self.record_steps and (global_step % stride == 0 or not math.isfinite(loss_v)):
+                if self.plan.record_steps and (global_step % stride == 0 or not math.isfinite(loss_v)):
                     result.step_losses.append((global_step, loss_v))
                 global_step += 1
                 if not math.isfinite(loss_v):
