@@ -16,30 +16,31 @@ class TrainerChooser:
     """Builds each claim's trainer; owns what those trainers share across claims.
 
     A worker keeps one chooser: the pack trainers it builds share one cache of
-    compiled functions (compiling costs seconds per architecture), and a
-    workload that cannot be packed is reported once, not once per claim.
+    compiled functions and workloads' data (compiling costs seconds per
+    architecture), and a workload that cannot be packed is reported once, not
+    once per claim.
     """
 
     def __init__(self, *, device: str, max_replicas: int) -> None:
         self.device = device
         self.max_replicas = max_replicas
-        self._compiled: Any = None  # packs.compiled.CompiledFunctions, made with the first pack trainer
+        self._caches: Any = None  # packs.caches.PackCaches, made on first use (it needs TensorFlow)
         self._warned: set[str] = set()
 
     def trainer_for(self, workload: Workload, plan: TrainingPlan) -> Trainer:
         # TensorFlow loads with the trainers, not with this module.
         from workers.training.packs import PackTrainer, can_pack
-        from workers.training.packs.compiled import CompiledFunctions
+        from workers.training.packs.caches import PackCaches
         from workers.training.single import SingleTrainer
 
-        ok, reason = can_pack(workload)
+        if self._caches is None:
+            self._caches = PackCaches()
+        ok, reason = can_pack(workload, self._caches.workloads)
         if ok:
-            if self._compiled is None:
-                self._compiled = CompiledFunctions()
             # max_replicas (Settings.pack_max_replicas) caps the pack; PackTrainer sizes each pack
             # from the workload and the device's memory (choose_pack_size) below that cap.
             return PackTrainer(
-                max_replicas=self.max_replicas, plan=plan, device=self.device, compiled=self._compiled
+                max_replicas=self.max_replicas, plan=plan, device=self.device, caches=self._caches
             )
         if workload.name not in self._warned:
             self._warned.add(workload.name)

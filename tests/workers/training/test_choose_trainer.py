@@ -26,11 +26,11 @@ def test_packs_when_it_can_and_says_why_not(caplog: pytest.LogCaptureFixture) ->
     assert caplog.text.count("cannot be packed") == 1  # once per workload and chooser
 
 
-def test_the_pack_trainers_of_one_chooser_share_compiled_functions() -> None:
+def test_the_pack_trainers_of_one_chooser_share_their_caches() -> None:
     chooser = TrainerChooser(device="cpu", max_replicas=8)
     a = chooser.trainer_for(TinyLSTM(), TrainingPlan())
     b = chooser.trainer_for(TinyLSTM(), TrainingPlan(record_steps=True))
     other = TrainerChooser(device="cpu", max_replicas=8).trainer_for(TinyLSTM(), TrainingPlan())
     assert isinstance(a, PackTrainer) and isinstance(b, PackTrainer) and isinstance(other, PackTrainer)
-    assert a.compiled is b.compiled
-    assert other.compiled is not a.compiled
+    assert a.caches is b.caches
+    assert other.caches is not a.caches

@@ -6,10 +6,8 @@ optimizer kinds. Without XLA the batch size and the number of replicas are
 inputs too; with XLA (static shapes) they are part of the key, and packs are
 padded to a bucket (``sizing.pack_bucket``) to reuse compilations.
 
-The cache belongs to whoever owns it: a ``PackTrainer`` makes its own, and a
-worker hands one cache to all the trainers it builds, so that a long-lived
-worker compiles once per architecture while two independent trainers in one
-process never share functions by accident.
+The cache belongs to whoever owns it (``packs.caches``): a trainer, or the
+worker for all its trainers.
 """
 
 from __future__ import annotations

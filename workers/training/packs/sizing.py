@@ -8,7 +8,7 @@ from typing import Any
 import tensorflow as tf
 
 from workers.training._stacked_model import Unpackable
-from workers.training.packs.workload_data import workload_data
+from workers.training.packs.workload_data import WorkloadDataCache
 
 # On CPU (default), batch sizes up to XLA_CPU_MAX_BATCH train with an XLA-compiled epoch in
 # packs of at most XLA_CPU_PACK_CAP replicas. sensor_lstm on the 2-core machine, steady-state
@@ -22,10 +22,13 @@ XLA_CPU_MAX_BATCH = 2
 XLA_CPU_PACK_CAP = 16
 
 
-def can_pack(workload: Any) -> tuple[bool, str]:
-    """Whether the workload's model can be trained weight-stacked, and why not."""
+def can_pack(workload: Any, workloads: WorkloadDataCache | None = None) -> tuple[bool, str]:
+    """Whether the workload's model can be trained weight-stacked, and why not.
+
+    ``workloads``: the cache to load the workload's data into (a trainer's), if any.
+    """
     try:
-        workload_data(workload)
+        (workloads or WorkloadDataCache()).get(workload)
     except Unpackable as exc:
         return False, str(exc)
     return True, ""
@@ -58,7 +61,13 @@ def _device_memory_bytes(device: str) -> int:
 
 
 def choose_pack_size(
-    workload: Any, n_replicas: int, device: str = "cpu", cap: int = 64, *, batch_size: int = 32
+    workload: Any,
+    n_replicas: int,
+    device: str = "cpu",
+    cap: int = 64,
+    *,
+    batch_size: int = 32,
+    workloads: WorkloadDataCache | None = None,
 ) -> int:
     """How many replicas to train in one pack (1 when the workload cannot be packed).
 
@@ -74,10 +83,11 @@ def choose_pack_size(
     (``PackTrainer.pack_cap`` passes 16 for the batch sizes it runs under XLA
     on CPU).
     """
-    ok, _ = can_pack(workload)
+    workloads = workloads or WorkloadDataCache()
+    ok, _ = can_pack(workload, workloads)
     if not ok or n_replicas <= 1:
         return 1
-    plan = workload_data(workload).plan
+    plan = workloads.get(workload).plan
     per_replica = 4 * (4 * plan.n_params + batch_size * plan.activation_floats_per_sample())
     budget = _device_memory_bytes(device) // 4
     by_memory = max(1, budget // max(1, per_replica))

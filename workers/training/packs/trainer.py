@@ -13,13 +13,14 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from workers.training.packs.compiled import CompiledFunctions, CompiledPack, CompileRequest
+from workers.training.packs.caches import PackCaches
+from workers.training.packs.compiled import CompiledPack, CompileRequest
 from workers.training.packs.epoch_function import EpochInputs, OptimizerState
 from workers.training.packs.evaluation import EvalResult, Evaluator
 from workers.training.packs.replicas import EpochTotals, PackReplica
 from workers.training.packs.sizing import can_pack, choose_pack_size, pack_bucket, pack_cap, uses_xla
 from workers.training.packs.stats import PackStats
-from workers.training.packs.workload_data import WorkloadData, initial_weights, workload_data
+from workers.training.packs.workload_data import WorkloadData, initial_weights
 from workers.training.training_plan import TrainingPlan
 from workers.training.types import EpochRecord, ReplicaResult, ReplicaSpec, ReplicaStatus, TrainingObserver
 from workers.training.vector_optimizers import VectorHyper, hyper_from_params, init_slots
@@ -68,8 +69,8 @@ class PackTrainer:
     Workloads that cannot be packed (``can_pack``) are trained one replica at
     a time by ``SingleTrainer``, with a log line that says why.
 
-    ``compiled``: the cache of compiled functions to use; by default the
-    trainer's own. A worker passes one cache to every trainer it builds.
+    ``caches``: the compiled functions and workloads' data to reuse; by
+    default the trainer's own. A worker passes one to every trainer it builds.
     """
 
     def __init__(
@@ -79,7 +80,7 @@ class PackTrainer:
         plan: TrainingPlan | None = None,
         jit_compile: bool | None = None,
         device: str = "cpu",
-        compiled: CompiledFunctions | None = None,
+        caches: PackCaches | None = None,
     ) -> None:
         if max_replicas < 1:
             raise ValueError("max_replicas must be >= 1")
@@ -91,7 +92,7 @@ class PackTrainer:
         self.jit_compile = jit_compile
         self._gpu = bool(tf.config.list_logical_devices("GPU"))
         self.device = device
-        self.compiled = compiled if compiled is not None else CompiledFunctions()
+        self.caches = caches if caches is not None else PackCaches()
         self.stats = PackStats()
         self._fallback: Any = None
         self._sizes_logged: set[tuple[str, int, int]] = set()
@@ -112,7 +113,7 @@ class PackTrainer:
             raise ValueError(
                 f"a pack needs one batch size; got {sorted(sizes)} (group replicas by batch size)"
             )
-        ok, reason = can_pack(workload)
+        ok, reason = can_pack(workload, self.caches.workloads)
         if not ok:
             logger.warning(
                 "workload %r cannot be trained in packs (%s); training %d replicas one at a time",
@@ -125,7 +126,9 @@ class PackTrainer:
         # Pack size from the workload's size and the device's memory, max_replicas as the cap.
         batch = next(iter(sizes))
         cap = self.pack_cap(batch)
-        size = choose_pack_size(workload, len(replicas), self.device, cap=cap, batch_size=batch)
+        size = choose_pack_size(
+            workload, len(replicas), self.device, cap=cap, batch_size=batch, workloads=self.caches.workloads
+        )
         tag = (str(getattr(workload, "name", "")), batch, size)
         if tag not in self._sizes_logged:
             self._sizes_logged.add(tag)
@@ -181,9 +184,9 @@ class PackTrainer:
     ) -> list[ReplicaResult]:
         t_start = time.perf_counter()
         stats = PackStats(packs=1)
-        data = workload_data(workload)
+        data = self.caches.workloads.get(workload)
         pack = self._start_pack(workload, data, specs, epochs, stats)
-        compiled, cache_hit = self.compiled.get_or_compile(self._compile_request(workload, data, pack))
+        compiled, cache_hit = self.caches.compiled.get_or_compile(self._compile_request(workload, data, pack))
         evaluator = Evaluator(compiled, data, stats)
         stride = max(1, math.ceil(epochs * pack.steps / MAX_STEP_POINTS))
 

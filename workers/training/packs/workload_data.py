@@ -1,8 +1,10 @@
 """A workload's data as tensors, its stacked plan, and its seeds' initial weights, built once.
 
-Loading a dataset and building a Keras model to plan it cost seconds, so they
-are kept with the workload object itself (a weak-keyed map: an entry lives as
-long as its workload, and another workload object never reads it).
+Loading a dataset and building a Keras model to plan it cost seconds, so a
+``WorkloadDataCache`` keeps them per workload object (weakly: an entry lives
+as long as its workload, and another workload object never reads it). The
+cache belongs to a trainer, or to the worker for all its trainers
+(``packs.caches``).
 """
 
 from __future__ import annotations
@@ -48,26 +50,14 @@ class WorkloadData:
         return max(self.n, int(self.x_val.shape[0]) if self.x_val is not None else 0)
 
 
-_BY_WORKLOAD: weakref.WeakKeyDictionary[Any, WorkloadData] = weakref.WeakKeyDictionary()
-# Workloads that cannot be weakly referenced (or hashed): the last few, by identity.
-_BY_ID: OrderedDict[int, tuple[Any, WorkloadData]] = OrderedDict()
-
-
 def _labels(y: np.ndarray, kind: LabelKind) -> np.ndarray:
     if kind == "integer":
         return y.reshape(-1).astype(np.int32)
     return y.astype(np.float32, copy=False)
 
 
-def workload_data(workload: Any) -> WorkloadData:
+def load_workload_data(workload: Any) -> WorkloadData:
     """The workload's data and stacked plan (raises ``Unpackable`` if it cannot be packed)."""
-    try:
-        hit = _BY_WORKLOAD.get(workload)
-    except TypeError:  # unhashable or not weak-referenceable
-        entry = _BY_ID.get(id(workload))
-        hit = entry[1] if entry is not None and entry[0] is workload else None
-    if hit is not None:
-        return hit
     ds = workload.dataset()
     x = np.asarray(ds.x_train).astype(np.float32, copy=False)
     kind = label_kind(np.asarray(ds.y_train), int(workload.num_classes))
@@ -76,7 +66,7 @@ def workload_data(workload: Any) -> WorkloadData:
     if workload.loss not in _PACKABLE_LOSSES:
         raise Unpackable(f"loss {workload.loss!r} is not supported by training packs")
     has_val = ds.x_val is not None and ds.y_val is not None and len(ds.x_val) > 0
-    data = WorkloadData(
+    return WorkloadData(
         plan=plan,
         x=tf.constant(x),
         y=tf.constant(_labels(np.asarray(ds.y_train), kind)),
@@ -85,13 +75,33 @@ def workload_data(workload: Any) -> WorkloadData:
         n=int(x.shape[0]),
         kind=kind,
     )
-    try:
-        _BY_WORKLOAD[workload] = data
-    except TypeError:
-        _BY_ID[id(workload)] = (workload, data)
-        while len(_BY_ID) > 8:
-            _BY_ID.popitem(last=False)
-    return data
+
+
+class WorkloadDataCache:
+    """``WorkloadData`` per workload object, built on first use."""
+
+    def __init__(self) -> None:
+        self._by_workload: weakref.WeakKeyDictionary[Any, WorkloadData] = weakref.WeakKeyDictionary()
+        # Workloads that cannot be weakly referenced (or hashed): the last few, by identity.
+        self._by_id: OrderedDict[int, tuple[Any, WorkloadData]] = OrderedDict()
+
+    def get(self, workload: Any) -> WorkloadData:
+        """The workload's data and stacked plan (raises ``Unpackable`` if it cannot be packed)."""
+        try:
+            hit = self._by_workload.get(workload)
+        except TypeError:  # unhashable or not weak-referenceable
+            entry = self._by_id.get(id(workload))
+            hit = entry[1] if entry is not None and entry[0] is workload else None
+        if hit is not None:
+            return hit
+        data = load_workload_data(workload)
+        try:
+            self._by_workload[workload] = data
+        except TypeError:
+            self._by_id[id(workload)] = (workload, data)
+            while len(self._by_id) > 8:
+                self._by_id.popitem(last=False)
+        return data
 
 
 def initial_weights(workload: Any, data: WorkloadData, init_seed: int) -> list[np.ndarray]:
