@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import weakref
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
-import tensorflow as tf
 
 from workers.training._stacked_model import StackedPlan, Unpackable, plan_model
 from workers.training.data_order import build_initial_model
-from workers.training.metrics import LabelKind, label_kind
+from workers.training.training_data import TrainingData, load_training_data
 
 # Initial weights kept per workload (one entry per init seed).
 _INIT_CACHE = 1024
@@ -31,50 +30,22 @@ _PACKABLE_LOSSES = (
 )
 
 
-@dataclass
-class WorkloadData:
-    """Training (and validation) tensors, label kind and stacked plan of one workload."""
+@dataclass(frozen=True)
+class WorkloadData(TrainingData):
+    """The workload's data, its stacked plan and the initial weights drawn so far."""
 
     plan: StackedPlan
-    x: tf.Tensor
-    y: tf.Tensor
-    x_val: tf.Tensor | None
-    y_val: tf.Tensor | None
-    n: int
-    kind: LabelKind
     init_weights: OrderedDict[int, list[np.ndarray]] = field(default_factory=OrderedDict)
-
-    @property
-    def n_eval_max(self) -> int:
-        """The most examples one full-set evaluation sees (training or validation set)."""
-        return max(self.n, int(self.x_val.shape[0]) if self.x_val is not None else 0)
-
-
-def _labels(y: np.ndarray, kind: LabelKind) -> np.ndarray:
-    if kind == "integer":
-        return y.reshape(-1).astype(np.int32)
-    return y.astype(np.float32, copy=False)
 
 
 def load_workload_data(workload: Any) -> WorkloadData:
     """The workload's data and stacked plan (raises ``Unpackable`` if it cannot be packed)."""
-    ds = workload.dataset()
-    x = np.asarray(ds.x_train).astype(np.float32, copy=False)
-    kind = label_kind(np.asarray(ds.y_train), int(workload.num_classes))
-    model = build_initial_model(workload, 0, x[:1])
+    data = load_training_data(workload)
+    model = build_initial_model(workload, 0, data.x.numpy()[:1])
     plan, _ = plan_model(model)
     if workload.loss not in _PACKABLE_LOSSES:
         raise Unpackable(f"loss {workload.loss!r} is not supported by training packs")
-    has_val = ds.x_val is not None and ds.y_val is not None and len(ds.x_val) > 0
-    return WorkloadData(
-        plan=plan,
-        x=tf.constant(x),
-        y=tf.constant(_labels(np.asarray(ds.y_train), kind)),
-        x_val=tf.constant(np.asarray(ds.x_val).astype(np.float32, copy=False)) if has_val else None,
-        y_val=tf.constant(_labels(np.asarray(ds.y_val), kind)) if has_val else None,
-        n=int(x.shape[0]),
-        kind=kind,
-    )
+    return WorkloadData(**{f.name: getattr(data, f.name) for f in fields(TrainingData)}, plan=plan)
 
 
 class WorkloadDataCache:
