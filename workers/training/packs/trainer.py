@@ -56,6 +56,11 @@ class _Pack:
         self.replicas[i].stop(status)
         self.active[i] = False
 
+    def stop_all(self, status: ReplicaStatus) -> None:
+        for i, r in enumerate(self.replicas):
+            if r.training:
+                self.stop(i, status)
+
     def padded(self, rows: list[Any]) -> list[Any]:
         """Per-replica rows, then replica 0's again for each padding replica."""
         return rows + [rows[0]] * self.pad
@@ -201,9 +206,7 @@ class PackTrainer:
             if not pack.active.any():
                 break
             if observer.should_stop():
-                for i, r in enumerate(pack.replicas):
-                    if r.training:
-                        pack.stop(i, "cancelled")
+                pack.stop_all("cancelled")
                 break
             lr_tab, totals = self._run_epoch(compiled, data, pack, epoch, stats)
             ev = evaluator.run(pack.state.weights)
