@@ -35,8 +35,9 @@ on. Differences, by design:
 Modules: ``sizing`` (can a workload be packed, how many replicas per pack),
 ``workload_data`` (data tensors, plan and initial weights per workload),
 ``epoch_function`` and ``evaluation`` (the compiled functions), ``compiled``
-(their cache), ``replicas`` (one replica's schedule and records), ``trainer``
-(the loop), ``stats`` (where the time went).
+(their cache), ``caches`` (what a trainer, or a worker's trainers, reuse),
+``replicas`` (one replica's schedule and records), ``trainer`` (the loop),
+``stats`` (where the time went).
 """
 
 from workers.training.packs.sizing import can_pack, choose_pack_size, pack_bucket
