@@ -30,6 +30,8 @@ from workers import outcomes
 from workers.clock import Clock, SystemClock
 from workers.resolve import WorkloadResolver
 from workers.store import Claim, ConfigResult, DatabaseStore, GuardResult, RunEpoch, WorkerStore
+from workers.training.choose_trainer import TrainerChooser
+from workers.training.training_plan import TrainingPlan
 from workers.training.types import EpochRecord, ReplicaResult, ReplicaSpec, Trainer
 from workers.workloads.base import Workload
 
@@ -161,6 +163,8 @@ class WorkerLoop:
         self._trainer_for: TrainerFactory = trainer_factory or self._default_trainer
         self._last_reap: float | None = None
         self._last_train = 0.0
+        # The worker owns its trainers' shared caches (compiled functions, workloads' data).
+        self._trainers = TrainerChooser(device=device, max_replicas=settings.pack_max_replicas)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -256,15 +260,7 @@ class WorkerLoop:
             log.exception("could not store the report of sweep %s", sweep_id)
 
     def _default_trainer(self, workload: Workload, claim: Claim) -> Trainer:
-        from workers.training.select import make_trainer  # loads TensorFlow
-
-        return make_trainer(
-            workload,
-            schedule_options=claim.spec.schedule_options.model_dump(),
-            record_steps=claim.spec.record_steps,
-            device=self.device,
-            max_replicas=self.settings.pack_max_replicas,
-        )
+        return self._trainers.trainer_for(workload, TrainingPlan.from_spec(claim.spec))
 
     def _train_claims(self, claims: Sequence[Claim]) -> None:
         first = claims[0]

@@ -79,7 +79,7 @@ def lstm_fused(
         return tf.transpose(hs, [1, 0, 2]) if return_sequences else hs[-1]
 
     # One replica at a time (parallel_iterations=1): the evaluation's memory budget counts one
-    # replica's seven (T, B, U) outputs (packs._eval_floats_per_sample); a worker runs one thread.
+    # replica's seven (T, B, U) outputs (packs.evaluation.eval_floats_per_sample); a worker runs one thread.
     # A shared input is closed over rather than mapped, so it is not copied per replica.
     elems = (w, b) if shared else (xt, w, b)
     fn = (lambda e: one(xt, *e)) if shared else (lambda e: one(*e))

@@ -103,10 +103,6 @@ def resolve_optimizer_params(params: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _options(schedule_options: Mapping[str, Any] | None) -> ScheduleOptions:
-    return ScheduleOptions(**dict(schedule_options or {}))
-
-
 @keras.saving.register_keras_serializable(package="stability_sweeps")
 class TriangularCyclicLR(keras.optimizers.schedules.LearningRateSchedule):  # type: ignore[misc]
     """Smith (2017) triangular cyclical learning rate; formula in the module docstring."""
@@ -149,7 +145,7 @@ def build_learning_rate(
     params: Mapping[str, Any],
     *,
     steps_per_epoch: int,
-    schedule_options: Mapping[str, Any] | None = None,
+    schedule_options: ScheduleOptions | None = None,
     epochs: int | None = None,
 ) -> float | keras.optimizers.schedules.LearningRateSchedule:
     """The ``learning_rate`` argument for the optimizer: a float or a schedule.
@@ -159,7 +155,7 @@ def build_learning_rate(
     resolved = resolve_optimizer_params(params)
     lr = float(resolved["learning_rate"])
     schedule = resolved["schedule"]
-    opts = _options(schedule_options)
+    opts = schedule_options if schedule_options is not None else ScheduleOptions()
     sched = keras.optimizers.schedules
     if schedule in ("constant", "reduce_on_plateau"):
         return lr
@@ -182,7 +178,7 @@ def build_optimizer(
     params: Mapping[str, Any],
     *,
     steps_per_epoch: int,
-    schedule_options: Mapping[str, Any] | None = None,
+    schedule_options: ScheduleOptions | None = None,
     epochs: int | None = None,
 ) -> keras.optimizers.Optimizer:
     """A fresh Keras optimizer for one replica (semantics in the module docstring)."""
@@ -252,8 +248,8 @@ class PlateauController:
     cooldown_counter: int = 0
 
     @classmethod
-    def from_options(cls, schedule_options: Mapping[str, Any] | None) -> PlateauController:
-        opts = _options(schedule_options)
+    def from_options(cls, schedule_options: ScheduleOptions | None) -> PlateauController:
+        opts = schedule_options if schedule_options is not None else ScheduleOptions()
         return cls(factor=opts.plateau_factor, patience=opts.plateau_patience, min_lr=opts.plateau_min_lr)
 
     def update(self, metric: float, lr: float) -> float:

@@ -36,7 +36,7 @@ float round-off), and the baseline of the benchmarks. Semantics:
   ``cancelled``.
 - **Errors**: an exception while training a replica gives that replica
   status ``error`` with the message and traceback; the next replica trains.
-- **Step losses** (``record_steps=True``): ``(s, loss)`` for every 0-based
+- **Step losses** (``TrainingPlan.record_steps``): ``(s, loss)`` for every 0-based
   global step ``s`` with ``s % stride == 0``, ``stride = ceil(epochs *
   steps_per_epoch / 500)`` (at most ~500 points per run), plus the
   non-finite step if the run stops on one.
@@ -65,9 +65,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from service.core.spec import ScheduleOptions
 from workers.training.data_order import BatchOrder, build_initial_model
-from workers.training.metrics import LabelKind, label_kind, per_sample_loss
+from workers.training.metrics import LabelKind, per_sample_loss
 from workers.training.optimizers import (
     PlateauController,
     build_optimizer,
@@ -75,6 +74,8 @@ from workers.training.optimizers import (
     resolve_optimizer_params,
     set_learning_rate,
 )
+from workers.training.training_data import TrainingData, load_training_data
+from workers.training.training_plan import TrainingPlan
 from workers.training.types import (
     EpochRecord,
     ReplicaResult,
@@ -88,16 +89,6 @@ MAX_STEP_POINTS = 500
 _CACHE_SIZE = 8
 
 _Step = Callable[..., Any]
-
-
-@dataclass
-class _Data:
-    x: tf.Tensor
-    y: tf.Tensor
-    x_val: tf.Tensor | None
-    y_val: tf.Tensor | None
-    n: int
-    kind: LabelKind
 
 
 @dataclass
@@ -125,31 +116,18 @@ def _tf_device(device: str) -> str | None:
     raise ValueError(f"device {device!r}: use cpu, gpu, gpu:N or auto")
 
 
-def _as_float32(a: np.ndarray) -> np.ndarray:
-    return a if a.dtype == np.float32 else a.astype(np.float32)
-
-
-def _labels(y: np.ndarray, kind: LabelKind) -> np.ndarray:
-    if kind == "integer":
-        return y.reshape(-1).astype(np.int32)
-    return _as_float32(y)
-
-
 class SingleTrainer:
     """Trains replicas one after another (implements ``workers.training.types.Trainer``)."""
 
     def __init__(
         self,
         *,
-        schedule_options: Mapping[str, Any] | None = None,
-        record_steps: bool = False,
+        plan: TrainingPlan | None = None,
         device: str = "cpu",
         jit_compile: bool | None = None,
         eval_batch_size: int = 512,
     ) -> None:
-        # Validate once here so a bad option fails before any training.
-        self.schedule_options = ScheduleOptions(**dict(schedule_options or {})).model_dump()
-        self.record_steps = record_steps
+        self.plan = plan if plan is not None else TrainingPlan()
         self.device = device
         self._tf_device = _tf_device(device)
         # XLA halves the step time of the small LSTMs but compiling costs ~2 s per
@@ -157,7 +135,7 @@ class SingleTrainer:
         self.jit_compile = device.startswith("gpu") if jit_compile is None else jit_compile
         self.eval_batch_size = eval_batch_size
         self._compiled: OrderedDict[Hashable, _Compiled] = OrderedDict()
-        self._data: OrderedDict[int, tuple[Any, _Data]] = OrderedDict()
+        self._data: OrderedDict[int, tuple[Any, TrainingData]] = OrderedDict()
 
     # ----------------------------------------------------------------- public
 
@@ -203,23 +181,13 @@ class SingleTrainer:
             self._compiled.clear()
         return result
 
-    def _dataset(self, workload: Any) -> _Data:
+    def _dataset(self, workload: Any) -> TrainingData:
         key = id(workload)
         hit = self._data.get(key)
         if hit is not None and hit[0] is workload:
             self._data.move_to_end(key)
             return hit[1]
-        ds = workload.dataset()
-        kind = label_kind(np.asarray(ds.y_train), int(workload.num_classes))
-        has_val = ds.x_val is not None and ds.y_val is not None and len(ds.x_val) > 0
-        data = _Data(
-            x=tf.convert_to_tensor(_as_float32(np.asarray(ds.x_train))),
-            y=tf.convert_to_tensor(_labels(np.asarray(ds.y_train), kind)),
-            x_val=tf.convert_to_tensor(_as_float32(np.asarray(ds.x_val))) if has_val else None,
-            y_val=tf.convert_to_tensor(_labels(np.asarray(ds.y_val), kind)) if has_val else None,
-            n=int(ds.x_train.shape[0]),
-            kind=kind,
-        )
+        data = load_training_data(workload)
         self._data[key] = (workload, data)
         while len(self._data) > 2:
             self._data.popitem(last=False)
@@ -237,7 +205,7 @@ class SingleTrainer:
     def _compiled_for(
         self,
         workload: Any,
-        data: _Data,
+        data: TrainingData,
         params: Mapping[str, Any],
         batch_size: int,
         epochs: int,
@@ -258,7 +226,7 @@ class SingleTrainer:
                 lr_var.assign(resolve_optimizer_params(params)["learning_rate"])
             return entry
         optimizer = build_optimizer(
-            params, steps_per_epoch=steps, schedule_options=self.schedule_options, epochs=epochs
+            params, steps_per_epoch=steps, schedule_options=self.plan.schedule_options, epochs=epochs
         )
         optimizer.build(fresh_model.trainable_variables)
         loss_fn = per_sample_loss(workload.loss)
@@ -288,7 +256,7 @@ class SingleTrainer:
             correct += float(c)
         return loss_sum / n, (None if kind == "regression" else correct / n)
 
-    def _record(self, entry: _Compiled, data: _Data, epoch: int, **fields: Any) -> EpochRecord:
+    def _record(self, entry: _Compiled, data: TrainingData, epoch: int, **fields: Any) -> EpochRecord:
         loss, acc = self._evaluate(entry, data.x, data.y, data.kind)
         val_loss = val_acc = None
         if data.x_val is not None and data.y_val is not None:
@@ -318,11 +286,11 @@ class SingleTrainer:
         entry = self._compiled_for(workload, data, params, order.batch_size, epochs, fresh, steps)
         optimizer = entry.optimizer
         plateau = (
-            PlateauController.from_options(self.schedule_options)
+            PlateauController.from_options(self.plan.schedule_options)
             if params.get("schedule") == "reduce_on_plateau"
             else None
         )
-        monitor = self.schedule_options["plateau_monitor"]
+        monitor = self.plan.schedule_options.plateau_monitor
         stride = max(1, math.ceil(epochs * steps / MAX_STEP_POINTS))
 
         def emit(record: EpochRecord) -> None:
@@ -348,7 +316,7 @@ class SingleTrainer:
                 loss_v = float(loss_t)
                 losses.append(loss_v)
                 norms.append(float(norm_t))
-                if self.record_steps and (global_step % stride == 0 or not math.isfinite(loss_v)):
+                if self.plan.record_steps and (global_step % stride == 0 or not math.isfinite(loss_v)):
                     result.step_losses.append((global_step, loss_v))
                 global_step += 1
                 if not math.isfinite(loss_v):
@@ -394,7 +362,7 @@ def _same_structure(a: Any, b: Any) -> bool:
 
 
 def _make_train_step(
-    model: Any, optimizer: Any, loss_fn: Callable[[Any, Any], Any], data: _Data, jit: bool
+    model: Any, optimizer: Any, loss_fn: Callable[[Any, Any], Any], data: TrainingData, jit: bool
 ) -> _Step:
     def step(x_all: tf.Tensor, y_all: tf.Tensor, idx: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         x = tf.gather(x_all, idx)
@@ -417,7 +385,7 @@ def _make_train_step(
     return compiled
 
 
-def _make_eval_step(model: Any, loss_fn: Callable[[Any, Any], Any], data: _Data, jit: bool) -> _Step:
+def _make_eval_step(model: Any, loss_fn: Callable[[Any, Any], Any], data: TrainingData, jit: bool) -> _Step:
     def evaluate(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         pred = model(x, training=False)
         loss_sum = tf.reduce_sum(tf.cast(loss_fn(y, pred), tf.float64))

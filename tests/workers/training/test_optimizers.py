@@ -7,6 +7,7 @@ import math
 import keras
 import pytest
 
+from service.core.spec import ScheduleOptions
 from workers.training.optimizers import (
     KERAS_DEFAULTS,
     LinearWarmup,
@@ -21,7 +22,7 @@ SCHED = keras.optimizers.schedules
 
 
 def _opt(params: dict[str, object], **kw: object) -> keras.optimizers.Optimizer:
-    return build_optimizer(params, steps_per_epoch=10, schedule_options={}, **kw)  # type: ignore[arg-type]
+    return build_optimizer(params, steps_per_epoch=10, schedule_options=ScheduleOptions(), **kw)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -74,7 +75,7 @@ def test_schedule_objects() -> None:
     exp = build_optimizer(
         {**p, "schedule": "exponential"},
         steps_per_epoch=10,
-        schedule_options={"decay_rate": 0.5, "decay_steps": 7},
+        schedule_options=ScheduleOptions(decay_rate=0.5, decay_steps=7),
     )._learning_rate
     assert isinstance(exp, SCHED.ExponentialDecay) and (exp.decay_rate, exp.decay_steps) == (0.5, 7)
     inv = _opt({**p, "schedule": "inverse_time"})._learning_rate
@@ -89,7 +90,7 @@ def test_inverse_time_is_old_keras_decay() -> None:
     opt = build_optimizer(
         {"optimizer": "adam", "learning_rate": 1e-3, "schedule": "inverse_time"},
         steps_per_epoch=10,
-        schedule_options={"decay": 0.01},
+        schedule_options=ScheduleOptions(decay=0.01),
     )
     for step in (0, 1, 10, 250):
         assert lr_at(opt, step) == pytest.approx(1e-3 / (1 + 0.01 * step), rel=1e-5)
@@ -105,7 +106,7 @@ def test_cyclic_matches_smith_triangular() -> None:
     opt = build_optimizer(
         {"optimizer": "adam", "schedule": "cyclic"},
         steps_per_epoch=10,
-        schedule_options={"cyclic_min_lr": 5e-6, "cyclic_max_lr": 3e-4, "cyclic_step_size": 200},
+        schedule_options=ScheduleOptions(cyclic_min_lr=5e-6, cyclic_max_lr=3e-4, cyclic_step_size=200),
     )
     assert lr_at(opt, 0) == pytest.approx(5e-6, rel=1e-4)
     assert lr_at(opt, 200) == pytest.approx(3e-4, rel=1e-4)
@@ -118,7 +119,7 @@ def test_warmup_and_cosine_values() -> None:
     warm = build_optimizer(
         {"optimizer": "sgd", "learning_rate": 0.1, "schedule": "warmup"},
         steps_per_epoch=4,
-        schedule_options={"warmup_epochs": 2},
+        schedule_options=ScheduleOptions(warmup_epochs=2),
     )
     assert [round(lr_at(warm, s), 6) for s in (0, 3, 7, 20)] == [0.0125, 0.05, 0.1, 0.1]
     cos = _opt({"optimizer": "sgd", "learning_rate": 0.1, "schedule": "cosine"}, epochs=2)
@@ -139,6 +140,6 @@ def test_plateau_controller_follows_keras_rule() -> None:
 
 def test_plateau_from_options() -> None:
     ctrl = PlateauController.from_options(
-        {"plateau_factor": 0.3, "plateau_patience": 4, "plateau_min_lr": 0.0}
+        ScheduleOptions(plateau_factor=0.3, plateau_patience=4, plateau_min_lr=0.0)
     )
     assert (ctrl.factor, ctrl.patience, ctrl.min_lr) == (0.3, 4, 0.0)

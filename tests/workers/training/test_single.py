@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from workers.training.single import SingleTrainer
+from workers.training.training_plan import TrainingPlan
 from workers.training.types import EpochRecord, NullObserver, ReplicaSpec
 from workers.workloads.base import Dataset
 
@@ -155,7 +156,7 @@ def test_observer_calls_and_cancellation(trainer: SingleTrainer) -> None:
 
 def test_step_losses_are_downsampled() -> None:
     w = TinyWorkload()
-    (r,) = SingleTrainer(record_steps=True).train(
+    (r,) = SingleTrainer(plan=TrainingPlan(record_steps=True)).train(
         w, [ReplicaSpec(0, {"batch_size": 1}, 0, 0)], 25, NullObserver()
     )
     steps = [s for s, _ in r.step_losses]
@@ -166,13 +167,17 @@ def test_step_losses_are_downsampled() -> None:
 def test_schedules_and_plateau_show_in_recorded_lr() -> None:
     w = TinyWorkload()
     t = SingleTrainer(
-        schedule_options={
-            "decay": 0.5,
-            "plateau_patience": 1,
-            "plateau_factor": 0.5,
-            "plateau_monitor": "loss",
-            "plateau_min_lr": 0.0,
-        }
+        plan=TrainingPlan.from_spec(
+            {
+                "schedule_options": {
+                    "decay": 0.5,
+                    "plateau_patience": 1,
+                    "plateau_factor": 0.5,
+                    "plateau_monitor": "loss",
+                    "plateau_min_lr": 0.0,
+                }
+            }
+        )
     )
     (inv,) = t.train(w, [ReplicaSpec(0, {"schedule": "inverse_time"}, 0, 0)], 2, NullObserver())
     # batch 8 on 24 samples: 3 steps per epoch; epoch e's last update is step 3e - 1.

@@ -1,0 +1,373 @@
+"""PackTrainer: splits replicas into packs and trains each pack epoch by epoch."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import traceback
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from workers.training.packs.caches import PackCaches
+from workers.training.packs.compiled import CompiledPack, CompileRequest
+from workers.training.packs.epoch_function import EpochInputs, OptimizerState
+from workers.training.packs.evaluation import EvalResult, Evaluator
+from workers.training.packs.replicas import EpochTotals, PackReplica
+from workers.training.packs.sizing import can_pack, choose_pack_size, pack_bucket, pack_cap, uses_xla
+from workers.training.packs.stats import PackStats
+from workers.training.packs.workload_data import WorkloadData, initial_weights
+from workers.training.training_plan import TrainingPlan
+from workers.training.types import EpochRecord, ReplicaResult, ReplicaSpec, ReplicaStatus, TrainingObserver
+from workers.training.vector_optimizers import VectorHyper, hyper_from_params, init_slots
+
+logger = logging.getLogger(__name__)
+
+MAX_STEP_POINTS = 500  # as the single trainer: at most ~500 step losses per run
+
+_Records = list[tuple[Hashable, EpochRecord]]
+
+
+@dataclass
+class _Pack:
+    """One pack in training: its replicas, padded to ``k`` with masked copies of replica 0."""
+
+    replicas: list[PackReplica]
+    k: int
+    batch: int
+    steps: int  # per epoch
+    jit: bool
+    jit_eval: bool
+    hyper: VectorHyper
+    hyper_t: dict[str, tf.Tensor]
+    state: OptimizerState
+    active: np.ndarray  # [k] bool: replicas still training (padding is never active)
+    dropout_seed: tf.Tensor
+
+    @property
+    def pad(self) -> int:
+        return self.k - len(self.replicas)
+
+    def stop(self, i: int, status: ReplicaStatus) -> None:
+        self.replicas[i].stop(status)
+        self.active[i] = False
+
+    def stop_all(self, status: ReplicaStatus) -> None:
+        for i, r in enumerate(self.replicas):
+            if r.training:
+                self.stop(i, status)
+
+    def padded(self, rows: list[Any]) -> list[Any]:
+        """Per-replica rows, then replica 0's again for each padding replica."""
+        return rows + [rows[0]] * self.pad
+
+
+class PackTrainer:
+    """Trains replicas in weight-stacked packs (implements ``Trainer``).
+
+    Replicas may differ in every parameter but ``batch_size`` (the worker
+    groups them by workload and batch size; mixing raises ``ValueError``).
+    Workloads that cannot be packed (``can_pack``) are trained one replica at
+    a time by ``SingleTrainer``, with a log line that says why.
+
+    ``caches``: the compiled functions and workloads' data to reuse; by
+    default the trainer's own. A worker passes one to every trainer it builds.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_replicas: int = 64,
+        plan: TrainingPlan | None = None,
+        jit_compile: bool | None = None,
+        device: str = "cpu",
+        caches: PackCaches | None = None,
+    ) -> None:
+        if max_replicas < 1:
+            raise ValueError("max_replicas must be >= 1")
+        self.max_replicas = max_replicas
+        self.plan = plan if plan is not None else TrainingPlan()
+        # Default (None): XLA on GPUs; on CPU for the epoch function of batch sizes up to
+        # XLA_CPU_MAX_BATCH (packs capped at XLA_CPU_PACK_CAP), never for the CPU evaluation.
+        # True / False force it everywhere (and leave the pack cap at max_replicas).
+        self.jit_compile = jit_compile
+        self._gpu = bool(tf.config.list_logical_devices("GPU"))
+        self.device = device
+        self.caches = caches if caches is not None else PackCaches()
+        self.stats = PackStats()
+        self._fallback: Any = None
+        self._sizes_logged: set[tuple[str, int, int]] = set()
+
+    # --------------------------------------------------------------- public
+
+    def train(
+        self,
+        workload: Any,
+        replicas: Sequence[ReplicaSpec],
+        epochs: int,
+        observer: TrainingObserver,
+    ) -> list[ReplicaResult]:
+        if not replicas:
+            return []
+        sizes = {int({**workload.default_params, **r.params}.get("batch_size", 32)) for r in replicas}
+        if len(sizes) > 1:
+            raise ValueError(
+                f"a pack needs one batch size; got {sorted(sizes)} (group replicas by batch size)"
+            )
+        ok, reason = can_pack(workload, self.caches.workloads)
+        if not ok:
+            logger.warning(
+                "workload %r cannot be trained in packs (%s); training %d replicas one at a time",
+                getattr(workload, "name", workload),
+                reason,
+                len(replicas),
+            )
+            fallback: list[ReplicaResult] = self._single().train(workload, replicas, epochs, observer)
+            return fallback
+        # Pack size from the workload's size and the device's memory, max_replicas as the cap.
+        batch = next(iter(sizes))
+        cap = self.pack_cap(batch)
+        size = choose_pack_size(
+            workload, len(replicas), self.device, cap=cap, batch_size=batch, workloads=self.caches.workloads
+        )
+        tag = (str(getattr(workload, "name", "")), batch, size)
+        if tag not in self._sizes_logged:
+            self._sizes_logged.add(tag)
+            logger.info(
+                "workload %s batch %d: packs of up to %d replicas (cap %d, device %s)",
+                tag[0],
+                batch,
+                size,
+                cap,
+                self.device,
+            )
+        results: list[ReplicaResult] = []
+        for start in range(0, len(replicas), size):
+            chunk = replicas[start : start + size]
+            if observer.should_stop():
+                results.extend(ReplicaResult(key=r.key, status="cancelled") for r in chunk)
+                continue
+            results.extend(self._train_pack_safely(workload, chunk, epochs, observer))
+        return results
+
+    def uses_xla(self, batch: int) -> tuple[bool, bool]:
+        """Whether the epoch and the evaluation functions of a pack at ``batch`` use XLA."""
+        return uses_xla(batch, jit_compile=self.jit_compile, gpu=self._gpu)
+
+    def pack_cap(self, batch: int) -> int:
+        """The most replicas in one pack at ``batch``: ``max_replicas``, less for XLA on CPU."""
+        return pack_cap(batch, self.max_replicas, jit_compile=self.jit_compile, gpu=self._gpu)
+
+    # --------------------------------------------------------------- one pack
+
+    def _single(self) -> Any:
+        if self._fallback is None:
+            from workers.training.single import SingleTrainer
+
+            self._fallback = SingleTrainer(plan=self.plan)
+        return self._fallback
+
+    def _train_pack_safely(
+        self, workload: Any, replicas: Sequence[ReplicaSpec], epochs: int, observer: TrainingObserver
+    ) -> list[ReplicaResult]:
+        try:
+            return self._train_pack(workload, replicas, epochs, observer)
+        except Exception as exc:
+            logger.exception("pack of %d replicas failed", len(replicas))
+            tb = traceback.format_exc()
+            return [
+                ReplicaResult(key=r.key, status="error", error=f"{type(exc).__name__}: {exc}", traceback=tb)
+                for r in replicas
+            ]
+
+    def _train_pack(
+        self, workload: Any, specs: Sequence[ReplicaSpec], epochs: int, observer: TrainingObserver
+    ) -> list[ReplicaResult]:
+        t_start = time.perf_counter()
+        stats = PackStats(packs=1)
+        data = self.caches.workloads.get(workload)
+        pack = self._start_pack(workload, data, specs, epochs, stats)
+        compiled, cache_hit = self.caches.compiled.get_or_compile(self._compile_request(workload, data, pack))
+        evaluator = Evaluator(compiled, data, stats)
+        stride = max(1, math.ceil(epochs * pack.steps / MAX_STEP_POINTS))
+
+        def emit(records: _Records) -> None:
+            t = time.perf_counter()
+            if records:
+                observer.on_epoch(records)
+            stats.observer_s += time.perf_counter() - t
+
+        emit(self._initial_records(pack, evaluator.run(pack.state.weights)))
+        for epoch in range(1, epochs + 1):
+            if not pack.active.any():
+                break
+            if observer.should_stop():
+                pack.stop_all("cancelled")
+                break
+            lr_tab, totals = self._run_epoch(compiled, data, pack, epoch, stats)
+            ev = evaluator.run(pack.state.weights)
+            emit(self._epoch_records(pack, epoch, lr_tab, totals, ev, stride, stats))
+        stats.total_s = time.perf_counter() - t_start
+        stats.host_s = stats.total_s - stats.compile_s - stats.step_s - stats.eval_s - stats.build_s
+        self.stats.add(stats)
+        self._log_pack(pack, stats, cache_hit)
+        return [r.result for r in pack.replicas]
+
+    def _start_pack(
+        self, workload: Any, data: WorkloadData, specs: Sequence[ReplicaSpec], epochs: int, stats: PackStats
+    ) -> _Pack:
+        """Each replica's schedule and initial weights, stacked (and padded under XLA)."""
+        t0 = time.perf_counter()
+        reps: list[PackReplica] = []
+        weights0: list[list[np.ndarray]] = []
+        for spec in specs:
+            reps.append(PackReplica.prepare(spec, workload, data.n, self.plan, epochs))
+            weights0.append(initial_weights(workload, data, spec.init_seed))
+        stats.build_s += time.perf_counter() - t0
+        batch = reps[0].order.batch_size
+        jit, jit_eval = self.uses_xla(batch)
+        # Without XLA the replica axis is dynamic: one compiled function serves every pack size,
+        # so packs are never padded. XLA needs static shapes: packs are padded to a bucket (a
+        # power of two) so that a few compilations serve every size.
+        k = pack_bucket(len(reps), max(len(reps), self.pack_cap(batch))) if jit else len(reps)
+        pad = k - len(reps)
+        # Dummy replicas copy replica 0 and stay masked out.
+        hyper = hyper_from_params([r.resolved for r in reps] + [reps[0].resolved] * pad)
+        w = [
+            tf.constant(np.stack([ws[j] for ws in weights0] + [weights0[0][j]] * pad))
+            for j in range(len(weights0[0]))
+        ]
+        m, v = init_slots(w)
+        # Dropout masks come from a stateless RNG keyed by the pack (its replicas' init seeds)
+        # and the step: reproducible, and a lone run's in distribution.
+        seed = np.random.SeedSequence([r.spec.init_seed for r in reps]).generate_state(1)[0]
+        return _Pack(
+            replicas=reps,
+            k=k,
+            batch=batch,
+            steps=reps[0].order.steps_per_epoch,
+            jit=jit,
+            jit_eval=jit_eval,
+            hyper=hyper,
+            hyper_t=hyper.as_tensors(),
+            state=OptimizerState(w, m, v, tf.constant(0.0)),
+            active=np.array([True] * len(reps) + [False] * pad),
+            dropout_seed=tf.constant(int(seed & 0x7FFFFFFF), tf.int32),
+        )
+
+    def _compile_request(self, workload: Any, data: WorkloadData, pack: _Pack) -> CompileRequest:
+        return CompileRequest(
+            plan=data.plan,
+            loss=workload.loss,
+            kind=data.kind,
+            batch=pack.batch,
+            k=pack.k if pack.jit else None,
+            k_budget=max(pack.k, self.pack_cap(pack.batch)),
+            n=data.n,
+            n_eval_max=data.n_eval_max,
+            x_spec=tf.TensorSpec(data.x.shape, tf.float32),
+            y_spec=tf.TensorSpec(data.y.shape, data.y.dtype),
+            kinds=pack.hyper.kinds,
+            jit=pack.jit,
+            jit_eval=pack.jit_eval,
+        )
+
+    def _initial_records(self, pack: _Pack, ev: EvalResult) -> _Records:
+        records: _Records = []
+        for i, r in enumerate(pack.replicas):
+            rec = r.initial_record(ev, i)
+            r.result.epochs.append(rec)
+            records.append((r.spec.key, rec))
+            if not math.isfinite(rec.loss):
+                pack.stop(i, "nonfinite")
+        return records
+
+    def _run_epoch(
+        self, compiled: CompiledPack, data: WorkloadData, pack: _Pack, epoch: int, stats: PackStats
+    ) -> tuple[np.ndarray, EpochTotals]:
+        """One compiled epoch call: the pack's state moves on; returns the lr table used and totals."""
+        perms = [np.concatenate(r.order.next_epoch()) for r in pack.replicas]
+        perm = np.stack(pack.padded(perms)).astype(np.int32)
+        first_step = (epoch - 1) * pack.steps
+        lr_rows = [r.learning_rates(first_step, pack.steps) for r in pack.replicas]
+        lr_tab = np.stack(pack.padded(lr_rows), axis=1)
+        t = time.perf_counter()
+        inputs = EpochInputs(
+            order=tf.constant(perm),
+            learning_rates=tf.constant(lr_tab),
+            hyper=pack.hyper_t,
+            active=tf.constant(pack.active),
+            dropout_seed=pack.dropout_seed,
+            batch_size=tf.constant(pack.batch, tf.int32),
+        )
+        out = compiled.epoch_fn(data.x, data.y, pack.state, inputs)
+        pack.state = out.state
+        totals = EpochTotals(
+            active=out.active.numpy(),
+            bad_loss=out.bad_loss.numpy(),
+            sum_loss=out.sum_loss.numpy(),
+            sum_grad_norm=out.sum_grad_norm.numpy(),
+            count=out.count.numpy(),
+            step_losses=out.step_losses.numpy() if self.plan.record_steps else None,
+        )
+        dt = time.perf_counter() - t
+        if compiled.epoch_compiled:
+            stats.step_s += dt
+        else:
+            compiled.epoch_compiled = True
+            stats.compile_s += dt
+            stats.compiles += 1
+        return lr_tab, totals
+
+    def _epoch_records(
+        self,
+        pack: _Pack,
+        epoch: int,
+        lr_tab: np.ndarray,
+        totals: EpochTotals,
+        ev: EvalResult,
+        stride: int,
+        stats: PackStats,
+    ) -> _Records:
+        """The records of the replicas still training; stops those whose loss is non-finite."""
+        records: _Records = []
+        first_step = (epoch - 1) * pack.steps
+        monitor = self.plan.schedule_options.plateau_monitor
+        for i, r in enumerate(pack.replicas):
+            if not r.training:
+                continue
+            if totals.step_losses is not None:
+                r.keep_step_losses(totals.step_losses[:, i], first_step, stride)
+            rec = r.epoch_record(epoch, i, totals, ev, float(lr_tab[pack.steps - 1, i]))
+            r.result.epochs.append(rec)
+            records.append((r.spec.key, rec))
+            stats.replica_epochs += 1
+            if not math.isfinite(rec.loss):
+                pack.stop(i, "nonfinite")
+                continue
+            r.follow_plateau(rec, monitor)
+        return records
+
+    def _log_pack(self, pack: _Pack, stats: PackStats, cache_hit: bool) -> None:
+        # One line per pack: the benchmark reads these from the workers' logs.
+        logger.info(
+            "pack done: k=%d bucket=%d batch=%d replica_epochs=%d total_s=%.3f step_s=%.3f eval_s=%.3f "
+            "compile_s=%.3f build_s=%.3f host_s=%.3f observer_s=%.3f cache_hit=%d xla=%d",
+            len(pack.replicas),
+            pack.k,
+            pack.batch,
+            stats.replica_epochs,
+            stats.total_s,
+            stats.step_s,
+            stats.eval_s,
+            stats.compile_s,
+            stats.build_s,
+            stats.host_s,
+            stats.observer_s,
+            int(cache_hit),
+            int(pack.jit),
+        )
