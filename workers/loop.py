@@ -31,8 +31,8 @@ from workers.clock import Clock, SystemClock
 from workers.resolve import WorkloadResolver
 from workers.store import Claim, ConfigResult, DatabaseStore, GuardResult, RunEpoch, WorkerStore
 from workers.training.choose_trainer import TrainerChooser
+from workers.training.interface import EpochRecord, ReplicaResult, ReplicaSpec, Trainer
 from workers.training.training_plan import TrainingPlan
-from workers.training.types import EpochRecord, ReplicaResult, ReplicaSpec, Trainer
 from workers.workloads.base import Workload
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from service.core.analysis.thresholds import Thresholds
 from service.core.records import RunOutcome
 from service.core.spec import SweepSpec
 from service.core.states import RunStatus
-from workers.training.types import EpochRecord, ReplicaResult
+from workers.training.interface import EpochRecord, ReplicaResult
 
 
 def _arr(records: Sequence[EpochRecord], attr: str) -> np.ndarray | None:

@@ -28,7 +28,7 @@ from service.core.results.reports import store_report
 from service.core.states import SweepState, WorkerState
 from service.core.work import claims, finishing, ownership, reaping
 from service.core.work.ownership import GuardResult
-from workers.training.types import EpochRecord
+from workers.training.interface import EpochRecord
 
 __all__ = ["Claim", "ConfigResult", "DatabaseStore", "GuardResult", "RunEpoch", "RunOutcome", "WorkerStore"]
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from tests.workers.fake_clock import FakeClock
-from workers.training.types import EpochRecord, ReplicaResult, ReplicaSpec, TrainingObserver
+from workers.training.interface import EpochRecord, ReplicaResult, ReplicaSpec, TrainingObserver
 from workers.workloads.base import Dataset, Workload
 
 

@@ -22,7 +22,7 @@ from tests.workers.fake_store import FakeStore
 from tests.workers.fake_training import FakeResolver, FakeTrainer
 from workers.loop import FLUSH_INTERVAL_S, WorkerLoop
 from workers.store import Claim
-from workers.training.types import Trainer
+from workers.training.interface import Trainer
 from workers.workloads.base import Workload
 
 HEARTBEAT_S = 1.0

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from workers.training.interface import Trainer
 from workers.training.training_plan import TrainingPlan
-from workers.training.types import Trainer
 from workers.workloads.base import Workload
 
 log = logging.getLogger(__name__)

@@ -66,6 +66,12 @@ import numpy as np
 import tensorflow as tf
 
 from workers.training.data_order import BatchOrder, build_initial_model
+from workers.training.interface import (
+    EpochRecord,
+    ReplicaResult,
+    ReplicaSpec,
+    TrainingObserver,
+)
 from workers.training.metrics import LabelKind, per_sample_loss
 from workers.training.optimizers import (
     PlateauController,
@@ -76,12 +82,6 @@ from workers.training.optimizers import (
 )
 from workers.training.training_data import TrainingData, load_training_data
 from workers.training.training_plan import TrainingPlan
-from workers.training.types import (
-    EpochRecord,
-    ReplicaResult,
-    ReplicaSpec,
-    TrainingObserver,
-)
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ def _tf_device(device: str) -> str | None:
 
 
 class SingleTrainer:
-    """Trains replicas one after another (implements ``workers.training.types.Trainer``)."""
+    """Trains replicas one after another (implements ``workers.training.interface.Trainer``)."""
 
     def __init__(
         self,

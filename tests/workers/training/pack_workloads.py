@@ -13,7 +13,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from workers.training.types import EpochRecord, ReplicaResult, ReplicaSpec
+from workers.training.interface import EpochRecord, ReplicaResult, ReplicaSpec
 from workers.workloads.base import Dataset
 
 EPOCHS = 4

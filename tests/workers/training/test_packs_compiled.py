@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from tests.workers.training.pack_workloads import EPOCHS, OTHERS, TARGET, TinyLSTM, max_rel
+from workers.training.interface import NullObserver, ReplicaSpec
 from workers.training.packs import PackTrainer
 from workers.training.packs.caches import PackCaches
 from workers.training.packs.compiled import CompiledFunctions
 from workers.training.single import SingleTrainer
-from workers.training.types import NullObserver, ReplicaSpec
 
 
 def test_one_compiled_epoch_serves_every_batch_size_and_pack_size() -> None:

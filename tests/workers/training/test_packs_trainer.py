@@ -23,11 +23,11 @@ from tests.workers.training.pack_workloads import (
     TinyLSTM,
     max_rel,
 )
+from workers.training.interface import NullObserver, ReplicaResult, ReplicaSpec
 from workers.training.packs import PackTrainer, can_pack
 from workers.training.packs.sizing import XLA_CPU_MAX_BATCH, XLA_CPU_PACK_CAP
 from workers.training.single import SingleTrainer
 from workers.training.training_plan import TrainingPlan
-from workers.training.types import NullObserver, ReplicaResult, ReplicaSpec
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,9 @@ import keras
 import numpy as np
 import pytest
 
+from workers.training.interface import EpochRecord, NullObserver, ReplicaSpec
 from workers.training.single import SingleTrainer
 from workers.training.training_plan import TrainingPlan
-from workers.training.types import EpochRecord, NullObserver, ReplicaSpec
 from workers.workloads.base import Dataset
 
 

@@ -9,8 +9,8 @@ import numpy as np
 from sklearn.datasets import load_digits
 
 from service.core.uploads import inspect_keras_model, inspect_npz
+from workers.training.interface import NullObserver, ReplicaSpec
 from workers.training.single import SingleTrainer
-from workers.training.types import NullObserver, ReplicaSpec
 from workers.workloads.keras_json import KerasJsonWorkload
 
 

@@ -9,8 +9,8 @@ import pytest
 
 from service.core.errors import InvalidSpec, NotFound
 from service.core.workloads import PRESETS
+from workers.training.interface import NullObserver, ReplicaSpec
 from workers.training.single import SingleTrainer
-from workers.training.types import NullObserver, ReplicaSpec
 from workers.workloads.registry import build_preset
 
 TINY: dict[str, dict[str, Any]] = {

@@ -17,10 +17,10 @@ import keras
 import numpy as np
 
 from workers.training.data_order import BatchOrder
+from workers.training.interface import EpochRecord, ReplicaResult, ReplicaSpec, ReplicaStatus
 from workers.training.optimizers import PlateauController, build_learning_rate, resolve_optimizer_params
 from workers.training.packs.evaluation import EvalResult
 from workers.training.training_plan import TrainingPlan
-from workers.training.types import EpochRecord, ReplicaResult, ReplicaSpec, ReplicaStatus
 
 
 @dataclass

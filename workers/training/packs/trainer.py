@@ -13,6 +13,13 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from workers.training.interface import (
+    EpochRecord,
+    ReplicaResult,
+    ReplicaSpec,
+    ReplicaStatus,
+    TrainingObserver,
+)
 from workers.training.packs.caches import PackCaches
 from workers.training.packs.compiled import CompiledPack, CompileRequest
 from workers.training.packs.epoch_function import EpochInputs, OptimizerState
@@ -22,7 +29,6 @@ from workers.training.packs.sizing import can_pack, choose_pack_size, pack_bucke
 from workers.training.packs.stats import PackStats
 from workers.training.packs.workload_data import WorkloadData, initial_weights
 from workers.training.training_plan import TrainingPlan
-from workers.training.types import EpochRecord, ReplicaResult, ReplicaSpec, ReplicaStatus, TrainingObserver
 from workers.training.vector_optimizers import VectorHyper, hyper_from_params, init_slots
 
 logger = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """Plain-language diagnosis of a sweep: where training is stable, what fails and why, what to change.
 
-Every statement is computed from the sweep's own numbers (``statistics``), and
+Every statement is computed from the sweep's own numbers (``evidence``), and
 every remedy is offered only when the data supports it (``remedies``): a
 dimension's value is recommended when, at otherwise identical settings, it
 trained stably at least ``MIN_EFFECT`` (20 points) more often than the
@@ -11,6 +11,7 @@ into sentences and Markdown; ``sections`` holds the typed report. Pure
 functions: no database, no I/O.
 """
 
+from service.core.analysis.diagnosis.evidence import MIN_EFFECT
 from service.core.analysis.diagnosis.remedies import MIXED_SHARE
 from service.core.analysis.diagnosis.report import diagnose
 from service.core.analysis.diagnosis.sections import (
@@ -21,7 +22,6 @@ from service.core.analysis.diagnosis.sections import (
     SeedDependence,
     StableRegion,
 )
-from service.core.analysis.diagnosis.statistics import MIN_EFFECT
 from service.core.analysis.diagnosis.wording import report_to_markdown
 
 __all__ = [

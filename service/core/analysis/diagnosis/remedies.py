@@ -2,7 +2,7 @@
 
 A remedy is offered only on evidence from the sweep itself: runs that failed
 above a bracketed edge, groups with no stable learning rate, a matched
-comparison that passes ``statistics.supported_comparison``, a batch-size
+comparison that passes ``evidence.supported_comparison``, a batch-size
 exponent whose 95% interval is above zero, many configurations decided by
 seed luck, or many runs still improving when training stopped.
 """
@@ -13,8 +13,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from service.core.analysis.diagnosis.evidence import Comparison, interval_width, supported_comparison
 from service.core.analysis.diagnosis.sections import Failure, Remedy, SeedDependence
-from service.core.analysis.diagnosis.statistics import Comparison, interval_width, supported_comparison
 from service.core.analysis.diagnosis.wording import fmt, group_text, pct
 from service.core.analysis.edge import EdgeResult, ScalingFit
 from service.core.analysis.regions import ConfigPoint

@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from service.core.analysis.diagnosis import statistics, wording
+from service.core.analysis.diagnosis import evidence, wording
 from service.core.analysis.diagnosis.remedies import remedies
 from service.core.analysis.diagnosis.sections import Failure, Report, SeedDependence, StableRegion
 from service.core.analysis.edge import EdgeResult, ScalingFit, Sensitivity
@@ -27,7 +27,7 @@ def diagnose(
     pts = [p for p in points if p.summary.n > 0]
     dims = [d for d, vals in params_swept.items() if len(vals) > 1]
     failures = _failures(pts, edges, lr_key)
-    effects = sorted((statistics.dimension_effect(pts, d) for d in dims), key=lambda e: -e.effect)
+    effects = sorted((evidence.dimension_effect(pts, d) for d in dims), key=lambda e: -e.effect)
     seeds = _seed_dependence(pts)
     report = Report(
         headline="",
@@ -44,7 +44,7 @@ def diagnose(
 
 
 def _stable_region(e: EdgeResult, lr_key: str) -> StableRegion:
-    stable = statistics.stable_lrs(e)
+    stable = evidence.stable_lrs(e)
     return StableRegion(
         group=dict(e.group),
         stable_lrs=(min(stable), max(stable)) if stable else None,
@@ -57,7 +57,7 @@ def _stable_region(e: EdgeResult, lr_key: str) -> StableRegion:
 
 
 def _failures(pts: Sequence[ConfigPoint], edges: Sequence[EdgeResult], lr_key: str) -> tuple[Failure, ...]:
-    total = statistics.total_runs(pts)
+    total = evidence.total_runs(pts)
     return tuple(
         Failure(
             run_class=f.run_class,
@@ -66,12 +66,12 @@ def _failures(pts: Sequence[ConfigPoint], edges: Sequence[EdgeResult], lr_key: s
             where=f.where,
             text=wording.failure_text(f, total, lr_key),
         )
-        for f in statistics.failure_placements(pts, edges)
+        for f in evidence.failure_placements(pts, edges)
     )
 
 
 def _seed_dependence(pts: Sequence[ConfigPoint]) -> SeedDependence:
-    luck = statistics.seed_luck(pts)
+    luck = evidence.seed_luck(pts)
     if luck is None:
         return SeedDependence(n_configs=0, share_mixed=None, mean_wilson_width=None, text=wording.NO_RUNS)
     return SeedDependence(

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from service.core.analysis.diagnosis.evidence import FailurePlacement, SeedLuck
 from service.core.analysis.diagnosis.sections import Report
-from service.core.analysis.diagnosis.statistics import FailurePlacement, SeedLuck
 from service.core.analysis.edge import EdgeResult, ScalingFit
 from service.core.analysis.regions import ConfigPoint
 from service.core.analysis.thresholds import (

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from service.core.analysis.diagnosis.statistics import (
+from service.core.analysis.diagnosis.evidence import (
     MIN_EFFECT,
     dimension_effect,
     failure_placements,
