@@ -307,11 +307,11 @@ def token_create(name: str, database_url: DbUrl = None) -> None:
 
 @token_app.command("list")
 def token_list(database_url: DbUrl = None) -> None:
-    from service.core import tokens
     from service.core.db import Database
+    from service.core.repo import tokens as tokens_repo
 
     with Database(_settings(database_url).database_url).transaction() as s:
-        rows = tokens.list_tokens(s)
+        rows = tokens_repo.list_tokens(s)
     table = Table("id", "name", "created", "revoked")
     for t in rows:
         table.add_row(
@@ -322,13 +322,13 @@ def token_list(database_url: DbUrl = None) -> None:
 
 @token_app.command("revoke")
 def token_revoke(token_id: int, database_url: DbUrl = None) -> None:
-    from service.core import tokens
     from service.core.db import Database
     from service.core.errors import NotFound
+    from service.core.repo import tokens as tokens_repo
 
     try:
         with Database(_settings(database_url).database_url).transaction() as s:
-            tokens.revoke_token(s, token_id=token_id)
+            tokens_repo.revoke_token(s, token_id=token_id)
     except NotFound as exc:
         _fail(exc.detail)
     console.print(f"token {token_id} revoked")

@@ -21,7 +21,7 @@ from service.core.optuna_storage import get_storage
 from service.core.records import SweepRecord
 from service.core.repo import optuna_trials
 from service.core.repo import sweeps as sweeps_repo
-from service.core.repo.models import UserWorkload
+from service.core.repo import workloads as workloads_repo
 from service.core.spec import SweepSpec, count_grid, iter_grid, n_seeds, swept_values
 
 log = logging.getLogger(__name__)
@@ -58,15 +58,14 @@ def resolve_workload(db: Database, spec: SweepSpec) -> ResolvedWorkload:
         )
     if isinstance(ref, UploadedWorkload):
         with db.transaction() as s:
-            row = s.get(UserWorkload, ref.id)
-            if row is None:
-                raise NotFound(
-                    f"workload.id: workload {ref.id} does not exist; upload one with POST /v1/workloads "
-                    "or list them with GET /v1/workloads"
-                )
-            name = row.name
+            uploaded = workloads_repo.find_workload(s, workload_id=ref.id)
+        if uploaded is None:
+            raise NotFound(
+                f"workload.id: workload {ref.id} does not exist; upload one with POST /v1/workloads "
+                "or list them with GET /v1/workloads"
+            )
         return ResolvedWorkload(
-            key=f"workload:{ref.id}:{name}", default_optimizer="adam", workload={"id": ref.id}
+            key=f"workload:{ref.id}:{uploaded.name}", default_optimizer="adam", workload={"id": ref.id}
         )
     assert isinstance(ref, EntryPointWorkload)
     return ResolvedWorkload(

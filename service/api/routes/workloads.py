@@ -10,18 +10,18 @@ mistake is a 422 now rather than a failed sweep later.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import func, select
 
 from service.api.deps import DbDep, ReaderDep, WriterDep
-from service.api.routes.datasets import get_dataset_row
 from service.api.schemas import ErrorOut, Page
 from service.core.errors import InvalidSpec, NotFound
-from service.core.repo.models import UserWorkload
+from service.core.repo import datasets as datasets_repo
+from service.core.repo import workloads as workloads_repo
+from service.core.repo.workloads import WorkloadRecord
 from service.core.uploads import DatasetSummary, inspect_keras_model
 from service.core.workloads import PRESETS
 
@@ -57,16 +57,16 @@ class WorkloadOut(BaseModel):
     sweep_ref: dict[str, Any]
 
     @classmethod
-    def of(cls, row: UserWorkload) -> WorkloadOut:
+    def of(cls, r: WorkloadRecord) -> WorkloadOut:
         return cls(
-            id=row.id,
-            name=row.name,
-            dataset_id=row.dataset_id,
-            loss=row.loss,
-            metrics=list(row.metrics or []),
-            summary=dict(row.summary or {}),
-            created_at=row.created_at,
-            sweep_ref={"id": row.id},
+            id=r.id,
+            name=r.name,
+            dataset_id=r.dataset_id,
+            loss=r.loss,
+            metrics=r.metrics,
+            summary=r.summary,
+            created_at=r.created_at,
+            sweep_ref={"id": r.id},
         )
 
 
@@ -129,14 +129,10 @@ def list_workloads(
 ) -> CatalogueOut:
     """Everything a sweep's `workload` can name; `sweep_ref` is the block to put in the spec."""
     with db.transaction() as s:
-        total = int(s.scalar(select(func.count()).select_from(UserWorkload)) or 0)
-        rows = s.scalars(
-            select(UserWorkload).order_by(UserWorkload.id.desc()).limit(limit).offset(offset)
-        ).all()
-        items = [WorkloadOut.of(r) for r in rows]
+        records, total = workloads_repo.list_workloads(s, limit=limit, offset=offset)
     return CatalogueOut(
         presets=_presets(),
-        workloads=Page(items=items, total=total, limit=limit, offset=offset),
+        workloads=Page(items=[WorkloadOut.of(r) for r in records], total=total, limit=limit, offset=offset),
         entry_points=_entry_points(),
     )
 
@@ -152,13 +148,13 @@ def get_preset(name: str, _: ReaderDep) -> PresetOut:
 @router.get("/{workload_id}", response_model=WorkloadOut, responses=ERRORS)
 def get_workload(workload_id: int, db: DbDep, _: ReaderDep) -> WorkloadOut:
     with db.transaction() as s:
-        row = s.get(UserWorkload, workload_id)
-        if row is None:
-            raise NotFound(
-                f"workload {workload_id} does not exist; list them with GET /v1/workloads "
-                "(presets are referenced by name, not id)"
-            )
-        return WorkloadOut.of(row)
+        record = workloads_repo.find_workload(s, workload_id=workload_id)
+    if record is None:
+        raise NotFound(
+            f"workload {workload_id} does not exist; list them with GET /v1/workloads "
+            "(presets are referenced by name, not id)"
+        )
+    return WorkloadOut.of(record)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=WorkloadOut, responses=ERRORS)
@@ -169,7 +165,7 @@ def create_workload(body: WorkloadIn, db: DbDep, _: WriterDep, response: Respons
         raise InvalidSpec(f"metrics: {', '.join(unknown)} not supported; use any of {', '.join(METRICS)}")
     model_json = body.model if isinstance(body.model, str) else json.dumps(body.model)
     with db.transaction() as s:
-        stored = dict(get_dataset_row(s, body.dataset_id).summary)
+        stored = datasets_repo.get_dataset(s, dataset_id=body.dataset_id).summary
     summary = DatasetSummary(
         n_train=int(stored["n_train"]),
         n_val=int(stored["n_val"]),
@@ -182,18 +178,16 @@ def create_workload(body: WorkloadIn, db: DbDep, _: WriterDep, response: Respons
     loss = body.loss or summary.suggested_loss
     info = inspect_keras_model(model_json, summary, loss)
     with db.transaction() as s:
-        get_dataset_row(s, body.dataset_id)  # still there
-        row = UserWorkload(
+        datasets_repo.get_dataset(s, dataset_id=body.dataset_id)  # still there
+        record = workloads_repo.insert_workload(
+            s,
             name=body.name,
             dataset_id=body.dataset_id,
             model_json=model_json,
             loss=loss,
             metrics=list(body.metrics),
             summary=info,
-            created_at=datetime.now(UTC),
         )
-        s.add(row)
-        s.flush()
-        out = WorkloadOut.of(row)
+    out = WorkloadOut.of(record)
     response.headers["Location"] = f"/v1/workloads/{out.id}"
     return out
