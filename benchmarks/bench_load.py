@@ -196,7 +196,7 @@ def _client_loop(base: str, token: str, stop_at: float, stats: LoadStats, seed: 
                         "/v1/sweeps",
                         f"/v1/sweeps/{sid}",
                         f"/v1/sweeps/{sid}/runs",
-                        f"/v1/sweeps/{sid}/trials",
+                        f"/v1/sweeps/{sid}/configs",
                         "/v1/workers",
                         "/metrics",
                         "/healthz",

@@ -10,41 +10,22 @@ the database, so that every worker on every machine can load it.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict
-from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
-from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile as StarletteUpload
 
 from service.api.deps import DbDep, ReaderDep, SettingsDep, WriterDep
-from service.api.schemas import ErrorOut, Page
+from service.api.schemas.common import UPLOAD_ERRORS, Page
+from service.api.schemas.datasets import DatasetOut
 from service.core.db import Database
 from service.core.errors import InvalidSpec, LimitExceeded
 from service.core.repo import datasets as datasets_repo
-from service.core.repo.datasets import DatasetRecord
 from service.core.uploads import inspect_npz
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorOut} for code in (400, 401, 404, 413, 422, 503)
-}
 _CHUNK = 1 << 20
-
-
-class DatasetOut(BaseModel):
-    id: int
-    name: str
-    sha256: str
-    size_bytes: int
-    summary: dict[str, Any]
-    created_at: datetime
-
-    @classmethod
-    def of(cls, r: DatasetRecord) -> DatasetOut:
-        return cls(**asdict(r))
 
 
 async def _read_limited(upload: StarletteUpload, limit: int) -> bytes:
@@ -88,7 +69,7 @@ _UPLOAD_BODY = {
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=DatasetOut,
-    responses=ERRORS,
+    responses=UPLOAD_ERRORS,
     openapi_extra=_UPLOAD_BODY,
 )
 async def upload_dataset(
@@ -142,7 +123,7 @@ def _store(db: Database, data: bytes, label: str) -> DatasetOut:
     return DatasetOut.of(record)
 
 
-@router.get("", response_model=Page[DatasetOut], responses=ERRORS)
+@router.get("", response_model=Page[DatasetOut], responses=UPLOAD_ERRORS)
 def list_datasets(
     db: DbDep,
     _: ReaderDep,
@@ -154,7 +135,7 @@ def list_datasets(
     return Page(items=[DatasetOut.of(r) for r in records], total=total, limit=limit, offset=offset)
 
 
-@router.get("/{dataset_id}", response_model=DatasetOut, responses=ERRORS)
+@router.get("/{dataset_id}", response_model=DatasetOut, responses=UPLOAD_ERRORS)
 def get_dataset(dataset_id: int, db: DbDep, _: ReaderDep) -> DatasetOut:
     with db.transaction() as s:
         return DatasetOut.of(datasets_repo.get_dataset(s, dataset_id=dataset_id))

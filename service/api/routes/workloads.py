@@ -10,91 +10,21 @@ mistake is a 422 now rather than a failed sweep later.
 from __future__ import annotations
 
 import json
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
-from pydantic import BaseModel, ConfigDict, Field
 
 from service.api.deps import DbDep, ReaderDep, WriterDep
-from service.api.schemas import ErrorOut, Page
+from service.api.schemas.common import UPLOAD_ERRORS, Page
+from service.api.schemas.workloads import CatalogueOut, EntryPointOut, PresetOut, WorkloadIn, WorkloadOut
 from service.core.errors import InvalidSpec, NotFound
 from service.core.repo import datasets as datasets_repo
 from service.core.repo import workloads as workloads_repo
-from service.core.repo.workloads import WorkloadRecord
 from service.core.uploads import DatasetSummary, inspect_keras_model
 from service.core.workloads import PRESETS
 
 router = APIRouter(prefix="/v1/workloads", tags=["workloads"])
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorOut} for code in (400, 401, 404, 413, 422, 503)
-}
 METRICS = ("accuracy", "categorical_accuracy", "sparse_categorical_accuracy", "mse", "mae")
-
-
-class PresetOut(BaseModel):
-    name: str
-    kind: Literal["preset"] = "preset"
-    description: str
-    report: str | None
-    params: dict[str, Any]
-    param_docs: dict[str, str]
-    default_params: dict[str, Any]
-    num_classes: int
-    loss: str
-    sweep_ref: dict[str, Any]
-
-
-class WorkloadOut(BaseModel):
-    id: int
-    kind: Literal["uploaded"] = "uploaded"
-    name: str
-    dataset_id: int
-    loss: str
-    metrics: list[str]
-    summary: dict[str, Any]
-    created_at: datetime
-    sweep_ref: dict[str, Any]
-
-    @classmethod
-    def of(cls, r: WorkloadRecord) -> WorkloadOut:
-        return cls(
-            id=r.id,
-            name=r.name,
-            dataset_id=r.dataset_id,
-            loss=r.loss,
-            metrics=r.metrics,
-            summary=r.summary,
-            created_at=r.created_at,
-            sweep_ref={"id": r.id},
-        )
-
-
-class EntryPointOut(BaseModel):
-    name: str
-    kind: Literal["entry_point"] = "entry_point"
-    sweep_ref: dict[str, Any]
-
-
-class CatalogueOut(BaseModel):
-    presets: list[PresetOut]
-    workloads: Page[WorkloadOut]
-    # Installed on the API's machine; workers need the same package installed.
-    entry_points: list[EntryPointOut]
-
-
-class WorkloadIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(min_length=1, max_length=200)
-    dataset_id: int = Field(ge=1)
-    model: str | dict[str, Any] = Field(
-        description="the output of model.to_json(), as a string or parsed JSON"
-    )
-    loss: Literal["categorical_crossentropy", "sparse_categorical_crossentropy", "mse"] | None = Field(
-        None, description="defaults to the one the dataset's labels call for"
-    )
-    metrics: list[str] = Field(default_factory=lambda: ["accuracy"], max_length=8)
 
 
 def _presets() -> list[PresetOut]:
@@ -120,7 +50,7 @@ def _entry_points() -> list[EntryPointOut]:
     return [EntryPointOut(name=n, sweep_ref={"entry_point": n, "params": {}}) for n in list_entry_points()]
 
 
-@router.get("", response_model=CatalogueOut, responses=ERRORS)
+@router.get("", response_model=CatalogueOut, responses=UPLOAD_ERRORS)
 def list_workloads(
     db: DbDep,
     _: ReaderDep,
@@ -137,7 +67,7 @@ def list_workloads(
     )
 
 
-@router.get("/presets/{name}", response_model=PresetOut, responses=ERRORS)
+@router.get("/presets/{name}", response_model=PresetOut, responses=UPLOAD_ERRORS)
 def get_preset(name: str, _: ReaderDep) -> PresetOut:
     for p in _presets():
         if p.name == name:
@@ -145,7 +75,7 @@ def get_preset(name: str, _: ReaderDep) -> PresetOut:
     raise NotFound(f"unknown preset {name!r}; available presets: {', '.join(sorted(PRESETS))}")
 
 
-@router.get("/{workload_id}", response_model=WorkloadOut, responses=ERRORS)
+@router.get("/{workload_id}", response_model=WorkloadOut, responses=UPLOAD_ERRORS)
 def get_workload(workload_id: int, db: DbDep, _: ReaderDep) -> WorkloadOut:
     with db.transaction() as s:
         record = workloads_repo.find_workload(s, workload_id=workload_id)
@@ -157,7 +87,7 @@ def get_workload(workload_id: int, db: DbDep, _: ReaderDep) -> WorkloadOut:
     return WorkloadOut.of(record)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=WorkloadOut, responses=ERRORS)
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=WorkloadOut, responses=UPLOAD_ERRORS)
 def create_workload(body: WorkloadIn, db: DbDep, _: WriterDep, response: Response) -> WorkloadOut:
     """Register a Keras model (safe mode, built once against the dataset) on an uploaded dataset."""
     unknown = [m for m in body.metrics if m not in METRICS]

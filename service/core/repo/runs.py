@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,15 +62,19 @@ def list_configs(
     sweep_id: int,
     state: str | None = None,
     filters: Sequence[ParamFilter] = (),
+    config_ids: Collection[int] | None = None,
     limit: int = 100,
     offset: int = 0,
 ) -> tuple[list[ConfigRecord], int]:
+    """A page of a sweep's configurations by id, and how many match; ``config_ids`` restricts them."""
     q = select(Config).where(Config.sweep_id == sweep_id)
     if state:
         q = q.where(Config.state == state)
     rows = list(session.scalars(q.order_by(Config.id)))
     if filters:
         rows = [r for r in rows if all(f.matches(r.params) for f in filters)]
+    if config_ids is not None:
+        rows = [r for r in rows if r.id in config_ids]
     page = rows[offset : offset + limit]
     numbers = optuna_trials.trial_numbers(session, [r.trial_id for r in page if r.trial_id is not None])
     return [_config_record(r, numbers) for r in page], len(rows)

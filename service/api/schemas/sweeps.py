@@ -1,36 +1,20 @@
-"""Response bodies (they document the API in OpenAPI and are checked by schemathesis).
-
-Where the domain's frozen record is already the right shape (a trial, a run,
-a curve point, a worker), routes return the record itself: FastAPI documents
-and serialises stdlib dataclasses, so the fields are written once.
-"""
+"""A sweep with its progress, and one run's curve."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from pydantic import BaseModel
 
 from service.core.records import CurvePointRecord, SweepRecord
-
-T = TypeVar("T")
-
-
-class ErrorOut(BaseModel):
-    error: str
-    detail: str
-
-
-class Page(BaseModel, Generic[T]):
-    items: list[T]
-    total: int
-    limit: int
-    offset: int
+from service.core.states import SweepState
 
 
 class ProgressOut(BaseModel):
+    """Configurations by state."""
+
     waiting: int
     running: int
     completed: int
@@ -42,7 +26,7 @@ class ProgressOut(BaseModel):
 class SweepOut(BaseModel):
     id: int
     name: str
-    state: str
+    state: SweepState
     workload: str
     sampler: str
     n_configs: int
@@ -64,7 +48,7 @@ class SweepOut(BaseModel):
         return cls(
             id=r.id,
             name=r.name,
-            state=r.state,
+            state=SweepState(r.state),
             workload=r.workload_key,
             sampler=r.sampler,
             n_configs=r.n_configs,
@@ -86,10 +70,3 @@ class CurveOut(BaseModel):
     run_id: int
     points: list[CurvePointRecord]
     step_losses: list[Any] | None = None
-
-
-class HealthOut(BaseModel):
-    status: str
-    database: str | None = None
-    migrations: str | None = None
-    detail: str | None = None
