@@ -11,39 +11,33 @@ from fastapi import APIRouter, Query, Request
 from service.api.deps import DbDep, PageReader
 from service.api.schemas.common import SWEEP_ERRORS
 from service.api.schemas.dashboard import BandOut, HeatmapOut, PlotsOut, PollOut
+from service.api.schemas.sweeps import ProgressOut
 from service.api.templating import loss_unit, markdown_html
 from service.core import plots, sweep_analysis
 from service.core.analysis import report_to_markdown
 from service.core.errors import InvalidSpec
 from service.core.repo import runs as runs_repo
 from service.core.repo import sweeps as sweeps_repo
+from service.core.states import SweepState
 
 router = APIRouter(prefix="/v1/sweeps/{sweep_id}", tags=["dashboard"])
 _PLOT_RESERVED = {"x", "y", "token"}
 
 
 @router.get("/progress", response_model=PollOut, responses=SWEEP_ERRORS)
-def progress(sweep_id: int, db: DbDep, _: PageReader) -> Any:
+def progress(sweep_id: int, db: DbDep, _: PageReader) -> PollOut:
     """A compact progress record for a page that polls: state, runs done, trial states."""
     with db.transaction() as s:
         sw = sweeps_repo.get_sweep(s, sweep_id=sweep_id)
-    p = sw.progress
-    return {
-        "sweep_id": sw.id,
-        "state": sw.state,
-        "runs_done": sw.runs_done,
-        "runs_total": sw.runs_total,
-        "configs": {
-            "waiting": p.waiting,
-            "running": p.running,
-            "completed": p.completed,
-            "failed": p.failed,
-            "cancelled": p.cancelled,
-            "total": p.total,
-        },
-        "updated_at": sw.updated_at.isoformat(),
-        "finished_at": sw.finished_at.isoformat() if sw.finished_at else None,
-    }
+    return PollOut(
+        sweep_id=sw.id,
+        state=SweepState(sw.state),
+        runs_done=sw.runs_done,
+        runs_total=sw.runs_total,
+        configs=ProgressOut.of(sw.progress),
+        updated_at=sw.updated_at.isoformat(),
+        finished_at=sw.finished_at.isoformat() if sw.finished_at else None,
+    )
 
 
 @router.get("/plots", response_model=PlotsOut, responses=SWEEP_ERRORS)

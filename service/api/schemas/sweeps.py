@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from service.core.records import CurvePointRecord, SweepRecord
+from service.core.records import CurvePointRecord, Progress, SweepRecord
 from service.core.states import SweepState
 
 
@@ -21,6 +21,10 @@ class ProgressOut(BaseModel):
     failed: int
     cancelled: int
     total: int
+
+    @classmethod
+    def of(cls, p: Progress) -> ProgressOut:
+        return cls(**asdict(p), total=p.total)
 
 
 class SweepOut(BaseModel):
@@ -44,7 +48,6 @@ class SweepOut(BaseModel):
 
     @classmethod
     def of(cls, r: SweepRecord) -> SweepOut:
-        p = r.progress
         return cls(
             id=r.id,
             name=r.name,
@@ -56,7 +59,7 @@ class SweepOut(BaseModel):
             epochs=r.epochs,
             runs_total=r.runs_total,
             runs_done=r.runs_done,
-            progress=ProgressOut(**asdict(p), total=p.total),
+            progress=ProgressOut.of(r.progress),
             study_name=r.study_name,
             created_at=r.created_at,
             updated_at=r.updated_at,
