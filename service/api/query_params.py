@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from typing import Annotated, Literal
 
-from fastapi import Query
+from fastapi import Query, Request
 
 from service.core.errors import InvalidSpec
 from service.core.repo.runs import ParamFilter
@@ -40,6 +41,13 @@ def parse_param_filters(raw: list[str] | None) -> list[ParamFilter]:
                     parsed = value
             out.append(ParamFilter(name, equals=parsed))
     return out
+
+
+def region_slice(request: Request, *, x: str, y: str, reserved: Collection[str]) -> dict[str, str]:
+    """The dimensions a region map is sliced at: every query parameter but the reserved ones."""
+    if x == y:
+        raise InvalidSpec("x and y must be two different dimensions")
+    return {k: v for k, v in request.query_params.items() if k not in reserved}
 
 
 ParamQuery = Annotated[list[str] | None, Query(description=_PARAM_HELP, max_length=20)]

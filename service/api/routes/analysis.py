@@ -10,13 +10,12 @@ from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from service.api.csv_export import csv_response
 from service.api.deps import DbDep, ReaderDep
+from service.api.query_params import region_slice
 from service.api.schemas.analysis import EdgeReportOut, RegionOut, ReportOut
 from service.api.schemas.common import SWEEP_ERRORS
 from service.core import sweep_analysis
-from service.core.errors import InvalidSpec
 
 router = APIRouter(prefix="/v1/sweeps/{sweep_id}", tags=["analysis"])
-_RESERVED = {"x", "y"}
 
 
 # exclude_unset: a key the analysis leaves out (see schemas.analysis) stays out of the JSON.
@@ -31,9 +30,7 @@ def regions(
 ) -> Any:
     """Success-rate matrix over two swept dimensions. Other query parameters fix a slice,
     e.g. `?x=beta_1&y=beta_2&learning_rate=0.001`; dimensions left free are pooled."""
-    fixed = {k: v for k, v in request.query_params.items() if k not in _RESERVED}
-    if x == y:
-        raise InvalidSpec("x and y must be two different dimensions")
+    fixed = region_slice(request, x=x, y=y, reserved=("x", "y"))
     with db.transaction() as s:
         data = sweep_analysis.load(s, sweep_id=sweep_id)
     return sweep_analysis.region_view(data, x=x, y=y, fixed=fixed)

@@ -9,19 +9,18 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 
 from service.api.deps import DbDep, PageReader
+from service.api.query_params import region_slice
 from service.api.schemas.common import SWEEP_ERRORS
 from service.api.schemas.dashboard import BandOut, HeatmapOut, PlotsOut, PollOut
 from service.api.schemas.sweeps import ProgressOut
 from service.api.templating import loss_unit, markdown_html
 from service.core import plots, sweep_analysis
 from service.core.analysis import report_to_markdown
-from service.core.errors import InvalidSpec
 from service.core.repo import runs as runs_repo
 from service.core.repo import sweeps as sweeps_repo
 from service.core.states import SweepState
 
 router = APIRouter(prefix="/v1/sweeps/{sweep_id}", tags=["dashboard"])
-_PLOT_RESERVED = {"x", "y", "token"}
 
 
 @router.get("/progress", response_model=PollOut, responses=SWEEP_ERRORS)
@@ -74,9 +73,8 @@ def heatmap(
 ) -> Any:
     """The success-rate map of /regions, slimmed for drawing (each cell names one configuration
     when it holds one). Other query parameters fix a slice, e.g. `?x=beta_1&y=beta_2&batch_size=4`."""
-    fixed = {k: v for k, v in request.query_params.items() if k not in _PLOT_RESERVED}
-    if x == y:
-        raise InvalidSpec("x and y must be two different dimensions")
+    # "token": a page may pass its token in the address (see deps.page_gate); it is no dimension.
+    fixed = region_slice(request, x=x, y=y, reserved=("x", "y", "token"))
     with db.transaction() as s:
         data = sweep_analysis.load(s, sweep_id=sweep_id)
     region = plots.compact_region(sweep_analysis.region_view(data, x=x, y=y, fixed=fixed))

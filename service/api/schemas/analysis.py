@@ -13,18 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from service.core.analysis.seeds import Spread
 from service.core.states import SweepState
-
-
-class SpreadOut(BaseModel):
-    """Median, quartiles, IQR and interquartile mean of the finite values among ``n``."""
-
-    n: int
-    median: float | None
-    q25: float | None
-    q75: float | None
-    iqr: float | None
-    iqm: float | None
 
 
 class SeedSummaryOut(BaseModel):
@@ -35,8 +25,8 @@ class SeedSummaryOut(BaseModel):
     successes: int
     success_rate: float | None
     wilson: list[float]
-    final_loss: SpreadOut
-    final_accuracy: SpreadOut
+    final_loss: Spread
+    final_accuracy: Spread
     median_epochs_to_target: float | None
     reached_target: int
     any_diverged: bool
@@ -80,14 +70,20 @@ class EdgeCellOut(BaseModel):
     dominant_class: str | None
 
 
-class EdgeOut(BaseModel):
-    """Edge of stability of one group (batch size and slice); ``censored`` is None, above or below."""
+class BracketOut(BaseModel):
+    """Where an edge lies: ``bracket`` is [last stable lr, first unstable lr]; ``censored`` is None,
+    "above" (every lr above the smallest stable one was stable) or "below" (none was)."""
 
-    group: dict[str, Any]
     edge: float | None
     bracket: list[float | None]
-    bracket_width: float | None
     censored: str | None
+
+
+class EdgeOut(BracketOut):
+    """Edge of stability of one group (batch size and slice of the other dimensions)."""
+
+    group: dict[str, Any]
+    bracket_width: float | None
     stable_again_above: bool
     best_lr: float | None
     best_loss: float | None
@@ -121,13 +117,10 @@ class RegionOut(BaseModel):
 # ----------------------------------------------------------------- edge
 
 
-class GridBracketOut(BaseModel):
+class GridBracketOut(BracketOut):
     """An edge as the grid alone bracketed it, before refinement."""
 
-    edge: float | None
-    bracket: list[float | None]
     bracket_width: float | None
-    censored: str | None
 
 
 class RefinedEdgeOut(EdgeOut):

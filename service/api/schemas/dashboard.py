@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from service.api.schemas.analysis import CellStatsOut, RegionOut
+from service.api.schemas.analysis import BracketOut, CellStatsOut, RegionOut
 from service.api.schemas.sweeps import ProgressOut
 from service.core.states import SweepState
 
@@ -91,11 +91,8 @@ class HeatCellOut(CellStatsOut):
     config_id: int | None
 
 
-class HeatEdgeOut(BaseModel):
+class HeatEdgeOut(BracketOut):
     group: dict[str, Any]
-    edge: float | None
-    bracket: list[float | None]
-    censored: str | None
 
 
 class HeatmapOut(RegionOut):

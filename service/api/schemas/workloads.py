@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any, Literal
 
@@ -37,16 +38,7 @@ class WorkloadOut(BaseModel):
 
     @classmethod
     def of(cls, r: WorkloadRecord) -> WorkloadOut:
-        return cls(
-            id=r.id,
-            name=r.name,
-            dataset_id=r.dataset_id,
-            loss=r.loss,
-            metrics=r.metrics,
-            summary=r.summary,
-            created_at=r.created_at,
-            sweep_ref={"id": r.id},
-        )
+        return cls(**asdict(r), sweep_ref={"id": r.id})
 
 
 class EntryPointOut(BaseModel):
