@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
@@ -56,6 +55,6 @@ class ConfigDetailOut(ConfigOut):
 
 
 def _fields(record: ConfigRecord, summary: dict[str, Any] | None) -> dict[str, Any]:
-    fields = asdict(record)
+    fields = dict(vars(record))  # shallow: asdict would deep-copy every params dict
     fields["config_id"] = fields.pop("id")
     return {**fields, "summary": summary}
