@@ -13,7 +13,9 @@ from typing import Any
 from service.core.db import Database
 from service.core.errors import NotFound
 from service.core.repo import workloads as workloads_repo
+from workers.workloads import registry
 from workers.workloads.base import Workload
+from workers.workloads.keras_json import KerasJsonWorkload
 
 _CACHE_SIZE = 4
 
@@ -36,8 +38,6 @@ class WorkloadResolver:
         return workload
 
     def _build(self, block: dict[str, Any]) -> Workload:
-        from workers.workloads import registry
-
         if "preset" in block:
             return registry.build_preset(block["preset"], block.get("params", {}))
         if "entry_point" in block:
@@ -49,8 +49,6 @@ class WorkloadResolver:
             raise NotFound(f"workload {workload_id} was deleted")
         if stored.npz is None:
             raise NotFound(f"dataset {stored.dataset_id} of workload {workload_id} was deleted")
-        from workers.workloads.keras_json import KerasJsonWorkload
-
         return KerasJsonWorkload(
             model_json=stored.model_json, npz_bytes=stored.npz, loss=stored.loss, name=stored.name
         )

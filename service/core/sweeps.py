@@ -14,6 +14,8 @@ from typing import Any
 import optuna
 from pydantic import ValidationError
 
+from service.core import workloads as catalogue
+from service.core.analysis.thresholds import Thresholds
 from service.core.config import Settings
 from service.core.db import Database
 from service.core.errors import Conflict, InvalidSpec, LimitExceeded, NotFound, TooManyInFlight
@@ -22,7 +24,16 @@ from service.core.records import SweepRecord
 from service.core.repo import optuna_trials
 from service.core.repo import sweeps as sweeps_repo
 from service.core.repo import workloads as workloads_repo
-from service.core.spec import SweepSpec, count_grid, iter_grid, n_seeds, swept_values
+from service.core.spec import (
+    EntryPointWorkload,
+    PresetWorkload,
+    SweepSpec,
+    UploadedWorkload,
+    count_grid,
+    iter_grid,
+    n_seeds,
+    swept_values,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +55,6 @@ def parse_spec(data: Any) -> SweepSpec:
 
 
 def resolve_workload(db: Database, spec: SweepSpec) -> ResolvedWorkload:
-    from service.core import workloads as catalogue
-    from service.core.spec import EntryPointWorkload, PresetWorkload, UploadedWorkload
-
     ref = spec.workload
     if isinstance(ref, PresetWorkload):
         params = catalogue.resolve_preset_params(ref.preset, ref.params)
@@ -102,8 +110,6 @@ def check_limits(spec: SweepSpec, settings: Settings, n_configs: int) -> None:
 
 
 def _check_thresholds(spec: SweepSpec) -> None:
-    from service.core.analysis.thresholds import Thresholds
-
     Thresholds().with_overrides(spec.stability)
 
 

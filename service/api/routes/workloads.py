@@ -22,6 +22,7 @@ from service.core.repo import datasets as datasets_repo
 from service.core.repo import workloads as workloads_repo
 from service.core.uploads import DatasetSummary, inspect_keras_model
 from service.core.workloads import PRESETS
+from workers.workloads.registry import list_entry_points
 
 router = APIRouter(prefix="/v1/workloads", tags=["workloads"])
 METRICS = ("accuracy", "categorical_accuracy", "sparse_categorical_accuracy", "mse", "mae")
@@ -45,8 +46,6 @@ def _presets() -> list[PresetOut]:
 
 
 def _entry_points() -> list[EntryPointOut]:
-    from workers.workloads.registry import list_entry_points
-
     return [EntryPointOut(name=n, sweep_ref={"entry_point": n, "params": {}}) for n in list_entry_points()]
 
 
