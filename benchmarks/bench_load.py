@@ -55,6 +55,7 @@ from service.core import tokens  # noqa: E402
 from service.core.db import Database  # noqa: E402
 from service.core.migrate import upgrade  # noqa: E402
 from service.core.repo.models import Config, Run  # noqa: E402
+from service.core.states import ACTIVE_SWEEP_STATES, ConfigState  # noqa: E402
 from service.core.timeutil import aware  # noqa: E402
 
 PG_SCRIPT = ROOT / ".ci" / "postgres.sh"
@@ -115,7 +116,7 @@ def _wait_done(http: httpx.Client, sweep_id: int, timeout: float) -> dict[str, A
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         sw: dict[str, Any] = http.get(f"/v1/sweeps/{sweep_id}").json()
-        if sw["state"] in ("completed", "failed", "cancelled"):
+        if sw["state"] not in ACTIVE_SWEEP_STATES:
             return sw
         time.sleep(0.5)
     raise SystemExit(f"sweep {sweep_id} did not finish in {timeout:.0f} s")
@@ -134,7 +135,7 @@ def _claim_window(db: Database, sweep_id: int) -> tuple[int, float]:
     with db.transaction() as s:
         rows = s.execute(
             select(Config.started_at, Config.finished_at).where(
-                Config.sweep_id == sweep_id, Config.state == "completed"
+                Config.sweep_id == sweep_id, Config.state == ConfigState.COMPLETED
             )
         ).all()
     starts = [aware(a) for a, _ in rows]
@@ -196,7 +197,7 @@ def _client_loop(base: str, token: str, stop_at: float, stats: LoadStats, seed: 
                         "/v1/sweeps",
                         f"/v1/sweeps/{sid}",
                         f"/v1/sweeps/{sid}/runs",
-                        f"/v1/sweeps/{sid}/trials",
+                        f"/v1/sweeps/{sid}/configs",
                         "/v1/workers",
                         "/metrics",
                         "/healthz",
@@ -350,7 +351,9 @@ def main() -> None:
         while time.monotonic() < drain_deadline:
             with db.transaction() as s:
                 pending = s.scalar(
-                    select(func.count()).select_from(Config).where(Config.state.in_(("waiting", "running")))
+                    select(func.count())
+                    .select_from(Config)
+                    .where(Config.state.in_((ConfigState.WAITING, ConfigState.RUNNING)))
                 )
             if not pending:
                 break
@@ -369,7 +372,9 @@ def main() -> None:
         integ = _integrity(db)
         with db.transaction() as s:
             left = s.scalar(
-                select(func.count()).select_from(Config).where(Config.state.in_(("waiting", "running")))
+                select(func.count())
+                .select_from(Config)
+                .where(Config.state.in_((ConfigState.WAITING, ConfigState.RUNNING)))
             )
         print(
             f"  trials claimed twice: {integ['trials_completed_beyond_configs']} completed beyond their "

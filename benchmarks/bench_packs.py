@@ -163,8 +163,8 @@ class SqliteObserver:
 
 def part_c_direct(workload: Any, g: dict[str, Any], max_replicas: int) -> dict[str, Any]:
     from service.core.spec import seed_pairs
+    from workers.training.interface import ReplicaSpec
     from workers.training.packs import PackTrainer
-    from workers.training.types import ReplicaSpec
 
     trainer = PackTrainer(max_replicas=max_replicas)
     obs = SqliteObserver(os.path.join(tempfile.mkdtemp(), "curves.db"))

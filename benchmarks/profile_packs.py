@@ -37,9 +37,9 @@ def main() -> None:
 
     if os.environ.get("GRAPPLER_OFF"):
         tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+    from workers.training.interface import NullObserver, ReplicaSpec
     from workers.training.packs import PackTrainer
     from workers.training.packs.caches import PackCaches
-    from workers.training.types import NullObserver, ReplicaSpec
     from workers.workloads.registry import build_preset
 
     params = {}

@@ -20,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from service.core.config import Settings
+from service.core.states import ACTIVE_SWEEP_STATES, SweepState
 
 app = typer.Typer(help="Stability Sweeps: where is training stable?", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens (stored hashed; the secret is shown once)")
@@ -232,7 +233,7 @@ def _watch(c: httpx.Client, sweep_id: int) -> None:
         TimeElapsedColumn(),
         console=console,
     ) as bar:
-        task = bar.add_task("sweep", total=None, sid=sweep_id, state="queued", cfg="")
+        task = bar.add_task("sweep", total=None, sid=sweep_id, state=SweepState.QUEUED.value, cfg="")
         while True:
             sw = _check(c.get(f"/v1/sweeps/{sweep_id}"))
             p = sw["progress"]
@@ -244,7 +245,7 @@ def _watch(c: httpx.Client, sweep_id: int) -> None:
                 cfg=f"configs: {p['completed']} done, {p['running']} running, {p['waiting']} waiting, "
                 f"{p['failed']} failed",
             )
-            if sw["state"] in ("completed", "failed", "cancelled"):
+            if sw["state"] not in ACTIVE_SWEEP_STATES:
                 break
             time.sleep(1.0)
     console.print(f"sweep {sweep_id} {sw['state']}")
@@ -307,11 +308,11 @@ def token_create(name: str, database_url: DbUrl = None) -> None:
 
 @token_app.command("list")
 def token_list(database_url: DbUrl = None) -> None:
-    from service.core import tokens
     from service.core.db import Database
+    from service.core.repo import tokens as tokens_repo
 
     with Database(_settings(database_url).database_url).transaction() as s:
-        rows = tokens.list_tokens(s)
+        rows = tokens_repo.list_tokens(s)
     table = Table("id", "name", "created", "revoked")
     for t in rows:
         table.add_row(
@@ -322,13 +323,13 @@ def token_list(database_url: DbUrl = None) -> None:
 
 @token_app.command("revoke")
 def token_revoke(token_id: int, database_url: DbUrl = None) -> None:
-    from service.core import tokens
     from service.core.db import Database
     from service.core.errors import NotFound
+    from service.core.repo import tokens as tokens_repo
 
     try:
         with Database(_settings(database_url).database_url).transaction() as s:
-            tokens.revoke_token(s, token_id=token_id)
+            tokens_repo.revoke_token(s, token_id=token_id)
     except NotFound as exc:
         _fail(exc.detail)
     console.print(f"token {token_id} revoked")

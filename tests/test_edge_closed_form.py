@@ -91,7 +91,7 @@ def test_reported_edge_brackets_two_over_lambda_max_and_refinement_sharpens_it(
     }
     assert edge["trials_added_by_refinement"] == ROUNDS
     assert sweep["n_configs"] == len(GRID) + ROUNDS and sweep["progress"]["completed"] == len(GRID) + ROUNDS
-    trials = client.get(f"/v1/sweeps/{sid}/trials", params={"limit": 100}).json()["items"]
+    trials = client.get(f"/v1/sweeps/{sid}/configs", params={"limit": 100}).json()["items"]
     assert sorted(t["refine_round"] for t in trials) == [0] * len(GRID) + list(range(1, ROUNDS + 1))
 
     # The classes are the ones the closed form predicts on either side of the edge.

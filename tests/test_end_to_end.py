@@ -65,7 +65,7 @@ def test_sweep_trains_end_to_end_with_two_workers(client: TestClient, db: Databa
     assert final["state"] == "completed", (tmp_path / "w0.log").read_text()[-3000:]
     assert final["progress"]["completed"] == 6 and final["runs_done"] == 12
     _assert_complete_and_exact(client, db, final, epochs=3)
-    trials = client.get(f"/v1/sweeps/{sweep['id']}/trials").json()["items"]
+    trials = client.get(f"/v1/sweeps/{sweep['id']}/configs").json()["items"]
     assert all(t["attempts"] == 0 for t in trials)  # nobody trained a trial twice
     workers = client.get("/v1/workers", params={"include_stopped": True}).json()
     assert len(workers) == 2 and sum(w["trials_done"] for w in workers) == 6
@@ -99,7 +99,7 @@ def test_worker_killed_mid_trial_is_retried_with_nothing_lost_or_duplicated(
         stop([victim])
     assert final["state"] == "completed", (tmp_path / "survivor.log").read_text()[-3000:]
     _assert_complete_and_exact(client, db, final, epochs=40)
-    trials = client.get(f"/v1/sweeps/{sweep['id']}/trials").json()["items"]
+    trials = client.get(f"/v1/sweeps/{sweep['id']}/configs").json()["items"]
     assert sorted(t["attempts"] for t in trials) == [0, 1]
     study = optuna.load_study(study_name=final["study_name"], storage=db.url)
     assert sorted(t.state.name for t in study.trials) == ["COMPLETE", "COMPLETE", "FAIL"]

@@ -92,5 +92,5 @@ def test_worker_without_the_package_fails_the_configuration_with_a_clear_error(
     finally:
         stop([worker])
     assert final["state"] in ("failed", "completed")
-    text = str(client.get(f"/v1/sweeps/{sweep['id']}/trials").json()) + (tmp_path / "w.log").read_text()
+    text = str(client.get(f"/v1/sweeps/{sweep['id']}/configs").json()) + (tmp_path / "w.log").read_text()
     assert "no workload entry point 'two_spirals'" in text

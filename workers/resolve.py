@@ -12,8 +12,10 @@ from typing import Any
 
 from service.core.db import Database
 from service.core.errors import NotFound
-from service.core.repo.models import DatasetBlob, UserWorkload
+from service.core.repo import workloads as workloads_repo
+from workers.workloads import registry
 from workers.workloads.base import Workload
+from workers.workloads.keras_json import KerasJsonWorkload
 
 _CACHE_SIZE = 4
 
@@ -36,21 +38,17 @@ class WorkloadResolver:
         return workload
 
     def _build(self, block: dict[str, Any]) -> Workload:
-        from workers.workloads import registry
-
         if "preset" in block:
             return registry.build_preset(block["preset"], block.get("params", {}))
         if "entry_point" in block:
             return registry.build_entry_point(block["entry_point"], block.get("params", {}))
         workload_id = int(block["id"])
         with self._db.transaction() as s:
-            row = s.get(UserWorkload, workload_id)
-            if row is None:
-                raise NotFound(f"workload {workload_id} was deleted")
-            blob = s.get(DatasetBlob, row.dataset_id)
-            if blob is None:
-                raise NotFound(f"dataset {row.dataset_id} of workload {workload_id} was deleted")
-            model_json, loss, data, name = row.model_json, row.loss, bytes(blob.data), row.name
-        from workers.workloads.keras_json import KerasJsonWorkload
-
-        return KerasJsonWorkload(model_json=model_json, npz_bytes=data, loss=loss, name=name)
+            stored = workloads_repo.stored_model(s, workload_id=workload_id)
+        if stored is None:
+            raise NotFound(f"workload {workload_id} was deleted")
+        if stored.npz is None:
+            raise NotFound(f"dataset {stored.dataset_id} of workload {workload_id} was deleted")
+        return KerasJsonWorkload(
+            model_json=stored.model_json, npz_bytes=stored.npz, loss=stored.loss, name=stored.name
+        )

@@ -9,7 +9,21 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api import errors
-from service.api.routes import analysis, datasets, health, metrics, pages, runs, sweeps, workers, workloads
+from service.api.headlines import HeadlineCache
+from service.api.routes import (
+    analysis,
+    configs,
+    dashboard,
+    datasets,
+    health,
+    metrics,
+    pages,
+    runs,
+    static,
+    sweeps,
+    workers,
+    workloads,
+)
 from service.core.config import Settings, get_settings
 from service.core.db import Database
 
@@ -96,8 +110,22 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     )
     app.state.settings = settings
     app.state.db = db
+    app.state.headlines = HeadlineCache()
     errors.install(app)
-    for module in (health, sweeps, runs, analysis, workloads, datasets, workers, metrics, pages):
+    for module in (
+        health,
+        sweeps,
+        configs,
+        runs,
+        analysis,
+        dashboard,
+        workloads,
+        datasets,
+        workers,
+        metrics,
+        static,
+        pages,
+    ):
         app.include_router(module.router)
     metrics.install(app)  # request counting/latency middleware
     if settings.cors_origins:

@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service.api.schemas import ErrorOut
+from service.api.schemas.common import ErrorOut
 from service.core.errors import DomainError
 
 log = logging.getLogger(__name__)

@@ -9,13 +9,13 @@ nature) live in memory, in ``service.api.routes.metrics``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from service.core.repo.models import Config, Run, Sweep, Worker
-from service.core.timeutil import aware, utcnow
+from service.core.repo import workers as workers_repo
+from service.core.repo.queue_counts import queue_counts
+from service.core.states import ACTIVE_SWEEP_STATES, ConfigState
+from service.core.timeutil import utcnow
 
 # Seconds; a tiny preset trains in well under a second, the 224x224 pixel
 # workload for minutes.
@@ -49,7 +49,9 @@ class QueueSnapshot:
     def queue_depth(self) -> int:
         """Configurations waiting in sweeps that can still run."""
         return sum(
-            n for (sw, st), n in self.configs.items() if st == "waiting" and sw in ("queued", "running")
+            n
+            for (sw, st), n in self.configs.items()
+            if st == ConfigState.WAITING and sw in ACTIVE_SWEEP_STATES
         )
 
 
@@ -61,42 +63,17 @@ def _histogram(durations: list[float]) -> Histogram:
 
 
 def snapshot(session: Session, *, grace_s: float) -> QueueSnapshot:
-    configs = {
-        (sw, st): int(n)
-        for sw, st, n in session.execute(
-            select(Sweep.state, Config.state, func.count())
-            .join(Sweep, Sweep.id == Config.sweep_id)
-            .group_by(Sweep.state, Config.state)
-        ).all()
-    }
-    sweeps = {
-        st: int(n) for st, n in session.execute(select(Sweep.state, func.count()).group_by(Sweep.state))
-    }
-    runs = {
-        (status, cls or ""): int(n)
-        for status, cls, n in session.execute(
-            select(Run.status, Run.run_class, func.count()).group_by(Run.status, Run.run_class)
-        ).all()
-    }
-    durations = []
-    for started, finished in session.execute(
-        select(Config.started_at, Config.finished_at).where(
-            Config.state.in_(("completed", "failed")),
-            Config.started_at.is_not(None),
-            Config.finished_at.is_not(None),
-        )
-    ):
-        a, b = aware(started), aware(finished)
-        assert a is not None and b is not None
-        durations.append(max(0.0, (b - a).total_seconds()))
+    counts = queue_counts(session)
     now = utcnow()
-    cutoff = now - timedelta(seconds=grace_s)
-    workers = []
-    for w in session.scalars(select(Worker).where(Worker.state != "stopped").order_by(Worker.id)):
-        hb = aware(w.heartbeat_at)
-        assert hb is not None
-        if hb >= cutoff:
-            workers.append(WorkerBeat(w.id, w.device, w.state, max(0.0, (now - hb).total_seconds())))
+    live = workers_repo.list_workers(session, grace_s=grace_s, include_stopped=False)
+    workers = tuple(
+        WorkerBeat(w.id, w.device, w.state, max(0.0, (now - w.heartbeat_at).total_seconds()))
+        for w in sorted(live, key=lambda w: w.id)
+    )
     return QueueSnapshot(
-        configs=configs, sweeps=sweeps, runs=runs, durations=_histogram(durations), workers=tuple(workers)
+        configs=counts.configs,
+        sweeps=counts.sweeps,
+        runs=counts.runs,
+        durations=_histogram(list(counts.config_seconds)),
+        workers=workers,
     )

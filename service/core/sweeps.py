@@ -14,6 +14,8 @@ from typing import Any
 import optuna
 from pydantic import ValidationError
 
+from service.core import workloads as catalogue
+from service.core.analysis.thresholds import Thresholds
 from service.core.config import Settings
 from service.core.db import Database
 from service.core.errors import Conflict, InvalidSpec, LimitExceeded, NotFound, TooManyInFlight
@@ -21,8 +23,14 @@ from service.core.proposals.grid import count_grid, iter_grid, swept_values
 from service.core.records import SweepRecord
 from service.core.repo import optuna_trials
 from service.core.repo import sweeps as sweeps_repo
-from service.core.repo.models import UserWorkload
-from service.core.spec import SweepSpec, n_seeds
+from service.core.repo import workloads as workloads_repo
+from service.core.spec import (
+    EntryPointWorkload,
+    PresetWorkload,
+    SweepSpec,
+    UploadedWorkload,
+    n_seeds,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +52,6 @@ def parse_spec(data: Any) -> SweepSpec:
 
 
 def resolve_workload(db: Database, spec: SweepSpec) -> ResolvedWorkload:
-    from service.core import workloads as catalogue
-    from service.core.spec import EntryPointWorkload, PresetWorkload, UploadedWorkload
-
     ref = spec.workload
     if isinstance(ref, PresetWorkload):
         params = catalogue.resolve_preset_params(ref.preset, ref.params)
@@ -58,15 +63,14 @@ def resolve_workload(db: Database, spec: SweepSpec) -> ResolvedWorkload:
         )
     if isinstance(ref, UploadedWorkload):
         with db.transaction() as s:
-            row = s.get(UserWorkload, ref.id)
-            if row is None:
-                raise NotFound(
-                    f"workload.id: workload {ref.id} does not exist; upload one with POST /v1/workloads "
-                    "or list them with GET /v1/workloads"
-                )
-            name = row.name
+            uploaded = workloads_repo.find_workload(s, workload_id=ref.id)
+        if uploaded is None:
+            raise NotFound(
+                f"workload.id: workload {ref.id} does not exist; upload one with POST /v1/workloads "
+                "or list them with GET /v1/workloads"
+            )
         return ResolvedWorkload(
-            key=f"workload:{ref.id}:{name}", default_optimizer="adam", workload={"id": ref.id}
+            key=f"workload:{ref.id}:{uploaded.name}", default_optimizer="adam", workload={"id": ref.id}
         )
     assert isinstance(ref, EntryPointWorkload)
     return ResolvedWorkload(
@@ -103,8 +107,6 @@ def check_limits(spec: SweepSpec, settings: Settings, n_configs: int) -> None:
 
 
 def _check_thresholds(spec: SweepSpec) -> None:
-    from service.core.analysis.thresholds import Thresholds
-
     Thresholds().with_overrides(spec.stability)
 
 

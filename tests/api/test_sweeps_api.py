@@ -36,10 +36,10 @@ def test_create_enqueues_every_configuration_as_a_waiting_trial(
     assert sweep["spec"]["workload"]["params"]["units"] == 4
     assert "noise" in sweep["spec"]["workload"]["params"]
 
-    trials_page = client.get(f"/v1/sweeps/{sweep['id']}/trials", params={"param": "batch_size=12"}).json()
+    trials_page = client.get(f"/v1/sweeps/{sweep['id']}/configs", params={"param": "batch_size=12"}).json()
     assert trials_page["total"] == 3
     ranged = client.get(
-        f"/v1/sweeps/{sweep['id']}/trials", params={"param": ["learning_rate=5e-3..", "batch_size=4"]}
+        f"/v1/sweeps/{sweep['id']}/configs", params={"param": ["learning_rate=5e-3..", "batch_size=4"]}
     ).json()
     assert [t["params"]["learning_rate"] for t in ranged["items"]] == pytest.approx([1e-2, 1e-1])
 

@@ -150,7 +150,7 @@ def test_injection_in_query_parameters_is_harmless(client: TestClient, db: Datab
         ("/v1/sweeps", {"limit": value}),
         (f"/v1/sweeps/{created['id']}/runs", {"run_class": value}),
         (f"/v1/sweeps/{created['id']}/runs", {"status": value}),
-        (f"/v1/sweeps/{created['id']}/trials", {"param": value}),
+        (f"/v1/sweeps/{created['id']}/configs", {"param": value}),
         (f"/v1/sweeps/{created['id']}/regions", {"x": value, "y": "batch_size"}),
         (f"/v1/sweeps/{created['id']}/configs", {"sort": value}),
     ]:

@@ -92,7 +92,7 @@ def test_trial_that_raises_is_recorded_and_the_worker_goes_on(
         assert detail["status"] == "error"
         assert "exploding workload" in detail["error"]
         assert "Traceback" in detail["traceback"] and "build_model" in detail["traceback"]
-    trials = client.get(f"/v1/sweeps/{broken['id']}/trials").json()["items"]
+    trials = client.get(f"/v1/sweeps/{broken['id']}/configs").json()["items"]
     assert all(t["state"] == "failed" and "exploding workload" in (t["error"] or "") for t in trials), trials
     study = optuna.load_study(study_name=bad["study_name"], storage=db.url)
     assert sorted(t.state.name for t in study.trials) == ["FAIL", "FAIL"]  # failed once, not retried
@@ -198,7 +198,7 @@ def test_stalled_worker_is_retried_and_its_late_result_is_dropped(
     with db.transaction() as s:
         writers = set(s.scalars(select(Run.worker_id).where(Run.config_id == config_id)))
         assert victim_id not in writers  # the late result did not overwrite the retry's
-    trials = client.get(f"/v1/sweeps/{sweep['id']}/trials").json()["items"]
+    trials = client.get(f"/v1/sweeps/{sweep['id']}/configs").json()["items"]
     assert sorted(t["attempts"] for t in trials) == [0, 1]
     study = optuna.load_study(study_name=final["study_name"], storage=db.url)
     states = {t._trial_id: t.state for t in study.trials}

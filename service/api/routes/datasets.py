@@ -10,47 +10,22 @@ the database, so that every worker on every machine can load it.
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
-from pydantic import BaseModel
-from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile as StarletteUpload
 
 from service.api.deps import DbDep, ReaderDep, SettingsDep, WriterDep
-from service.api.schemas import ErrorOut, Page
+from service.api.schemas.common import UPLOAD_ERRORS, Page
+from service.api.schemas.datasets import DatasetOut
 from service.core.db import Database
-from service.core.errors import InvalidSpec, LimitExceeded, NotFound
-from service.core.repo.models import DatasetBlob
+from service.core.errors import InvalidSpec, LimitExceeded
+from service.core.repo import datasets as datasets_repo
 from service.core.uploads import inspect_npz
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorOut} for code in (400, 401, 404, 413, 422, 503)
-}
 _CHUNK = 1 << 20
-
-
-class DatasetOut(BaseModel):
-    id: int
-    name: str
-    sha256: str
-    size_bytes: int
-    summary: dict[str, Any]
-    created_at: datetime
-
-    @classmethod
-    def of(cls, row: DatasetBlob) -> DatasetOut:
-        return cls(
-            id=row.id,
-            name=row.name,
-            sha256=row.sha256,
-            size_bytes=row.size_bytes,
-            summary=dict(row.summary),
-            created_at=row.created_at,
-        )
 
 
 async def _read_limited(upload: StarletteUpload, limit: int) -> bytes:
@@ -94,7 +69,7 @@ _UPLOAD_BODY = {
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=DatasetOut,
-    responses=ERRORS,
+    responses=UPLOAD_ERRORS,
     openapi_extra=_UPLOAD_BODY,
 )
 async def upload_dataset(
@@ -129,10 +104,10 @@ async def upload_dataset(
 def _store(db: Database, data: bytes, label: str) -> DatasetOut:
     summary = inspect_npz(data)
     with db.transaction() as s:
-        row = DatasetBlob(
+        record = datasets_repo.insert_dataset(
+            s,
             name=label,
             sha256=hashlib.sha256(data).hexdigest(),
-            size_bytes=len(data),
             summary={
                 "n_train": summary.n_train,
                 "n_val": summary.n_val,
@@ -144,58 +119,23 @@ def _store(db: Database, data: bytes, label: str) -> DatasetOut:
                 "suggested_loss": summary.suggested_loss,
             },
             data=data,
-            created_at=datetime.now(UTC),
         )
-        s.add(row)
-        s.flush()
-        return DatasetOut.of(row)
+    return DatasetOut.of(record)
 
 
-@router.get("", response_model=Page[DatasetOut], responses=ERRORS)
+@router.get("", response_model=Page[DatasetOut], responses=UPLOAD_ERRORS)
 def list_datasets(
     db: DbDep,
     _: ReaderDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> Page[DatasetOut]:
-    # Select columns, not the rows: the blobs stay in the database.
-    cols = (
-        DatasetBlob.id,
-        DatasetBlob.name,
-        DatasetBlob.sha256,
-        DatasetBlob.size_bytes,
-        DatasetBlob.summary,
-        DatasetBlob.created_at,
-    )
     with db.transaction() as s:
-        total = int(s.scalar(select(func.count()).select_from(DatasetBlob)) or 0)
-        rows = s.execute(select(*cols).order_by(DatasetBlob.id.desc()).limit(limit).offset(offset)).all()
-    items = [
-        DatasetOut(
-            id=r.id,
-            name=r.name,
-            sha256=r.sha256,
-            size_bytes=r.size_bytes,
-            summary=dict(r.summary),
-            created_at=r.created_at,
-        )
-        for r in rows
-    ]
-    return Page(items=items, total=total, limit=limit, offset=offset)
+        records, total = datasets_repo.list_datasets(s, limit=limit, offset=offset)
+    return Page(items=[DatasetOut.of(r) for r in records], total=total, limit=limit, offset=offset)
 
 
-def get_dataset_row(s: Any, dataset_id: int) -> DatasetBlob:
-    row = s.get(DatasetBlob, dataset_id)
-    if row is None:
-        raise NotFound(
-            f"dataset {dataset_id} does not exist; upload one with POST /v1/datasets or list them with "
-            "GET /v1/datasets"
-        )
-    result: DatasetBlob = row
-    return result
-
-
-@router.get("/{dataset_id}", response_model=DatasetOut, responses=ERRORS)
+@router.get("/{dataset_id}", response_model=DatasetOut, responses=UPLOAD_ERRORS)
 def get_dataset(dataset_id: int, db: DbDep, _: ReaderDep) -> DatasetOut:
     with db.transaction() as s:
-        return DatasetOut.of(get_dataset_row(s, dataset_id))
+        return DatasetOut.of(datasets_repo.get_dataset(s, dataset_id=dataset_id))

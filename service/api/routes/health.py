@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from service.api.deps import DbDep
-from service.api.schemas import HealthOut
+from service.api.schemas.common import HealthOut
 from service.core import migrate
 
 router = APIRouter(tags=["operations"])

@@ -2,28 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Response, status
 
 from service.api.deps import DbDep, ReaderDep, SettingsDep, WriterDep
-from service.api.schemas import ErrorOut, Page, SweepOut
+from service.api.schemas.common import SWEEP_ERRORS, Page
+from service.api.schemas.sweeps import SweepOut
 from service.core import sweeps as sweeps_service
 from service.core.repo import sweeps as sweeps_repo
 from service.core.spec import SweepSpec
+from service.core.states import SweepState
 
 router = APIRouter(prefix="/v1/sweeps", tags=["sweeps"])
-ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorOut},
-    404: {"model": ErrorOut},
-    409: {"model": ErrorOut},
-    413: {"model": ErrorOut},
-    422: {"model": ErrorOut},
-    429: {"model": ErrorOut},
-}
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=SweepOut, responses=ERRORS)
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=SweepOut, responses=SWEEP_ERRORS)
 def create_sweep(
     spec: SweepSpec,
     db: DbDep,
@@ -42,11 +36,11 @@ def create_sweep(
     return SweepOut.of(record)
 
 
-@router.get("", response_model=Page[SweepOut], responses=ERRORS)
+@router.get("", response_model=Page[SweepOut], responses=SWEEP_ERRORS)
 def list_sweeps(
     db: DbDep,
     _: ReaderDep,
-    state: Literal["queued", "running", "completed", "failed", "cancelled"] | None = None,
+    state: SweepState | None = None,
     q: Annotated[str | None, Query(max_length=200, description="name contains")] = None,
     workload: Annotated[str | None, Query(max_length=200)] = None,
     sort: Literal["created", "-created", "name", "-name", "state", "-state"] = "-created",
@@ -60,20 +54,20 @@ def list_sweeps(
     return Page(items=[SweepOut.of(r) for r in items], total=total, limit=limit, offset=offset)
 
 
-@router.get("/{sweep_id}", response_model=SweepOut, responses=ERRORS)
+@router.get("/{sweep_id}", response_model=SweepOut, responses=SWEEP_ERRORS)
 def get_sweep(sweep_id: int, db: DbDep, _: ReaderDep) -> SweepOut:
     with db.transaction() as s:
         return SweepOut.of(sweeps_repo.get_sweep(s, sweep_id=sweep_id))
 
 
-@router.post("/{sweep_id}/cancel", response_model=SweepOut, responses=ERRORS)
+@router.post("/{sweep_id}/cancel", response_model=SweepOut, responses=SWEEP_ERRORS)
 def cancel_sweep(sweep_id: int, db: DbDep, _: WriterDep) -> SweepOut:
     """Waiting configurations are cancelled at once; running ones stop at their next epoch."""
     with db.transaction() as s:
         return SweepOut.of(sweeps_repo.cancel_sweep(s, sweep_id=sweep_id))
 
 
-@router.delete("/{sweep_id}", status_code=status.HTTP_204_NO_CONTENT, responses=ERRORS)
+@router.delete("/{sweep_id}", status_code=status.HTTP_204_NO_CONTENT, responses=SWEEP_ERRORS)
 def delete_sweep(sweep_id: int, db: DbDep, _: WriterDep) -> Response:
     """Delete the sweep, its runs and curves, and its Optuna study."""
     sweeps_service.delete_sweep(db, sweep_id)

@@ -10,91 +10,22 @@ mistake is a 422 now rather than a failed sweep later.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
-from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import func, select
 
 from service.api.deps import DbDep, ReaderDep, WriterDep
-from service.api.routes.datasets import get_dataset_row
-from service.api.schemas import ErrorOut, Page
+from service.api.schemas.common import UPLOAD_ERRORS, Page
+from service.api.schemas.workloads import CatalogueOut, EntryPointOut, PresetOut, WorkloadIn, WorkloadOut
 from service.core.errors import InvalidSpec, NotFound
-from service.core.repo.models import UserWorkload
+from service.core.repo import datasets as datasets_repo
+from service.core.repo import workloads as workloads_repo
 from service.core.uploads import DatasetSummary, inspect_keras_model
 from service.core.workloads import PRESETS
+from workers.workloads.registry import list_entry_points
 
 router = APIRouter(prefix="/v1/workloads", tags=["workloads"])
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorOut} for code in (400, 401, 404, 413, 422, 503)
-}
 METRICS = ("accuracy", "categorical_accuracy", "sparse_categorical_accuracy", "mse", "mae")
-
-
-class PresetOut(BaseModel):
-    name: str
-    kind: Literal["preset"] = "preset"
-    description: str
-    report: str | None
-    params: dict[str, Any]
-    param_docs: dict[str, str]
-    default_params: dict[str, Any]
-    num_classes: int
-    loss: str
-    sweep_ref: dict[str, Any]
-
-
-class WorkloadOut(BaseModel):
-    id: int
-    kind: Literal["uploaded"] = "uploaded"
-    name: str
-    dataset_id: int
-    loss: str
-    metrics: list[str]
-    summary: dict[str, Any]
-    created_at: datetime
-    sweep_ref: dict[str, Any]
-
-    @classmethod
-    def of(cls, row: UserWorkload) -> WorkloadOut:
-        return cls(
-            id=row.id,
-            name=row.name,
-            dataset_id=row.dataset_id,
-            loss=row.loss,
-            metrics=list(row.metrics or []),
-            summary=dict(row.summary or {}),
-            created_at=row.created_at,
-            sweep_ref={"id": row.id},
-        )
-
-
-class EntryPointOut(BaseModel):
-    name: str
-    kind: Literal["entry_point"] = "entry_point"
-    sweep_ref: dict[str, Any]
-
-
-class CatalogueOut(BaseModel):
-    presets: list[PresetOut]
-    workloads: Page[WorkloadOut]
-    # Installed on the API's machine; workers need the same package installed.
-    entry_points: list[EntryPointOut]
-
-
-class WorkloadIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(min_length=1, max_length=200)
-    dataset_id: int = Field(ge=1)
-    model: str | dict[str, Any] = Field(
-        description="the output of model.to_json(), as a string or parsed JSON"
-    )
-    loss: Literal["categorical_crossentropy", "sparse_categorical_crossentropy", "mse"] | None = Field(
-        None, description="defaults to the one the dataset's labels call for"
-    )
-    metrics: list[str] = Field(default_factory=lambda: ["accuracy"], max_length=8)
 
 
 def _presets() -> list[PresetOut]:
@@ -115,12 +46,10 @@ def _presets() -> list[PresetOut]:
 
 
 def _entry_points() -> list[EntryPointOut]:
-    from workers.workloads.registry import list_entry_points
-
     return [EntryPointOut(name=n, sweep_ref={"entry_point": n, "params": {}}) for n in list_entry_points()]
 
 
-@router.get("", response_model=CatalogueOut, responses=ERRORS)
+@router.get("", response_model=CatalogueOut, responses=UPLOAD_ERRORS)
 def list_workloads(
     db: DbDep,
     _: ReaderDep,
@@ -129,19 +58,15 @@ def list_workloads(
 ) -> CatalogueOut:
     """Everything a sweep's `workload` can name; `sweep_ref` is the block to put in the spec."""
     with db.transaction() as s:
-        total = int(s.scalar(select(func.count()).select_from(UserWorkload)) or 0)
-        rows = s.scalars(
-            select(UserWorkload).order_by(UserWorkload.id.desc()).limit(limit).offset(offset)
-        ).all()
-        items = [WorkloadOut.of(r) for r in rows]
+        records, total = workloads_repo.list_workloads(s, limit=limit, offset=offset)
     return CatalogueOut(
         presets=_presets(),
-        workloads=Page(items=items, total=total, limit=limit, offset=offset),
+        workloads=Page(items=[WorkloadOut.of(r) for r in records], total=total, limit=limit, offset=offset),
         entry_points=_entry_points(),
     )
 
 
-@router.get("/presets/{name}", response_model=PresetOut, responses=ERRORS)
+@router.get("/presets/{name}", response_model=PresetOut, responses=UPLOAD_ERRORS)
 def get_preset(name: str, _: ReaderDep) -> PresetOut:
     for p in _presets():
         if p.name == name:
@@ -149,19 +74,19 @@ def get_preset(name: str, _: ReaderDep) -> PresetOut:
     raise NotFound(f"unknown preset {name!r}; available presets: {', '.join(sorted(PRESETS))}")
 
 
-@router.get("/{workload_id}", response_model=WorkloadOut, responses=ERRORS)
+@router.get("/{workload_id}", response_model=WorkloadOut, responses=UPLOAD_ERRORS)
 def get_workload(workload_id: int, db: DbDep, _: ReaderDep) -> WorkloadOut:
     with db.transaction() as s:
-        row = s.get(UserWorkload, workload_id)
-        if row is None:
-            raise NotFound(
-                f"workload {workload_id} does not exist; list them with GET /v1/workloads "
-                "(presets are referenced by name, not id)"
-            )
-        return WorkloadOut.of(row)
+        record = workloads_repo.find_workload(s, workload_id=workload_id)
+    if record is None:
+        raise NotFound(
+            f"workload {workload_id} does not exist; list them with GET /v1/workloads "
+            "(presets are referenced by name, not id)"
+        )
+    return WorkloadOut.of(record)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=WorkloadOut, responses=ERRORS)
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=WorkloadOut, responses=UPLOAD_ERRORS)
 def create_workload(body: WorkloadIn, db: DbDep, _: WriterDep, response: Response) -> WorkloadOut:
     """Register a Keras model (safe mode, built once against the dataset) on an uploaded dataset."""
     unknown = [m for m in body.metrics if m not in METRICS]
@@ -169,7 +94,7 @@ def create_workload(body: WorkloadIn, db: DbDep, _: WriterDep, response: Respons
         raise InvalidSpec(f"metrics: {', '.join(unknown)} not supported; use any of {', '.join(METRICS)}")
     model_json = body.model if isinstance(body.model, str) else json.dumps(body.model)
     with db.transaction() as s:
-        stored = dict(get_dataset_row(s, body.dataset_id).summary)
+        stored = datasets_repo.get_dataset(s, dataset_id=body.dataset_id).summary
     summary = DatasetSummary(
         n_train=int(stored["n_train"]),
         n_val=int(stored["n_val"]),
@@ -182,18 +107,16 @@ def create_workload(body: WorkloadIn, db: DbDep, _: WriterDep, response: Respons
     loss = body.loss or summary.suggested_loss
     info = inspect_keras_model(model_json, summary, loss)
     with db.transaction() as s:
-        get_dataset_row(s, body.dataset_id)  # still there
-        row = UserWorkload(
+        datasets_repo.get_dataset(s, dataset_id=body.dataset_id)  # still there
+        record = workloads_repo.insert_workload(
+            s,
             name=body.name,
             dataset_id=body.dataset_id,
             model_json=model_json,
             loss=loss,
             metrics=list(body.metrics),
             summary=info,
-            created_at=datetime.now(UTC),
         )
-        s.add(row)
-        s.flush()
-        out = WorkloadOut.of(row)
+    out = WorkloadOut.of(record)
     response.headers["Location"] = f"/v1/workloads/{out.id}"
     return out

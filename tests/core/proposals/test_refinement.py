@@ -106,7 +106,7 @@ def test_rounds_bisect_each_bracket_in_log_lr_until_done(client: TestClient, db:
     for e in edge["edges"]:
         assert e["bracket"] == [mid, mid2]
         assert e["grid"]["bracket"] == [0.01, 0.1] and e["trials_added_by_refinement"] == 2
-    study = client.get(f"/v1/sweeps/{sid}/trials", params={"limit": 100}).json()
+    study = client.get(f"/v1/sweeps/{sid}/configs", params={"limit": 100}).json()
     assert study["total"] == 12 and {t["state"] for t in study["items"]} == {"completed"}
 
 

@@ -1,36 +1,20 @@
-"""Response bodies (they document the API in OpenAPI and are checked by schemathesis).
-
-Where the domain's frozen record is already the right shape (a trial, a run,
-a curve point, a worker), routes return the record itself: FastAPI documents
-and serialises stdlib dataclasses, so the fields are written once.
-"""
+"""A sweep with its progress, and one run's curve."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from pydantic import BaseModel
 
-from service.core.records import CurvePoint, SweepRecord
-
-T = TypeVar("T")
-
-
-class ErrorOut(BaseModel):
-    error: str
-    detail: str
-
-
-class Page(BaseModel, Generic[T]):
-    items: list[T]
-    total: int
-    limit: int
-    offset: int
+from service.core.records import CurvePoint, Progress, SweepRecord
+from service.core.states import SweepState
 
 
 class ProgressOut(BaseModel):
+    """Configurations by state."""
+
     waiting: int
     running: int
     completed: int
@@ -38,11 +22,15 @@ class ProgressOut(BaseModel):
     cancelled: int
     total: int
 
+    @classmethod
+    def of(cls, p: Progress) -> ProgressOut:
+        return cls(**asdict(p), total=p.total)
+
 
 class SweepOut(BaseModel):
     id: int
     name: str
-    state: str
+    state: SweepState
     workload: str
     sampler: str
     n_configs: int
@@ -60,11 +48,10 @@ class SweepOut(BaseModel):
 
     @classmethod
     def of(cls, r: SweepRecord) -> SweepOut:
-        p = r.progress
         return cls(
             id=r.id,
             name=r.name,
-            state=r.state,
+            state=SweepState(r.state),
             workload=r.workload_key,
             sampler=r.sampler,
             n_configs=r.n_configs,
@@ -72,7 +59,7 @@ class SweepOut(BaseModel):
             epochs=r.epochs,
             runs_total=r.runs_total,
             runs_done=r.runs_done,
-            progress=ProgressOut(**asdict(p), total=p.total),
+            progress=ProgressOut.of(r.progress),
             study_name=r.study_name,
             created_at=r.created_at,
             updated_at=r.updated_at,
@@ -86,10 +73,3 @@ class CurveOut(BaseModel):
     run_id: int
     points: list[CurvePoint]
     step_losses: list[Any] | None = None
-
-
-class HealthOut(BaseModel):
-    status: str
-    database: str | None = None
-    migrations: str | None = None
-    detail: str | None = None

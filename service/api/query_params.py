@@ -1,0 +1,55 @@
+"""Query parameters shared by several routes: parameter filters, paging, run classes."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection
+from typing import Annotated, Literal
+
+from fastapi import Query, Request
+
+from service.core.errors import InvalidSpec
+from service.core.repo.runs import ParamFilter
+
+_PARAM_HELP = (
+    "Filter on a parameter, repeatable: `name=value` (e.g. `batch_size=32`, `optimizer=adam`) "
+    "or `name=low..high` for an inclusive range (e.g. `learning_rate=1e-4..1e-2`; either end may be empty)."
+)
+_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,63}$")
+
+
+def parse_param_filters(raw: list[str] | None) -> list[ParamFilter]:
+    out: list[ParamFilter] = []
+    for item in raw or []:
+        name, sep, value = item.partition("=")
+        if not sep or not _NAME.match(name) or not value:
+            raise InvalidSpec(f"param: {item!r} is not `name=value` or `name=low..high`")
+        if ".." in value:
+            lo, _, hi = value.partition("..")
+            try:
+                out.append(ParamFilter(name, low=float(lo) if lo else None, high=float(hi) if hi else None))
+            except ValueError as exc:
+                raise InvalidSpec(f"param: the range in {item!r} must be numbers, like 1e-4..1e-2") from exc
+        else:
+            parsed: object = value
+            if value in ("true", "false"):
+                parsed = value == "true"
+            else:
+                try:
+                    parsed = float(value)
+                except ValueError:
+                    parsed = value
+            out.append(ParamFilter(name, equals=parsed))
+    return out
+
+
+def region_slice(request: Request, *, x: str, y: str, reserved: Collection[str]) -> dict[str, str]:
+    """The dimensions a region map is sliced at: every query parameter but the reserved ones."""
+    if x == y:
+        raise InvalidSpec("x and y must be two different dimensions")
+    return {k: v for k, v in request.query_params.items() if k not in reserved}
+
+
+ParamQuery = Annotated[list[str] | None, Query(description=_PARAM_HELP, max_length=20)]
+Offset = Annotated[int, Query(ge=0, le=10_000_000)]
+RunClass = Literal["diverged", "rises_after_min", "stuck_at_chance", "noisy", "slow", "converged"]
