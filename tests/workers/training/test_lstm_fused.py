@@ -20,7 +20,8 @@ def test_fused_lstm_matches_scan_and_autodiff(return_sequences: bool, shared: bo
     import tensorflow as tf
 
     from workers.training._lstm_fused import lstm_fused
-    from workers.training._stacked_model import LayerPlan, _lstm_scan
+    from workers.training._stacked_layers import _lstm_scan
+    from workers.training._stacked_model import LayerPlan
 
     rng = np.random.default_rng(1)
     k, b, t, f, u = 3, 4, 40, 2, 5

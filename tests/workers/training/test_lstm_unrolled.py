@@ -15,7 +15,8 @@ def test_unrolled_lstm_matches_scan_and_autodiff(return_sequences: bool, shared:
     import tensorflow as tf
 
     from workers.training._lstm_unrolled import lstm_forward_loop, lstm_forward_only, lstm_unrolled
-    from workers.training._stacked_model import LayerPlan, _lstm_scan
+    from workers.training._stacked_layers import _lstm_scan
+    from workers.training._stacked_model import LayerPlan
 
     rng = np.random.default_rng(0)
     k, b, t, u = 3, 4, 7, 5

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import tensorflow as tf
 
-from workers.training._stacked_model import StackedPlan, lstm_eval_in_loop
+from workers.training._stacked_layers import lstm_eval_in_loop
+from workers.training._stacked_model import StackedPlan
 from workers.training.metrics import per_sample_loss
 from workers.training.packs.stats import PackStats
 from workers.training.packs.workload_data import WorkloadData
