@@ -1,6 +1,6 @@
 """Training packs against the naive loop and Optuna, measured in one run.
 
-Reference sweep (DESIGN §2, issue 6): the sensor_lstm preset, learning rate x
+Reference sweep (the training-packs issue): the sensor_lstm preset, learning rate x
 batch size x beta_1 x seeds = 5 x 3 x 2 x 8, 30 epochs, Adam. ``--scale``
 shrinks epochs and seeds (and the lr grid below 1) so a small version runs in
 minutes.
