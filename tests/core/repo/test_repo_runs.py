@@ -115,11 +115,11 @@ def test_start_runs_replaces_an_earlier_attempt_and_store_outcome_writes_nulls(
 def test_get_run_and_get_config_raise_not_found(db: Database, settings: Settings) -> None:
     sid = new_sweep(db, settings, space=SPACE, seeds=1)
     (c,) = claim(db, "w")
-    with db.transaction() as s, pytest.raises(NotFound):
+    with pytest.raises(NotFound), db.transaction() as s:
         runs_repo.get_run(s, run_id=10**6)
-    with db.transaction() as s, pytest.raises(NotFound, match="in sweep"):
+    with pytest.raises(NotFound, match="in sweep"), db.transaction() as s:
         runs_repo.get_run(s, run_id=c.runs[0].run_id, sweep_id=sid + 1)
-    with db.transaction() as s, pytest.raises(NotFound):
+    with pytest.raises(NotFound), db.transaction() as s:
         runs_repo.get_config(s, sweep_id=sid + 1, config_id=c.config_id)
     with db.transaction() as s:
         got = runs_repo.get_config(s, sweep_id=sid, config_id=c.config_id)
