@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 from alembic import command
 from fastapi.testclient import TestClient
 
@@ -11,6 +12,17 @@ from service.api.app import create_app
 from service.core.db import Database
 from service.core.migrate import _alembic_config, head_revision
 from tests.conftest import make_settings
+
+
+def _readyz(url: str) -> httpx.Response:
+    """/readyz of an app on ``url``; /healthz answers ok whatever the database's state."""
+    db = Database(url)
+    try:
+        with TestClient(create_app(make_settings(url), db)) as c:
+            assert c.get("/healthz").json()["status"] == "ok"
+            return c.get("/readyz")
+    finally:
+        db.dispose()
 
 
 def test_ready_when_the_schema_is_at_head(client: TestClient, db: Database) -> None:
@@ -28,13 +40,7 @@ def test_ready_when_the_schema_is_at_head(client: TestClient, db: Database) -> N
 def test_not_ready_while_the_schema_is_behind(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'old.db'}"
     command.upgrade(_alembic_config(url), "0001")
-    db = Database(url)
-    try:
-        with TestClient(create_app(make_settings(url), db)) as c:
-            r = c.get("/readyz")
-            assert c.get("/healthz").status_code == 200
-    finally:
-        db.dispose()
+    r = _readyz(url)
     assert r.status_code == 503
     assert r.json() == {
         "status": "unavailable",
@@ -46,13 +52,7 @@ def test_not_ready_while_the_schema_is_behind(tmp_path: Path) -> None:
 
 def test_not_ready_when_the_database_cannot_be_reached(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'no-such-dir' / 'sweeps.db'}"
-    db = Database(url)
-    try:
-        with TestClient(create_app(make_settings(url), db)) as c:
-            r = c.get("/readyz")
-            assert c.get("/healthz").json()["status"] == "ok"  # the process itself is up
-    finally:
-        db.dispose()
+    r = _readyz(url)
     assert r.status_code == 503
     assert r.json() == {
         "status": "unavailable",

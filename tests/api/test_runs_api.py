@@ -12,9 +12,8 @@ from service.core.db import Database
 from service.core.records import CurvePoint, RunOutcome
 from service.core.states import RunStatus
 from service.core.work.claims import claim
-from service.core.work.finishing import finish_config
 from service.core.work.ownership import record_epoch
-from tests.helpers import finish_claim, new_sweep
+from tests.helpers import finish_claim, finish_with, new_sweep
 
 SPACE = {"learning_rate": [1e-3, 1e-2, 1e-1], "batch_size": [4]}
 
@@ -65,16 +64,7 @@ def test_one_run_and_its_curve(client: TestClient, db: Database, settings: Setti
     ]
     record_epoch(db, {c.config_id: c.trial_id}, [(run, p) for p in points])
     outcome = RunOutcome(run, RunStatus.NONFINITE, "diverged", ["nonfinite"], {"l0": 2.0}, 1, None, None)
-    assert finish_config(
-        db,
-        config_id=c.config_id,
-        trial_id=c.trial_id,
-        outcomes=[dataclasses.replace(outcome, step_losses=[[0, 2.0], [3, None]])],
-        value=None,
-        intermediate=[],
-        worker_id="w",
-        train_seconds=1.0,
-    )
+    assert finish_with(db, c, [dataclasses.replace(outcome, step_losses=[[0, 2.0], [3, None]])])
     got = client.get(f"/v1/runs/{run}").json()
     assert (got["id"], got["config_id"], got["status"], got["run_class"]) == (
         run,

@@ -12,8 +12,7 @@ from service.core.repo import sweeps as sweeps_repo
 from service.core.repo.analysis_rows import RunDetails
 from service.core.states import RunStatus
 from service.core.work.claims import claim
-from service.core.work.finishing import finish_config
-from tests.helpers import new_sweep
+from tests.helpers import finish_with, new_sweep
 
 
 def test_rows_carry_the_extracted_metrics_and_details_the_whole_json(
@@ -28,16 +27,7 @@ def test_rows_carry_the_extracted_metrics_and_details_the_whole_json(
         else RunOutcome(slot.run_id, RunStatus.NONFINITE, "diverged", [], {"l0": 2.5}, 1, None, None)
         for slot in done.runs
     ]
-    assert finish_config(
-        db,
-        config_id=done.config_id,
-        trial_id=done.trial_id,
-        outcomes=outcomes,
-        value=0.25,
-        intermediate=[],
-        worker_id="w",
-        train_seconds=1.0,
-    )
+    assert finish_with(db, done, outcomes, value=0.25)
     with db.transaction() as s:
         rows = rows_repo.analysis_rows(s, sweep_id=sid)
         details = rows_repo.run_details(s, sweep_id=sid)
