@@ -105,12 +105,25 @@ def finish_claim(
         )
         for run in claim.runs
     ]
+    return finish_with(db, claim, outcomes, worker_id=worker_id, value=final_loss, intermediate=intermediate)
+
+
+def finish_with(
+    db: Database,
+    claim: Claim,
+    outcomes: Sequence[RunOutcome],
+    *,
+    worker_id: str = "w",
+    value: float | None = None,
+    intermediate: Sequence[tuple[int, float]] = (),
+) -> bool:
+    """Finish a claimed configuration with the given outcomes (no training)."""
     return finish_config(
         db,
         config_id=claim.config_id,
         trial_id=claim.trial_id,
         outcomes=outcomes,
-        value=final_loss,
+        value=value,
         intermediate=intermediate,
         worker_id=worker_id,
         train_seconds=1.0,

@@ -1,14 +1,11 @@
-"""Operations: Prometheus metrics from the real queue, redacted logs, racing idempotent submissions."""
+"""Operations: Prometheus metrics from the real queue and racing idempotent submissions
+(the redaction of logs is tested in tests/core/test_logs.py)."""
 
 from __future__ import annotations
 
-import io
-import logging
 import threading
-from collections.abc import Iterator
 
 import optuna
-import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
@@ -16,7 +13,6 @@ from sqlalchemy import func, select
 from service.api.app import create_app
 from service.core.config import Settings
 from service.core.db import Database
-from service.core.logs import REDACTED, redact, setup_logging
 from service.core.records import RunOutcome
 from service.core.repo import workers as workers_repo
 from service.core.repo.models import Sweep
@@ -94,59 +90,6 @@ def test_metrics_follow_the_read_rule(db: Database, settings: Settings) -> None:
     closed = settings.model_copy(update={"read_access": "token"})
     with TestClient(create_app(closed, db)) as anon:
         assert anon.get("/metrics").status_code == 401
-
-
-# ---------------------------------------------------------------- logs
-
-
-@pytest.fixture
-def captured_logs() -> Iterator[io.StringIO]:
-    root = logging.getLogger()
-    saved_handlers, saved_level = list(root.handlers), root.level
-    stream = io.StringIO()
-    setup_logging("DEBUG", json_lines=True, stream=stream)
-    yield stream
-    for h in list(root.handlers):
-        root.removeHandler(h)
-    for h in saved_handlers:
-        root.addHandler(h)
-    root.setLevel(saved_level)
-
-
-def test_no_token_or_password_reaches_the_logs(
-    captured_logs: io.StringIO, db: Database, settings: Settings, token: str
-) -> None:
-    import json
-
-    log = logging.getLogger("tests.secrets")
-    with TestClient(create_app(settings, db), raise_server_exceptions=False) as c:
-        good, bad = {"Authorization": f"Bearer {token}"}, {"Authorization": f"Bearer {token}x"}
-        assert c.post("/v1/sweeps", json=small_spec(), headers=good).status_code == 201
-        assert c.post("/v1/sweeps", json=small_spec(), headers=bad).status_code == 401
-    # Library code that logs a header dict, a DSN, or the secret itself.
-    log.warning("request headers %s", {"authorization": f"Bearer {token}"})
-    log.error("cannot connect to %s", "postgresql+psycopg://app:hunter2@db:5432/sweeps")
-    log.info("token=%s password=%s", token, "hunter2")
-    try:
-        raise RuntimeError(f"failed with {token}")
-    except RuntimeError:
-        log.exception("boom")
-    text = captured_logs.getvalue()
-    assert token not in text and token[4:] not in text and "hunter2" not in text
-    lines = [json.loads(line) for line in text.splitlines()]
-    assert any(REDACTED in line["message"] for line in lines)
-    boom = next(line for line in lines if line["message"] == "boom")
-    assert "RuntimeError" in boom["exception"] and REDACTED in boom["exception"]
-    assert {"time", "level", "logger", "message"} <= set(lines[0])
-
-
-def test_redact_keeps_ordinary_text() -> None:
-    assert redact("sweep 3 created: 6 configurations") == "sweep 3 created: 6 configurations"
-    assert redact("sqlite:///./sweeps.db") == "sqlite:///./sweeps.db"
-    assert (
-        redact("postgresql+psycopg://postgres@127.0.0.1:5432/x")
-        == "postgresql+psycopg://postgres@127.0.0.1:5432/x"
-    )
 
 
 # ---------------------------------------------------------------- idempotency race
