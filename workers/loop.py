@@ -25,7 +25,7 @@ from service.core.analysis.classify import label_prior
 from service.core.config import Settings
 from service.core.db import Database
 from service.core.errors import DatabaseUnavailable
-from service.core.states import SweepState, WorkerState
+from service.core.states import RunStatus, SweepState, WorkerState
 from workers import outcomes
 from workers.clock import Clock, SystemClock
 from workers.resolve import WorkloadResolver
@@ -296,7 +296,10 @@ class WorkerLoop:
                 tb = traceback.format_exc()
                 results = [
                     ReplicaResult(
-                        key=run.run_id, status="error", error=f"{type(exc).__name__}: {exc}", traceback=tb
+                        key=run.run_id,
+                        status=RunStatus.ERROR,
+                        error=f"{type(exc).__name__}: {exc}",
+                        traceback=tb,
                     )
                     for c in claims
                     for run in c.runs
@@ -309,7 +312,7 @@ class WorkerLoop:
         if self.stopping.is_set() and not observer.cancelled:
             # SIGTERM: give unfinished configurations back so another worker trains them.
             unfinished = {c.config_id: c.trial_id for c in claims}
-            if any(r.status == "cancelled" for r in results):  # ReplicaStatus, a checked Literal
+            if any(r.status == RunStatus.CANCELLED for r in results):
                 self.store.release(owned=unfinished)
                 log.info("released configurations %s on shutdown", sorted(unfinished))
                 return

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from service.core.records import CurvePoint
+from service.core.states import RunStatus
 
-ReplicaStatus = Literal["completed", "nonfinite", "cancelled", "error"]
+# How a replica ended: a run status other than RUNNING (the trainer reports only ended replicas).
+ReplicaStatus = RunStatus
 
 
 @dataclass(frozen=True)

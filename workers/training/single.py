@@ -65,6 +65,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from service.core.states import RunStatus
 from workers.training.data_order import BatchOrder, build_initial_model
 from workers.training.interface import (
     EpochRecord,
@@ -151,10 +152,10 @@ class SingleTrainer:
         for replica in replicas:
             if stopped or observer.should_stop():
                 stopped = True
-                results.append(ReplicaResult(key=replica.key, status="cancelled"))
+                results.append(ReplicaResult(key=replica.key, status=RunStatus.CANCELLED))
                 continue
             result = self._train_replica_safely(workload, replica, epochs, observer)
-            stopped = result.status == "cancelled"
+            stopped = result.status == RunStatus.CANCELLED
             results.append(result)
         return results
 
@@ -163,7 +164,7 @@ class SingleTrainer:
     def _train_replica_safely(
         self, workload: Any, replica: ReplicaSpec, epochs: int, observer: TrainingObserver
     ) -> ReplicaResult:
-        result = ReplicaResult(key=replica.key, status="completed")
+        result = ReplicaResult(key=replica.key, status=RunStatus.COMPLETED)
         try:
             if self._tf_device is None:
                 self._train_replica(workload, replica, epochs, observer, result)
@@ -171,10 +172,10 @@ class SingleTrainer:
                 with tf.device(self._tf_device):
                     self._train_replica(workload, replica, epochs, observer, result)
         except _Cancelled:
-            result.status = "cancelled"
+            result.status = RunStatus.CANCELLED
         except Exception as exc:
             logger.exception("replica %r failed", replica.key)
-            result.status = "error"
+            result.status = RunStatus.ERROR
             result.error = f"{type(exc).__name__}: {exc}"
             result.traceback = traceback.format_exc()
             # A half-run step may have left the cached objects in any state.
@@ -302,7 +303,7 @@ class SingleTrainer:
         )
         emit(record)
         if not math.isfinite(record.loss):
-            result.status = "nonfinite"
+            result.status = RunStatus.NONFINITE
             return
         global_step = 0
         for epoch in range(1, epochs + 1):
@@ -342,7 +343,7 @@ class SingleTrainer:
                 )
             emit(record)
             if not math.isfinite(record.loss):
-                result.status = "nonfinite"
+                result.status = RunStatus.NONFINITE
                 return
             if plateau is not None:
                 metric = (
@@ -351,7 +352,7 @@ class SingleTrainer:
                 new_lr = plateau.update(metric, lr)
                 if new_lr != lr:
                     set_learning_rate(optimizer, new_lr)
-        result.status = "completed"
+        result.status = RunStatus.COMPLETED
 
 
 def _same_structure(a: Any, b: Any) -> bool:

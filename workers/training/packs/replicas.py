@@ -16,6 +16,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from service.core.states import RunStatus
 from workers.training.data_order import BatchOrder
 from workers.training.interface import EpochRecord, ReplicaResult, ReplicaSpec, ReplicaStatus
 from workers.training.optimizers import PlateauController, build_learning_rate, resolve_optimizer_params
@@ -83,7 +84,7 @@ class PackReplica:
             table,
             plateau,
             float(table[0]),
-            ReplicaResult(key=spec.key, status="completed"),
+            ReplicaResult(key=spec.key, status=RunStatus.COMPLETED),
         )
 
     def stop(self, status: ReplicaStatus) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from service.core.states import RunStatus
 from workers.training.interface import (
     EpochRecord,
     ReplicaResult,
@@ -155,7 +156,7 @@ class PackTrainer:
         for start in range(0, len(replicas), size):
             chunk = replicas[start : start + size]
             if observer.should_stop():
-                results.extend(ReplicaResult(key=r.key, status="cancelled") for r in chunk)
+                results.extend(ReplicaResult(key=r.key, status=RunStatus.CANCELLED) for r in chunk)
                 continue
             results.extend(self._train_pack_safely(workload, chunk, epochs, observer))
         return results
@@ -186,7 +187,9 @@ class PackTrainer:
             logger.exception("pack of %d replicas failed", len(replicas))
             tb = traceback.format_exc()
             return [
-                ReplicaResult(key=r.key, status="error", error=f"{type(exc).__name__}: {exc}", traceback=tb)
+                ReplicaResult(
+                    key=r.key, status=RunStatus.ERROR, error=f"{type(exc).__name__}: {exc}", traceback=tb
+                )
                 for r in replicas
             ]
 
@@ -212,7 +215,7 @@ class PackTrainer:
             if not pack.active.any():
                 break
             if observer.should_stop():
-                pack.stop_all("cancelled")
+                pack.stop_all(RunStatus.CANCELLED)
                 break
             lr_tab, totals = self._run_epoch(compiled, data, pack, epoch, stats)
             ev = evaluator.run(pack.state.weights)
@@ -289,7 +292,7 @@ class PackTrainer:
             r.result.epochs.append(rec)
             records.append((r.spec.key, rec))
             if not math.isfinite(rec.loss):
-                pack.stop(i, "nonfinite")
+                pack.stop(i, RunStatus.NONFINITE)
         return records
 
     def _run_epoch(
@@ -353,7 +356,7 @@ class PackTrainer:
             records.append((r.spec.key, rec))
             stats.replica_epochs += 1
             if not math.isfinite(rec.loss):
-                pack.stop(i, "nonfinite")
+                pack.stop(i, RunStatus.NONFINITE)
                 continue
             r.follow_plateau(rec, monitor)
         return records
