@@ -15,6 +15,7 @@ from service.api.routes import (
     configs,
     dashboard,
     datasets,
+    docs,
     health,
     metrics,
     pages,
@@ -107,6 +108,9 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
             "stable, diverges, rises again, stalls at chance or is just noisy."
         ),
         responses=errors.COMMON_RESPONSES,
+        # Served by routes/docs.py from files installed with the package, not from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.db = db
@@ -124,6 +128,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         workers,
         metrics,
         static,
+        docs,
         pages,
     ):
         app.include_router(module.router)
