@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.api import errors
+from service.api import errors, openapi
+from service.api.deps import path_ids_in_range
 from service.api.headlines import HeadlineCache
 from service.api.routes import (
     analysis,
@@ -111,6 +112,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         # Served by routes/docs.py from files installed with the package, not from a CDN.
         docs_url=None,
         redoc_url=None,
+        dependencies=[Depends(path_ids_in_range)],
     )
     app.state.settings = settings
     app.state.db = db
@@ -132,6 +134,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         pages,
     ):
         app.include_router(module.router)
+    app.openapi = openapi.installer(app, settings)  # type: ignore[method-assign]
     metrics.install(app)  # request counting/latency middleware
     if settings.cors_origins:
         app.add_middleware(
