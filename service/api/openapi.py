@@ -61,6 +61,22 @@ def _limits(doc: dict[str, Any], settings: Settings) -> None:
         body["x-max-bytes"] = limit
 
 
+# Shown in /docs, and sent by API testers (schemathesis's examples phase) to create a real sweep.
+SWEEP_EXAMPLE = {
+    "name": "lr x batch size on the cos/arccos toy",
+    "workload": {"preset": "cos_arccos", "params": {}},
+    "epochs": 3,
+    "seeds": 2,
+    "space": {"learning_rate": [0.001, 0.01, 0.1], "batch_size": [4, 12]},
+}
+
+
+def _examples(doc: dict[str, Any]) -> None:
+    for path, method, op in _operations(doc):
+        if (path, method) == ("/v1/sweeps", "post"):
+            op["requestBody"]["content"]["application/json"]["example"] = SWEEP_EXAMPLE
+
+
 def _link(operation_id: str, description: str, **parameters: str) -> dict[str, Any]:
     return {"operationId": operation_id, "parameters": parameters, "description": description}
 
@@ -134,6 +150,7 @@ def installer(app: FastAPI, settings: Settings) -> Callable[[], dict[str, Any]]:
             _path_ids(doc)
             _limits(doc, settings)
             _links(doc)
+            _examples(doc)
             _errors(doc)
             app.openapi_schema = doc
         return app.openapi_schema

@@ -57,7 +57,9 @@ LOG_DIMENSIONS = ("learning_rate", "epsilon", "weight_decay")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: JSON types as the OpenAPI document states them (no "3" for 3, no 0 for false);
+    # a float field still takes an integer.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class Range(_Strict):

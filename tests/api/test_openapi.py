@@ -9,6 +9,7 @@ from typing import Any
 from service.api.app import create_app
 from service.core.config import Settings
 from service.core.db import Database
+from service.core.sweeps import parse_spec
 
 
 def _doc(settings: Settings, db: Database, **update: Any) -> dict[str, Any]:
@@ -79,3 +80,13 @@ def test_links_follow_a_sweep_a_dataset_and_a_run(settings: Settings, db: Databa
     assert dataset["create_workload"]["requestBody"]["dataset_id"] == "$response.body#/id"
     runs = ops["GET /v1/sweeps/{sweep_id}/runs"]["responses"]["200"]["links"]
     assert runs["get_curve"]["operationId"] == ops["GET /v1/runs/{run_id}/curve"]["operationId"]
+
+
+def test_the_sweep_example_is_a_valid_spec(settings: Settings, db: Database) -> None:
+    body = _ops(_doc(settings, db))["POST /v1/sweeps"]["requestBody"]["content"]["application/json"]
+    assert parse_spec(body["example"]).name == body["example"]["name"]
+
+
+def test_an_idempotent_replay_is_a_documented_200(settings: Settings, db: Database) -> None:
+    responses = _ops(_doc(settings, db))["POST /v1/sweeps"]["responses"]
+    assert responses["200"]["content"] == responses["201"]["content"]

@@ -86,3 +86,21 @@ def test_a_huge_seed_count_is_refused_by_the_limit_without_allocating(settings: 
     """Found by schemathesis: seeds=10**12 once built a list of 10**12 seeds (MemoryError)."""
     with pytest.raises(LimitExceeded, match="seeds per configuration is over the limit"):
         create_sweep(Database(settings.database_url), settings, parse_spec(small_spec(seeds=10**12)))
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("record_steps", 0), ("record_steps", "true"), ("epochs", "3"), ("stability", {"rebound_max": False})],
+)
+def test_json_types_are_strict_as_documented(field: str, value: object) -> None:
+    """Found by schemathesis: 0 for false and "3" for 3 were accepted although the document says
+    boolean and integer."""
+    with pytest.raises(InvalidSpec, match=field):
+        parse_spec(small_spec(**{field: value}))
+
+
+def test_a_float_field_still_takes_an_integer() -> None:
+    spec = parse_spec(
+        small_spec(space={"learning_rate": {"low": 1, "high": 2, "points": 2}, "batch_size": [4]})
+    )
+    assert spec.space.learning_rate is not None

@@ -98,7 +98,10 @@ def test_schemathesis_cli_every_check_every_phase_finds_nothing() -> None:
             f"Authorization: Bearer {_TOKEN['secret']}",
             "--no-color",
         ]
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+        # cwd: schemathesis keeps a cache folder where it runs.
+        done = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL, cwd=_DIR
+        )
     out = done.stdout + done.stderr
     lines = out.splitlines()
     summary = [line for line in lines if re.match(r"^=+ .* in [0-9.]+s =+$", line)]
