@@ -89,6 +89,8 @@ def path_ids_in_range(request: Request) -> None:
     """An id in a path is a 64-bit integer from 1 (as the OpenAPI document says, see
     service/api/openapi.py): any other names nothing that could exist, a 404 (rather than the
     database's complaint about integers it cannot hold)."""
+    if not request.url.path.startswith("/v1/"):
+        return  # the dashboard's pages answer with their own HTML 404
     for name, value in request.path_params.items():
         if name.endswith("_id") and str(value).isdigit() and not 1 <= int(value) <= MAX_ID:
             raise NotFound(f"nothing at {request.url.path}: {name} must be from 1 to {MAX_ID}")

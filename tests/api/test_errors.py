@@ -64,3 +64,8 @@ def test_error_codes_are_in_the_openapi_document_and_a_readme_table(client: Test
     table = error_codes_markdown()
     assert all(f"| `{code}` | {status} |" in table for code, (status, _) in ERROR_CODES.items())
     assert table in error_out["description"]
+
+
+def test_pages_keep_their_html_404_for_impossible_ids(client: TestClient) -> None:
+    r = client.get("/sweeps/0")
+    assert r.status_code == 404 and r.headers["content-type"].startswith("text/html")
