@@ -105,7 +105,8 @@ def test_schemathesis_cli_every_check_every_phase_finds_nothing() -> None:
     out = done.stdout + done.stderr
     lines = out.splitlines()
     summary = [line for line in lines if re.match(r"^=+ .* in [0-9.]+s =+$", line)]
-    cases = [line.strip() for line in lines if re.match(r"^\s*(\d+ generated, |⚠️)", line)]
+    shown = r"^\s*(\d+ generated, |⚠️|\S+\s+(Examples|Coverage|Fuzzing|Stateful) \(|API Links:)"
+    cases = [line.strip() for line in lines if re.match(shown, line)]
     print(" ".join(cmd[:-3] + ["-H", "'Authorization: Bearer <token>'", "--no-color"]))
     print(*(cases + summary[-1:]) or [out[-3000:]], sep="\n")
     assert done.returncode == 0, out[-6000:]
