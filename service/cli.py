@@ -10,12 +10,13 @@ import sys
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import httpx
 import typer
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -26,7 +27,8 @@ app = typer.Typer(help="Stability Sweeps: where is training stable?", no_args_is
 token_app = typer.Typer(help="API tokens (stored hashed; the secret is shown once)")
 app.add_typer(token_app, name="token")
 console = Console()
-err = Console(stderr=True)
+# soft_wrap: an error is one line, however narrow the terminal (scripts grep it).
+err = Console(stderr=True, soft_wrap=True)
 
 DbUrl = Annotated[str | None, typer.Option("--database-url", help="overrides SWEEPS_DATABASE_URL")]
 Server = Annotated[str, typer.Option("--server", envvar="SWEEPS_SERVER", help="API base URL")]
@@ -46,9 +48,19 @@ def _logging(settings: Settings) -> None:
     setup_logging(settings.log_level, json_lines=settings.log_json)
 
 
-def _fail(message: str) -> None:
-    err.print(f"[red]error:[/red] {message}")
+def _fail(message: str) -> NoReturn:
+    # escape: the message quotes user input and the API's text, which may hold [brackets].
+    err.print(f"[red]error:[/red] {escape(' '.join(message.split()))}")
     raise typer.Exit(2)
+
+
+def _table(*headers: str) -> Table:
+    """A table whose cells wrap rather than end in an ellipsis: on a narrow terminal a sweep's name
+    is folded over lines, never cut (names and free-text columns get the spare width first)."""
+    table = Table()
+    for h in headers:
+        table.add_column(h, overflow="fold", min_width=16 if h == "name" else None)
+    return table
 
 
 @app.command()
@@ -188,18 +200,45 @@ def _load_spec_file(path: Path) -> Any:
         _fail(f"{path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}")
 
 
+class _PoliteTransport(httpx.BaseTransport):
+    """Turns "cannot connect" and timeouts into one line that names the URL tried and says how to
+    start the server, instead of httpx's traceback."""
+
+    def __init__(self, server: str) -> None:
+        self.server = server
+        self.inner = httpx.HTTPTransport()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return self.inner.handle_request(request)
+        except httpx.TimeoutException:
+            _fail(f"the API at {self.server} did not answer {request.method} {request.url.path} in time")
+        except httpx.TransportError as exc:
+            _fail(
+                f"cannot reach the API at {self.server} ({type(exc).__name__}: {exc}); start it with "
+                "`sweeps serve` (or point --server / SWEEPS_SERVER at a running one)"
+            )
+
+    def close(self) -> None:
+        self.inner.close()
+
+
 def _client(server: str, token: str | None) -> httpx.Client:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return httpx.Client(base_url=server, headers=headers, timeout=30)
+    return httpx.Client(base_url=server, headers=headers, timeout=30, transport=_PoliteTransport(server))
 
 
 def _check(resp: httpx.Response) -> Any:
+    """The body of a success; on a 4xx/5xx, the API's own message in one line and exit 2."""
     if resp.status_code >= 400:
         try:
             body = resp.json()
-            _fail(f"{resp.status_code}: {body.get('detail', body)}")
         except ValueError:
-            _fail(f"{resp.status_code}: {resp.text[:500]}")
+            _fail(f"{resp.status_code}: {resp.text[:500] or resp.reason_phrase}")
+        if isinstance(body, dict) and "detail" in body:
+            code = f" {body['error']}" if isinstance(body.get("error"), str) else ""
+            _fail(f"{resp.status_code}{code}: {body['detail']}")
+        _fail(f"{resp.status_code}: {json.dumps(body)[:500]}")
     return resp.json() if resp.content else None
 
 
@@ -262,7 +301,7 @@ def status(
         items = (
             [_check(c.get(f"/v1/sweeps/{sweep_id}"))] if sweep_id else _check(c.get("/v1/sweeps"))["items"]
         )
-    table = Table("id", "name", "workload", "state", "configs done/total", "runs done/total", "failed")
+    table = _table("id", "name", "workload", "state", "configs done/total", "runs done/total", "failed")
     for sw in items:
         p = sw["progress"]
         table.add_row(
@@ -313,7 +352,7 @@ def token_list(database_url: DbUrl = None) -> None:
 
     with Database(_settings(database_url).database_url).transaction() as s:
         rows = tokens_repo.list_tokens(s)
-    table = Table("id", "name", "created", "revoked")
+    table = _table("id", "name", "created", "revoked")
     for t in rows:
         table.add_row(
             str(t.id), t.name, t.created_at.isoformat(), t.revoked_at.isoformat() if t.revoked_at else ""

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -31,14 +32,14 @@ def _sweeps(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.
     )
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
+@contextmanager
+def _serve(tmp_path: Path, workers: int) -> Iterator[tuple[str, dict[str, str]]]:
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     port = free_port()
     env = worker_env(url)
     log = (tmp_path / "serve.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "service.cli", "serve", "--workers", "1", "--port", str(port)],
+        [sys.executable, "-m", "service.cli", "serve", "--workers", str(workers), "--port", str(port)],
         env=env,
         cwd=ROOT,
         stdout=log,
@@ -57,6 +58,19 @@ def server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
         yield base, env
     finally:
         stop([proc])
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    with _serve(tmp_path, workers=1) as live:
+        yield live
+
+
+@pytest.fixture
+def api_only(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    """`sweeps serve` with no local worker: sweeps stay queued."""
+    with _serve(tmp_path, workers=0) as live:
+        yield live
 
 
 def test_token_submit_watch_status_export(server: tuple[str, dict[str, str]], tmp_path: Path) -> None:
@@ -107,6 +121,51 @@ def test_bad_spec_file_names_the_field(server: tuple[str, dict[str, str]], tmp_p
     broken.write_text("name: [unclosed")
     r = _sweeps("submit", str(broken), "--server", base, "--token", token, env=env)
     assert r.returncode == 2 and "not valid YAML" in r.stderr
+
+
+def _one_error_line(r: subprocess.CompletedProcess[str]) -> str:
+    """A failed command: exit 2, nothing on stdout, one line on stderr and no traceback."""
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
+    assert "Traceback" not in r.stderr and r.stdout == ""
+    return lines[0]
+
+
+def test_server_down_prints_the_url_tried_and_how_to_start_it(tmp_path: Path) -> None:
+    base = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    env = worker_env(f"sqlite:///{tmp_path / 'none.db'}", COLUMNS="80")
+    for args in (["status"], ["status", "3"], ["export", "3", "-o", str(tmp_path / "x.csv")]):
+        line = _one_error_line(_sweeps(*args, "--server", base, env=env))
+        assert base in line and "sweeps serve" in line, line
+
+
+def test_api_errors_print_the_apis_message_and_tables_keep_long_names(
+    api_only: tuple[str, dict[str, str]], tmp_path: Path
+) -> None:
+    base, env = api_only
+    env = {**env, "COLUMNS": "80"}
+    token = _sweeps("token", "create", "t", env=env).stdout.strip().splitlines()[-1]
+    name = "learning-rate-by-batch-size-on-the-cos-arccos-toy-with-three-seeds-and-eight-epochs"
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(small_spec(name=name)))
+
+    line = _one_error_line(_sweeps("submit", str(spec), "--server", base, env=env))  # no token
+    assert line.startswith("error: 401 unauthorized: ") and "sweeps token create" in line, line
+    line = _one_error_line(_sweeps("status", "999", "--server", base, env=env))
+    assert line.startswith("error: 404 not_found: ") and "999" in line, line
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(small_spec(epochs=0)))
+    line = _one_error_line(_sweeps("submit", str(bad), "--server", base, "--token", token, env=env))
+    assert line.startswith("error: 422 ") and "epochs" in line, line
+
+    assert _sweeps("submit", str(spec), "--server", base, "--token", token, env=env).returncode == 0
+    table = _sweeps("status", "--server", base, env=env)
+    assert table.returncode == 0, table.stderr
+    assert "…" not in table.stdout and max(len(x) for x in table.stdout.splitlines()) <= 80
+    rows = [row.split("│") for row in table.stdout.splitlines() if row.count("│") > 2]
+    folded = "".join(cells[2].strip() for cells in rows)
+    assert name in folded, table.stdout
 
 
 def _children(pid: int) -> list[int]:

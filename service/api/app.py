@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.api import errors
+from service.api import errors, openapi
+from service.api.deps import path_ids_in_range
 from service.api.headlines import HeadlineCache
 from service.api.routes import (
     analysis,
     configs,
     dashboard,
     datasets,
+    docs,
     health,
     metrics,
     pages,
@@ -107,6 +109,10 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
             "stable, diverges, rises again, stalls at chance or is just noisy."
         ),
         responses=errors.COMMON_RESPONSES,
+        # Served by routes/docs.py from files installed with the package, not from a CDN.
+        docs_url=None,
+        redoc_url=None,
+        dependencies=[Depends(path_ids_in_range)],
     )
     app.state.settings = settings
     app.state.db = db
@@ -124,9 +130,11 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         workers,
         metrics,
         static,
+        docs,
         pages,
     ):
         app.include_router(module.router)
+    app.openapi = openapi.installer(app, settings)  # type: ignore[method-assign]
     metrics.install(app)  # request counting/latency middleware
     if settings.cors_origins:
         app.add_middleware(

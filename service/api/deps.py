@@ -24,10 +24,11 @@ from service.api.templating import render_error
 from service.core import tokens
 from service.core.config import Settings
 from service.core.db import Database
-from service.core.errors import Unauthorized
+from service.core.errors import NotFound, Unauthorized
 
 _bearer = HTTPBearer(auto_error=False, description="API token from `sweeps token create NAME`")
 COOKIE = "sweeps_token"
+MAX_ID = 2**63 - 1  # ids are 64-bit integers from 1
 
 
 def get_settings(request: Request) -> Settings:
@@ -82,6 +83,17 @@ def reader(db: DbDep, settings: SettingsDep, creds: Credentials) -> int | None:
             "this server requires an API token for reads: send `Authorization: Bearer <token>`"
         )
     return token_id
+
+
+def path_ids_in_range(request: Request) -> None:
+    """An id in a path is a 64-bit integer from 1 (as the OpenAPI document says, see
+    service/api/openapi.py): any other names nothing that could exist, a 404 (rather than the
+    database's complaint about integers it cannot hold)."""
+    if not request.url.path.startswith("/v1/"):
+        return  # the dashboard's pages answer with their own HTML 404
+    for name, value in request.path_params.items():
+        if name.endswith("_id") and str(value).isdigit() and not 1 <= int(value) <= MAX_ID:
+            raise NotFound(f"nothing at {request.url.path}: {name} must be from 1 to {MAX_ID}")
 
 
 WriterDep = Annotated[int | None, Depends(writer)]

@@ -7,6 +7,7 @@ from collections.abc import Collection
 from typing import Annotated, Literal
 
 from fastapi import Query, Request
+from pydantic import StringConstraints
 
 from service.core.errors import InvalidSpec
 from service.core.repo.runs import ParamFilter
@@ -50,6 +51,14 @@ def region_slice(request: Request, *, x: str, y: str, reserved: Collection[str])
     return {k: v for k, v in request.query_params.items() if k not in reserved}
 
 
-ParamQuery = Annotated[list[str] | None, Query(description=_PARAM_HELP, max_length=20)]
+# The forms parse_param_filters reads, for the OpenAPI document and a 422 before parsing.
+# No trailing dot on a number: "1...2" must split as 1 .. .2, the way the parser splits it.
+_NUMBER = r"[+-]?(?:[0-9]+(?:\.[0-9]+)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+_FILTER = (
+    rf"^[a-z_][a-z0-9_]{{0,63}}=(?:{_NUMBER})?\.\.(?:{_NUMBER})?$"
+    r"|^[a-z_][a-z0-9_]{0,63}=\.?[A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*$"
+)
+ParamFilterText = Annotated[str, StringConstraints(pattern=_FILTER, max_length=200)]
+ParamQuery = Annotated[list[ParamFilterText] | None, Query(description=_PARAM_HELP, max_length=20)]
 Offset = Annotated[int, Query(ge=0, le=10_000_000)]
 RunClass = Literal["diverged", "rises_after_min", "stuck_at_chance", "noisy", "slow", "converged"]

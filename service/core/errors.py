@@ -28,6 +28,12 @@ class InvalidSpec(DomainError):
     code = "invalid_spec"
 
 
+class InvalidUpload(InvalidSpec):
+    """An uploaded file (dataset .npz, Keras model JSON) that cannot be used as it is."""
+
+    code = "invalid_upload"
+
+
 class InvalidValue(DomainError):
     """A value the database cannot hold or compare (NUL in text, an integer out of range)."""
 

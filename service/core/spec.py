@@ -9,7 +9,7 @@ dimension. The configurations a spec names are enumerated in
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -57,7 +57,9 @@ LOG_DIMENSIONS = ("learning_rate", "epsilon", "weight_decay")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: JSON types as the OpenAPI document states them (no "3" for 3, no 0 for false);
+    # a float field still takes an integer.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class Range(_Strict):
@@ -170,7 +172,7 @@ class PresetWorkload(_Strict):
 
 
 class UploadedWorkload(_Strict):
-    id: int = Field(ge=1)
+    id: int = Field(ge=1, le=2**63 - 1)  # a 64-bit database id
 
 
 class EntryPointWorkload(_Strict):
@@ -188,18 +190,47 @@ class CrossedSeeds(_Strict):
     data: int | list[int]
 
 
-class Sampler(_Strict):
-    type: Literal["grid", "random", "tpe", "qmc"] = "grid"
-    n_trials: int | None = Field(None, ge=1)
+class GridSampler(_Strict):
+    """Every point of the grid, in order; nothing to count."""
+
+    type: Literal["grid"] = "grid"
+    n_trials: None = Field(None, description="not used by a grid: it runs every point")
     seed: int | None = None
 
-    @model_validator(mode="after")
-    def _n_trials(self) -> Sampler:
-        if self.type != "grid" and self.n_trials is None:
-            raise ValueError(f"sampler.n_trials is required for a {self.type} sampler")
-        if self.type == "grid" and self.n_trials is not None:
-            raise ValueError("sampler.n_trials is only for random/tpe/qmc samplers; a grid runs every point")
-        return self
+
+class OptunaSampler(_Strict):
+    """Configurations asked of Optuna's sampler of this name, ``n_trials`` of them."""
+
+    type: Literal["random", "tpe", "qmc"]
+    n_trials: int = Field(ge=1)
+    seed: int | None = None
+
+
+# A discriminated union, so the OpenAPI document says which fields go with which sampler.
+Sampler = Annotated[GridSampler | OptunaSampler, Field(discriminator="type")]
+_SAMPLER_TYPES = ("grid", "random", "tpe", "qmc")
+
+
+def error_path(loc: tuple[int | str, ...] | list[int | str]) -> list[str]:
+    """The field path of a validation error, without the tag pydantic puts after a union's name
+    (``sampler.random.n_trials`` is reported as ``sampler.n_trials``, as before the union)."""
+    parts = [str(p) for p in loc]
+    return [p for i, p in enumerate(parts) if not (i and parts[i - 1] == "sampler" and p in _SAMPLER_TYPES)]
+
+
+def _sampler_rules(value: Any) -> Any:
+    """The cross-field rules, checked before the union so their messages name the fix; a sampler
+    without ``type`` is a grid."""
+    if not isinstance(value, dict):
+        return value
+    kind = value.get("type", "grid")
+    if kind not in _SAMPLER_TYPES:
+        return value  # the union's own error lists the valid types
+    if kind != "grid" and value.get("n_trials") is None:
+        raise ValueError(f"sampler.n_trials is required for a {kind} sampler")
+    if kind == "grid" and value.get("n_trials") is not None:
+        raise ValueError("sampler.n_trials is only for random/tpe/qmc samplers; a grid runs every point")
+    return {**value, "type": kind}
 
 
 class RefineEdge(_Strict):
@@ -230,13 +261,18 @@ class SweepSpec(_Strict):
     epochs: int = Field(ge=1)
     seeds: int | list[int] | CrossedSeeds = 3
     space: Space = Field(default_factory=Space)
-    sampler: Sampler = Field(default_factory=Sampler)
+    sampler: Sampler = Field(default_factory=GridSampler)
     schedule_options: ScheduleOptions = Field(default_factory=ScheduleOptions)
     # Per-sweep overrides of the run-class thresholds (service.core.analysis.thresholds).
     stability: dict[str, float] = Field(default_factory=dict)
     refine_edge: RefineEdge | None = None
     record_steps: bool = Field(False, description="also store downsampled mini-batch losses")
     description: str | None = Field(None, max_length=5000)
+
+    @field_validator("sampler", mode="before")
+    @classmethod
+    def _sampler(cls, v: Any) -> Any:
+        return _sampler_rules(v)
 
     @field_validator("seeds")
     @classmethod
@@ -293,4 +329,12 @@ def seed_pairs(seeds: int | list[int] | CrossedSeeds) -> list[tuple[int, int, in
 
 
 def n_seeds(seeds: int | list[int] | CrossedSeeds) -> int:
-    return len(seed_pairs(seeds))
+    """len(seed_pairs(seeds)), counted without building the pairs: the limit on seeds is checked
+    with this number, so a spec asking for 10**12 seeds must not allocate them first."""
+
+    def count(part: int | list[int]) -> int:
+        return part if isinstance(part, int) else len(part)
+
+    if isinstance(seeds, CrossedSeeds):
+        return count(seeds.init) * count(seeds.data)
+    return count(seeds)

@@ -29,6 +29,7 @@ from service.core.spec import (
     PresetWorkload,
     SweepSpec,
     UploadedWorkload,
+    error_path,
     n_seeds,
 )
 
@@ -47,7 +48,7 @@ def parse_spec(data: Any) -> SweepSpec:
     try:
         return SweepSpec.model_validate(data)
     except ValidationError as exc:
-        parts = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        parts = [f"{'.'.join(error_path(e['loc']))}: {e['msg']}" for e in exc.errors()]
         raise InvalidSpec("invalid sweep spec: " + "; ".join(parts)) from exc
 
 

@@ -37,7 +37,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from service.core.errors import InvalidSpec
+from service.core.errors import InvalidUpload
 
 LabelFormat = Literal["integer", "one_hot", "regression"]
 Task = Literal["auto", "classification", "regression"]
@@ -73,16 +73,31 @@ class DatasetSummary:
         return LOSS_FOR_FORMAT[self.label_format]
 
 
+_ZIP_MAGIC = b"PK\x03\x04"  # an .npz is a zip archive of .npy files
+_NPY_MAGIC = b"\x93NUMPY"
+
+
 def _load_npz(data: bytes) -> dict[str, np.ndarray]:
+    # Checked first: numpy would take any other bytes for a pickle and say so.
+    if data.startswith(_NPY_MAGIC):
+        raise InvalidUpload(
+            "the dataset is a single .npy array, not an .npz archive; save it with "
+            "np.savez('data.npz', x_train=..., y_train=...)"
+        )
+    if not data.startswith(_ZIP_MAGIC):
+        raise InvalidUpload(
+            "the file is not an npz archive (an .npz is a zip file of arrays; this one starts with "
+            f"{data[:8]!r}); save it with np.savez('data.npz', x_train=..., y_train=...)"
+        )
     try:
         archive = np.load(io.BytesIO(data), allow_pickle=False)
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise InvalidSpec(
+        raise InvalidUpload(
             f"the dataset is not a readable .npz file ({exc}); save it with "
             "np.savez('data.npz', x_train=..., y_train=..., x_val=..., y_val=...)"
         ) from None
     if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise InvalidSpec(
+        raise InvalidUpload(
             "the dataset is a single .npy array, not an .npz archive; save it with "
             "np.savez('data.npz', x_train=..., y_train=...)"
         )
@@ -90,24 +105,24 @@ def _load_npz(data: bytes) -> dict[str, np.ndarray]:
         keys = list(archive.files)
         unknown = sorted(set(keys) - set(REQUIRED_KEYS) - set(OPTIONAL_KEYS))
         if unknown:
-            raise InvalidSpec(
+            raise InvalidUpload(
                 f"the .npz has unexpected arrays {', '.join(unknown)}; use exactly "
                 "x_train, y_train and optionally x_val, y_val"
             )
         missing = [k for k in REQUIRED_KEYS if k not in keys]
         if missing:
-            raise InvalidSpec(
+            raise InvalidUpload(
                 f"the .npz lacks {', '.join(missing)}; it needs x_train and y_train "
                 "(and optionally x_val with y_val)"
             )
         if ("x_val" in keys) != ("y_val" in keys):
-            raise InvalidSpec("give x_val and y_val together, or neither")
+            raise InvalidUpload("give x_val and y_val together, or neither")
         out: dict[str, np.ndarray] = {}
         for key in keys:
             try:
                 out[key] = archive[key]
             except ValueError as exc:
-                raise InvalidSpec(
+                raise InvalidUpload(
                     f"{key} cannot be read without pickle ({exc}); store plain numeric arrays, not objects"
                 ) from None
     return out
@@ -115,26 +130,26 @@ def _load_npz(data: bytes) -> dict[str, np.ndarray]:
 
 def _check_numeric(key: str, a: np.ndarray) -> None:
     if a.dtype == np.bool_ or not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)):
-        raise InvalidSpec(
+        raise InvalidUpload(
             f"{key} has dtype {a.dtype}; use a numeric array (float32 features, integer or float labels)"
         )
     if np.issubdtype(a.dtype, np.floating) and not np.isfinite(a).all():
         bad = int(np.size(a) - np.isfinite(a).sum())
-        raise InvalidSpec(
+        raise InvalidUpload(
             f"{key} contains {bad} NaN or infinite value(s); remove or impute them before uploading"
         )
 
 
 def _label_format(key: str, y: np.ndarray, task: Task) -> LabelFormat:
     if y.ndim == 0 or y.ndim > 2:
-        raise InvalidSpec(f"{key} has shape {y.shape}; labels must be (n,), (n, 1) or one-hot (n, C)")
+        raise InvalidUpload(f"{key} has shape {y.shape}; labels must be (n,), (n, 1) or one-hot (n, C)")
     if y.ndim == 2 and y.shape[1] > 1:
         if task == "regression":
-            raise InvalidSpec(
+            raise InvalidUpload(
                 f"{key} has {y.shape[1]} columns; regression supports one target, shape (n,) or (n, 1)"
             )
         if not (np.isin(y, (0, 1)).all() and (y.sum(axis=1) == 1).all()):
-            raise InvalidSpec(
+            raise InvalidUpload(
                 f"{key} has {y.shape[1]} columns but is not one-hot: every row must hold 0s and "
                 "exactly one 1 (for integer class labels use shape (n,))"
             )
@@ -143,37 +158,41 @@ def _label_format(key: str, y: np.ndarray, task: Task) -> LabelFormat:
     if task == "regression" or (task == "auto" and not whole):
         return "regression"
     if not whole:
-        raise InvalidSpec(f"{key} holds non-integer values; class labels must be whole numbers 0..C-1")
+        raise InvalidUpload(f"{key} holds non-integer values; class labels must be whole numbers 0..C-1")
     if (y < 0).any():
-        raise InvalidSpec(f"{key} has negative labels (min {y.min()}); class labels must be 0..C-1")
+        raise InvalidUpload(f"{key} has negative labels (min {y.min()}); class labels must be 0..C-1")
     return "integer"
 
 
 def inspect_npz(data: bytes, *, task: Task = "auto") -> DatasetSummary:
-    """Check an uploaded dataset and describe it; ``InvalidSpec`` says what is wrong and how to fix it."""
+    """Check an uploaded dataset and describe it; ``InvalidUpload`` says what is wrong and how to fix it."""
     arrays = _load_npz(data)
     for key, a in arrays.items():
         _check_numeric(key, a)
     x, y = arrays["x_train"], arrays["y_train"]
     if x.ndim < 2 or x.shape[0] == 0:
-        raise InvalidSpec(f"x_train has shape {x.shape}; it must be (n, features...) with n >= 1")
+        raise InvalidUpload(f"x_train has shape {x.shape}; it must be (n, features...) with n >= 1")
     if y.shape[:1] != x.shape[:1]:
-        raise InvalidSpec(f"x_train has {x.shape[0]} examples but y_train has {y.shape[0] if y.ndim else 0}")
+        raise InvalidUpload(
+            f"x_train has {x.shape[0]} examples but y_train has {y.shape[0] if y.ndim else 0}"
+        )
     fmt = _label_format("y_train", y, task)
     xv, yv = arrays.get("x_val"), arrays.get("y_val")
     n_val = 0
     if xv is not None and yv is not None:
         if xv.shape[1:] != x.shape[1:]:
-            raise InvalidSpec(f"x_val examples have shape {xv.shape[1:]} but x_train examples {x.shape[1:]}")
+            raise InvalidUpload(
+                f"x_val examples have shape {xv.shape[1:]} but x_train examples {x.shape[1:]}"
+            )
         if yv.shape[:1] != xv.shape[:1]:
-            raise InvalidSpec(
+            raise InvalidUpload(
                 f"x_val has {xv.shape[0]} examples but y_val has {yv.shape[0] if yv.ndim else 0}"
             )
         if yv.shape[1:] != y.shape[1:]:
-            raise InvalidSpec(f"y_val has shape {yv.shape[1:]} per example but y_train {y.shape[1:]}")
+            raise InvalidUpload(f"y_val has shape {yv.shape[1:]} per example but y_train {y.shape[1:]}")
         fmt_val = _label_format("y_val", yv, "regression" if fmt == "regression" else "classification")
         if fmt_val != fmt:
-            raise InvalidSpec(f"y_train labels are {fmt} but y_val labels are {fmt_val}; use one format")
+            raise InvalidUpload(f"y_train labels are {fmt} but y_val labels are {fmt_val}; use one format")
         n_val = int(xv.shape[0])
     counts: list[int] | None = None
     if fmt == "one_hot":
@@ -189,7 +208,7 @@ def inspect_npz(data: bytes, *, task: Task = "auto") -> DatasetSummary:
     else:
         num_classes = 0
     if fmt != "regression" and num_classes < 2:
-        raise InvalidSpec("the labels hold a single class; a classifier needs at least 2 classes")
+        raise InvalidUpload("the labels hold a single class; a classifier needs at least 2 classes")
     return DatasetSummary(
         n_train=int(x.shape[0]),
         n_val=n_val,
@@ -210,19 +229,19 @@ def _sanitise(node: Any, path: str, warnings: list[str]) -> None:
     if isinstance(node, dict):
         cls = node.get("class_name")
         if isinstance(cls, str) and cls in FORBIDDEN_CLASSES:
-            raise InvalidSpec(
+            raise InvalidUpload(
                 f"the model uses a {cls} layer at {path or 'top level'}, which runs custom code; "
                 "only built-in Keras layers are allowed - replace it with built-in layers"
             )
         module = node.get("module")
         if isinstance(module, str) and not (module == "keras" or module.startswith("keras.")):
-            raise InvalidSpec(
+            raise InvalidUpload(
                 f"the model refers to {cls or 'an object'} from module {module!r} at {path or 'top level'}; "
                 "only built-in Keras objects are allowed (no custom layers, functions or classes)"
             )
         registered = node.get("registered_name")
         if isinstance(registered, str) and ">" in registered:
-            raise InvalidSpec(
+            raise InvalidUpload(
                 f"the model uses the custom object {registered!r} at {path or 'top level'}; "
                 "only built-in Keras objects are allowed"
             )
@@ -241,17 +260,17 @@ def _sanitise(node: Any, path: str, warnings: list[str]) -> None:
 def safe_model_from_json(model_json: str) -> tuple[Any, list[str]]:
     """Deserialise a model JSON in safe mode after the structural check; returns (model, warnings)."""
     if len(model_json) > MAX_MODEL_JSON_CHARS:
-        raise InvalidSpec(
+        raise InvalidUpload(
             f"the model JSON is over {MAX_MODEL_JSON_CHARS} characters; upload the architecture only"
         )
     try:
         config = json.loads(model_json)
     except json.JSONDecodeError as exc:
-        raise InvalidSpec(
+        raise InvalidUpload(
             f"the model is not valid JSON ({exc}); send the output of model.to_json()"
         ) from None
     if not isinstance(config, dict) or "class_name" not in config:
-        raise InvalidSpec("the model JSON is not a Keras model config; send the output of model.to_json()")
+        raise InvalidUpload("the model JSON is not a Keras model config; send the output of model.to_json()")
     warnings: list[str] = []
     _sanitise(config, "", warnings)
 
@@ -260,12 +279,12 @@ def safe_model_from_json(model_json: str) -> tuple[Any, list[str]]:
     try:
         model = keras.saving.deserialize_keras_object(config, custom_objects=None, safe_mode=True)
     except Exception as exc:  # Keras raises TypeError/ValueError/... for unknown or bad layers
-        raise InvalidSpec(
+        raise InvalidUpload(
             f"the model JSON could not be loaded in safe mode: {type(exc).__name__}: {exc}. "
             "Use only built-in Keras layers and save it with model.to_json()"
         ) from None
     if not isinstance(model, keras.Model):
-        raise InvalidSpec(f"the JSON describes a {type(model).__name__}, not a Keras model")
+        raise InvalidUpload(f"the JSON describes a {type(model).__name__}, not a Keras model")
     return model, warnings
 
 
@@ -283,25 +302,29 @@ def inspect_keras_model(model_json: str, summary: DatasetSummary, loss: str) -> 
     mistakes).
     """
     if loss not in LOSS_FOR_FORMAT.values():
-        raise InvalidSpec(f"loss {loss!r} is not supported; use one of {', '.join(LOSS_FOR_FORMAT.values())}")
+        raise InvalidUpload(
+            f"loss {loss!r} is not supported; use one of {', '.join(LOSS_FOR_FORMAT.values())}"
+        )
     if loss != summary.suggested_loss:
-        raise InvalidSpec(
+        raise InvalidUpload(
             f"loss {loss!r} does not fit {summary.label_format} labels; use {summary.suggested_loss!r} "
             "(or convert the labels)"
         )
     model, warnings = safe_model_from_json(model_json)
     if isinstance(model.inputs, list) and len(model.inputs) > 1:
-        raise InvalidSpec(f"the model has {len(model.inputs)} inputs; only single-input models are supported")
+        raise InvalidUpload(
+            f"the model has {len(model.inputs)} inputs; only single-input models are supported"
+        )
     if not model.built:
         try:
             model.build((None, *summary.input_shape))
         except Exception as exc:
-            raise InvalidSpec(
+            raise InvalidUpload(
                 f"the model cannot be built for inputs of shape {summary.input_shape}: {exc}"
             ) from None
     expected = tuple(model.inputs[0].shape[1:]) if model.inputs else None
     if expected is not None and not _shape_matches(expected, summary.input_shape):
-        raise InvalidSpec(
+        raise InvalidUpload(
             f"the model expects inputs of shape {expected} but the dataset's examples have shape "
             f"{summary.input_shape}; change the model's Input or reshape x_train"
         )
@@ -310,27 +333,27 @@ def inspect_keras_model(model_json: str, summary: DatasetSummary, loss: str) -> 
     try:
         out = model(np.zeros((2, *summary.input_shape), dtype=np.float32), training=False)
     except Exception as exc:
-        raise InvalidSpec(f"the model fails on inputs of shape {summary.input_shape}: {exc}") from None
+        raise InvalidUpload(f"the model fails on inputs of shape {summary.input_shape}: {exc}") from None
     out_shape = tuple(int(d) for d in keras.ops.shape(out))
     if len(out_shape) != 2:
-        raise InvalidSpec(
+        raise InvalidUpload(
             f"the model's output has shape {out_shape[1:]} per example; it must be a vector (units,)"
         )
     units = out_shape[1]
     if summary.label_format == "one_hot" and units != summary.num_classes:
-        raise InvalidSpec(
+        raise InvalidUpload(
             f"the model has {units} outputs but the one-hot labels have {summary.num_classes} classes"
         )
     if summary.label_format == "integer":
         if units < summary.num_classes:
-            raise InvalidSpec(
+            raise InvalidUpload(
                 f"the model has {units} outputs but the labels go up to {summary.num_classes - 1}; "
                 f"give the last layer at least {summary.num_classes} units"
             )
         if units > summary.num_classes:
             warnings.append(f"the model has {units} outputs for {summary.num_classes} classes")
     if summary.label_format == "regression" and units != 1:
-        raise InvalidSpec(f"the model has {units} outputs; a regression target needs 1")
+        raise InvalidUpload(f"the model has {units} outputs; a regression target needs 1")
     last = model.layers[-1] if model.layers else None
     activation = getattr(getattr(last, "activation", None), "__name__", None)
     if summary.label_format != "regression" and activation != "softmax":

@@ -65,7 +65,7 @@ def test_unknown_dataset_is_404(client: TestClient) -> None:
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        (b"not a zip at all", "not a readable .npz"),
+        (b"not a zip at all", "not an npz archive"),
         (b"", "empty"),
         (npz(x_train=np.zeros((4, 2))), "lacks y_train"),
         (npz(x_train=np.zeros((4, 2)), y_train=np.zeros(3, dtype=int)), "4 examples but y_train has 3"),
@@ -101,7 +101,7 @@ def test_unknown_dataset_is_404(client: TestClient) -> None:
 )
 def test_rejections_say_what_is_wrong(client: TestClient, data: bytes, message: str) -> None:
     out = upload(client, data)
-    assert out["status"] == 422, out
+    assert out["status"] == 422 and out["error"] == "invalid_upload", out
     assert message in out["detail"]
     assert client.get("/v1/datasets").json()["total"] == 0
 

@@ -1,9 +1,16 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 from pydantic import ValidationError
 
-from service.core.spec import SweepSpec, seed_pairs
+from service.core.config import Settings
+from service.core.db import Database
+from service.core.errors import InvalidSpec, LimitExceeded
+from service.core.spec import SweepSpec, n_seeds, seed_pairs
+from service.core.sweeps import create_sweep, parse_spec
+from tests.conftest import small_spec
 
 
 def _spec(**kw: object) -> SweepSpec:
@@ -42,3 +49,58 @@ def test_bad_space_is_rejected_with_the_field_named(space: dict[str, object], fi
     with pytest.raises(ValidationError) as info:
         _spec(space=space)
     assert field in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("sampler", "message"),
+    [
+        ({"type": "tpe"}, "sampler: Value error, sampler.n_trials is required for a tpe sampler"),
+        ({"n_trials": 3}, "sampler.n_trials is only for random/tpe/qmc samplers; a grid runs every point"),
+        ({"type": "grid", "n_trials": 2}, "sampler.n_trials is only for random/tpe/qmc samplers"),
+        ({"type": "random", "n_trials": 0}, "sampler.n_trials: Input should be greater than or equal to 1"),
+        ({"type": "grid", "bogus": 1}, "sampler.bogus: Extra inputs are not permitted"),
+    ],
+)
+def test_sampler_union_keeps_its_errors(sampler: dict[str, object], message: str) -> None:
+    with pytest.raises(InvalidSpec, match=re.escape(message)):
+        parse_spec(small_spec(sampler=sampler))
+
+
+@pytest.mark.parametrize(
+    "sampler", [None, {}, {"type": "grid"}, {"type": "grid", "n_trials": None}, {"seed": 3},
+                {"type": "random", "n_trials": 3}, {"type": "qmc", "n_trials": 1, "seed": 2}],
+)  # fmt: skip
+def test_sampler_union_keeps_every_valid_spec_valid(sampler: dict[str, object] | None) -> None:
+    spec = parse_spec(small_spec() if sampler is None else small_spec(sampler=sampler))
+    assert spec.sampler.type == (sampler or {}).get("type", "grid")
+    assert spec.sampler.n_trials == (sampler or {}).get("n_trials")
+
+
+@pytest.mark.parametrize("seeds", [3, [0, 5, 9], {"init": 2, "data": [1, 4, 7]}, {"init": [3], "data": 1}])
+def test_n_seeds_counts_the_pairs(seeds: object) -> None:
+    spec = parse_spec(small_spec(seeds=seeds))
+    assert n_seeds(spec.seeds) == len(seed_pairs(spec.seeds))
+
+
+def test_a_huge_seed_count_is_refused_by_the_limit_without_allocating(settings: Settings) -> None:
+    """Found by schemathesis: seeds=10**12 once built a list of 10**12 seeds (MemoryError)."""
+    with pytest.raises(LimitExceeded, match="seeds per configuration is over the limit"):
+        create_sweep(Database(settings.database_url), settings, parse_spec(small_spec(seeds=10**12)))
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("record_steps", 0), ("record_steps", "true"), ("epochs", "3"), ("stability", {"rebound_max": False})],
+)
+def test_json_types_are_strict_as_documented(field: str, value: object) -> None:
+    """Found by schemathesis: 0 for false and "3" for 3 were accepted although the document says
+    boolean and integer."""
+    with pytest.raises(InvalidSpec, match=field):
+        parse_spec(small_spec(**{field: value}))
+
+
+def test_a_float_field_still_takes_an_integer() -> None:
+    spec = parse_spec(
+        small_spec(space={"learning_rate": {"low": 1, "high": 2, "points": 2}, "batch_size": [4]})
+    )
+    assert spec.space.learning_rate is not None

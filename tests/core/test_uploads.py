@@ -56,7 +56,7 @@ def test_label_formats() -> None:
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        (b"not a zip file at all", "not a readable .npz"),
+        (b"not a zip file at all", "not an npz archive"),
         (_npz(x_train=X), "lacks y_train"),
         (_npz(x_train=X, y_train=Y_INT, x_val=X), "x_val and y_val together"),
         (_npz(x_train=X, y_train=Y_INT, extra=X), "unexpected arrays extra"),

@@ -1,14 +1,21 @@
-"""Schemathesis over the whole OpenAPI spec against the live app: no 5xx, responses match the schema.
+"""Schemathesis over the whole OpenAPI spec against the live app.
 
-The app runs on a real SQLite file seeded with a sweep, so that ids in paths
-sometimes hit real rows. Examples per operation are bounded to keep the run
-short; CI can raise ``SWEEPS_SCHEMATHESIS_EXAMPLES`` (read here, in a test,
-never by the service).
+The app runs on a real SQLite file seeded with a finished, a running and a
+queued sweep (tests/reliability/seeded.py), so that ids in paths hit real rows.
+Two runs: the pytest integration with four checks (no 5xx, responses match the
+schema), and the schemathesis command line as an outside tester runs it, with
+every check and every phase (coverage, fuzzing, stateful through the
+document's links) against uvicorn, configured by schemathesis.toml beside this
+file. Examples per operation are bounded to keep the runs short; CI can raise
+``SWEEPS_SCHEMATHESIS_EXAMPLES`` (read here, in a test, never by the service).
 """
 
 from __future__ import annotations
 
 import os
+import re
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -20,8 +27,9 @@ from service.api.app import create_app
 from service.core import tokens
 from service.core.db import Database
 from service.core.migrate import upgrade
-from service.core.sweeps import create_sweep, parse_spec
-from tests.conftest import make_settings, small_spec
+from tests.conftest import make_settings
+from tests.helpers import LiveServer
+from tests.reliability.seeded import seed
 
 EXAMPLES = int(os.environ.get("SWEEPS_SCHEMATHESIS_EXAMPLES", "15"))
 _TOKEN: dict[str, str] = {}
@@ -30,7 +38,7 @@ _DIR = tempfile.mkdtemp(prefix="sweeps-schemathesis-")
 
 def _live_app() -> FastAPI:
     """Built at import: schemathesis needs the schema when pytest collects (its from_fixture
-    loader does not work with this pytest). A real SQLite file in a temp dir, seeded with a sweep."""
+    loader does not work with this pytest). A real SQLite file in a temp dir, seeded with sweeps."""
     url = f"sqlite:///{Path(_DIR) / 'sweeps.db'}"
     upgrade(url)
     # Limits low enough that generated specs hit them (413s) without queueing huge grids.
@@ -38,7 +46,7 @@ def _live_app() -> FastAPI:
     db = Database(url)
     with db.transaction() as s:
         _, _TOKEN["secret"] = tokens.create_token(s, name="schemathesis")
-    create_sweep(db, cfg, parse_spec(small_spec()))
+    seed(db, cfg)
     return create_app(cfg, db)
 
 
@@ -65,3 +73,41 @@ def test_schema_covers_every_route() -> None:
     """The spec lists every /v1 route, so schemathesis above sees the whole API."""
     paths = set(APP.openapi()["paths"])
     assert {"/v1/sweeps", "/v1/sweeps/{sweep_id}", "/v1/workers", "/healthz", "/readyz", "/metrics"} <= paths
+
+
+CONFIG = Path(__file__).with_name("schemathesis.toml")
+
+
+def test_schemathesis_cli_every_check_every_phase_finds_nothing() -> None:
+    """`schemathesis run --checks all` with coverage, fuzzing and stateful phases: zero failures.
+
+    The command and its summary lines are printed for the CI log (run pytest with -s to see them)."""
+    exe = Path(sys.executable).with_name("schemathesis")
+    with LiveServer(APP) as live:
+        cmd = [
+            str(exe),
+            "--config-file",
+            str(CONFIG),
+            "run",
+            f"{live.url}/openapi.json",
+            "--checks",
+            "all",
+            "--max-examples",
+            os.environ.get("SWEEPS_SCHEMATHESIS_EXAMPLES", "12"),
+            "-H",
+            f"Authorization: Bearer {_TOKEN['secret']}",
+            "--no-color",
+        ]
+        # cwd: schemathesis keeps a cache folder where it runs.
+        done = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL, cwd=_DIR
+        )
+    out = done.stdout + done.stderr
+    lines = out.splitlines()
+    summary = [line for line in lines if re.match(r"^=+ .* in [0-9.]+s =+$", line)]
+    shown = r"^\s*(\d+ generated, |⚠️|\S+\s+(Examples|Coverage|Fuzzing|Stateful) \(|API Links:)"
+    cases = [line.strip() for line in lines if re.match(shown, line)]
+    print(" ".join(cmd[:-3] + ["-H", "'Authorization: Bearer <token>'", "--no-color"]))
+    print(*(cases + summary[-1:]) or [out[-3000:]], sep="\n")
+    assert done.returncode == 0, out[-6000:]
+    assert "Test cases:" in out and "failures" not in (summary[-1] if summary else "failures"), out[-6000:]

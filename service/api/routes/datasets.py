@@ -20,7 +20,7 @@ from service.api.deps import DbDep, ReaderDep, SettingsDep, WriterDep
 from service.api.schemas.common import UPLOAD_ERRORS, Page
 from service.api.schemas.datasets import DatasetOut
 from service.core.db import Database
-from service.core.errors import InvalidSpec, LimitExceeded
+from service.core.errors import InvalidUpload, LimitExceeded
 from service.core.repo import datasets as datasets_repo
 from service.core.uploads import inspect_npz
 
@@ -81,7 +81,7 @@ async def upload_dataset(
     the size limit is a 413, not a generic "error parsing the body".
     """
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-        raise InvalidSpec(
+        raise InvalidUpload(
             "send the dataset as multipart/form-data with the .npz in the field 'file', e.g. "
             "curl -F file=@data.npz -F name=mydata .../v1/datasets"
         )
@@ -89,11 +89,11 @@ async def upload_dataset(
     file = form.get("file")
     raw_name = form.get("name")
     if not isinstance(file, StarletteUpload):
-        raise InvalidSpec("the form has no file in the field 'file'; send the .npz as file=@data.npz")
+        raise InvalidUpload("the form has no file in the field 'file'; send the .npz as file=@data.npz")
     name = raw_name if isinstance(raw_name, str) else None
     data = await _read_limited(file, settings.max_upload_bytes)
     if not data:
-        raise InvalidSpec("the uploaded file is empty; send the .npz in the multipart field 'file'")
+        raise InvalidUpload("the uploaded file is empty; send the .npz in the multipart field 'file'")
     label = (name or file.filename or "dataset").strip()[:200] or "dataset"
     # Validation and the insert block: keep them off the event loop.
     out = await run_in_threadpool(_store, db, data, label)

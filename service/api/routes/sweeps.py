@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Response, status
 
@@ -17,7 +17,15 @@ from service.core.states import SweepState
 router = APIRouter(prefix="/v1/sweeps", tags=["sweeps"])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=SweepOut, responses=SWEEP_ERRORS)
+# 200: a retry with the same Idempotency-Key returns the sweep it first created.
+_REPLAYED: dict[int | str, dict[str, Any]] = {
+    200: {"model": SweepOut, "description": "The sweep first created with this Idempotency-Key"}
+}
+
+
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, response_model=SweepOut, responses={**SWEEP_ERRORS, **_REPLAYED}
+)
 def create_sweep(
     spec: SweepSpec,
     db: DbDep,

@@ -16,8 +16,14 @@ from fastapi import APIRouter, Query, Response, status
 
 from service.api.deps import DbDep, ReaderDep, WriterDep
 from service.api.schemas.common import UPLOAD_ERRORS, Page
-from service.api.schemas.workloads import CatalogueOut, EntryPointOut, PresetOut, WorkloadIn, WorkloadOut
-from service.core.errors import InvalidSpec, NotFound
+from service.api.schemas.workloads import (
+    CatalogueOut,
+    EntryPointOut,
+    PresetOut,
+    WorkloadIn,
+    WorkloadOut,
+)
+from service.core.errors import NotFound
 from service.core.repo import datasets as datasets_repo
 from service.core.repo import workloads as workloads_repo
 from service.core.uploads import DatasetSummary, inspect_keras_model
@@ -25,7 +31,6 @@ from service.core.workloads import PRESETS
 from workers.workloads.registry import list_entry_points
 
 router = APIRouter(prefix="/v1/workloads", tags=["workloads"])
-METRICS = ("accuracy", "categorical_accuracy", "sparse_categorical_accuracy", "mse", "mae")
 
 
 def _presets() -> list[PresetOut]:
@@ -89,9 +94,6 @@ def get_workload(workload_id: int, db: DbDep, _: ReaderDep) -> WorkloadOut:
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=WorkloadOut, responses=UPLOAD_ERRORS)
 def create_workload(body: WorkloadIn, db: DbDep, _: WriterDep, response: Response) -> WorkloadOut:
     """Register a Keras model (safe mode, built once against the dataset) on an uploaded dataset."""
-    unknown = [m for m in body.metrics if m not in METRICS]
-    if unknown:
-        raise InvalidSpec(f"metrics: {', '.join(unknown)} not supported; use any of {', '.join(METRICS)}")
     model_json = body.model if isinstance(body.model, str) else json.dumps(body.model)
     with db.transaction() as s:
         stored = datasets_repo.get_dataset(s, dataset_id=body.dataset_id).summary

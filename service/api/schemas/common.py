@@ -4,14 +4,20 @@ from __future__ import annotations
 
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 T = TypeVar("T")
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
 
 
 class ErrorOut(BaseModel):
     error: str
     detail: str
+    errors: list[FieldError] | None = Field(None, description="with `invalid_request`: one per field")
 
 
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:

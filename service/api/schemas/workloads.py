@@ -54,15 +54,19 @@ class CatalogueOut(BaseModel):
     entry_points: list[EntryPointOut]
 
 
+# The Keras metrics a workload may name.
+Metric = Literal["accuracy", "categorical_accuracy", "sparse_categorical_accuracy", "mse", "mae"]
+
+
 class WorkloadIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=200)
-    dataset_id: int = Field(ge=1)
+    dataset_id: int = Field(ge=1, le=2**63 - 1)
     model: str | dict[str, Any] = Field(
         description="the output of model.to_json(), as a string or parsed JSON"
     )
     loss: Literal["categorical_crossentropy", "sparse_categorical_crossentropy", "mse"] | None = Field(
         None, description="defaults to the one the dataset's labels call for"
     )
-    metrics: list[str] = Field(default_factory=lambda: ["accuracy"], max_length=8)
+    metrics: list[Metric] = Field(default_factory=lambda: list[Metric](["accuracy"]), max_length=8)
