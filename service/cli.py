@@ -21,6 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from service.core.config import Settings
+from service.core.spec_yaml import load_spec_yaml
 from service.core.states import ACTIVE_SWEEP_STATES, SweepState
 
 app = typer.Typer(help="Stability Sweeps: where is training stable?", no_args_is_help=True)
@@ -178,7 +179,7 @@ def _submit_demo(s: Settings) -> None:
     from service.core.sweeps import create_sweep, parse_spec
 
     db = Database(s.database_url)
-    spec = parse_spec(yaml.safe_load(_demo_spec_path().read_text()))
+    spec = parse_spec(load_spec_yaml(_demo_spec_path().read_text()))
     record, _ = create_sweep(db, s, spec, idempotency_key=f"demo-{spec.name}")
     with db.transaction() as session:
         _, secret = tokens.create_token(session, name="demo")
@@ -195,7 +196,7 @@ def _load_spec_file(path: Path) -> Any:
         _fail(f"{path} does not exist")
     text = path.read_text()
     try:
-        return json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        return json.loads(text) if path.suffix == ".json" else load_spec_yaml(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         _fail(f"{path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}")
 
