@@ -1,7 +1,7 @@
 """A sweep through Debian's PgBouncer in transaction pooling, with two worker processes, exactly once.
 
 PgBouncer (installed by `scripts/setup.sh --test`) is started here on
-loopback in front of the suite's PostgreSQL, with fewer server connections
+loopback in front of the suite's PostgreSQL (.ci/pgbouncer.sh), with fewer server connections
 than the workers and the API open to it, so transactions of different
 clients really share server connections. The API, the sweep's creation
 (Optuna's study) and both workers go through it with SWEEPS_DB_PGBOUNCER=true;
@@ -15,7 +15,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,66 +28,30 @@ from service.core import tokens
 from service.core.connections import ConnectionBudget
 from service.core.db import Database
 from tests.conftest import ARTIFACTS, make_settings, small_spec
-from tests.helpers import free_port, start_worker, stop, wait_sweep_done
+from tests.helpers import ROOT, free_port, start_worker, stop, wait_sweep_done
 from tests.reliability.checks import assert_exactly_once
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
-PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+PGBOUNCER_SCRIPT = ROOT / ".ci" / "pgbouncer.sh"
 SERVER_CONNECTIONS = 3  # fewer than the clients: the API and two workers hold up to 4 each
-
-
-def _config(directory: Path, postgres: str, port: int) -> Path:
-    target = make_url(postgres)
-    (directory / "userlist.txt").write_text(f'"{target.username}" ""\n')
-    config = directory / "pgbouncer.ini"
-    config.write_text(
-        f"""[databases]
-* = host={target.host} port={target.port}
-
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = {port}
-unix_socket_dir =
-auth_type = trust
-auth_file = {directory / "userlist.txt"}
-pool_mode = transaction
-default_pool_size = {SERVER_CONNECTIONS}
-max_client_conn = 200
-logfile = {directory / "pgbouncer.log"}
-pidfile = {directory / "pgbouncer.pid"}
-"""
-    )
-    return config
 
 
 @pytest.fixture
 def bouncer_url(postgres_url: str) -> Iterator[str]:
-    if not os.path.exists(PGBOUNCER):
+    if shutil.which("pgbouncer") is None and not Path("/usr/sbin/pgbouncer").exists():
         if os.environ.get("SWEEPS_TEST_REQUIRE_POSTGRES") == "1":
             pytest.fail("pgbouncer is not installed (scripts/setup.sh --test installs it)")
         pytest.skip("pgbouncer is not installed (scripts/setup.sh --test installs it)")
     directory = Path(tempfile.mkdtemp(prefix="sweeps-pgbouncer-"))
     port = free_port()
-    config = _config(directory, postgres_url, port)
-    command = [PGBOUNCER, str(config)]
-    if os.geteuid() == 0:  # PgBouncer refuses to run as root
-        shutil.chown(directory, "postgres")
-        directory.chmod(0o755)
-        command = [PGBOUNCER, "-u", "postgres", str(config)]
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    url = make_url(postgres_url).set(port=port).render_as_string(hide_password=False)
+    target = make_url(postgres_url)
+    start = [str(port), str(target.port), str(SERVER_CONNECTIONS)]
+    subprocess.run(["bash", str(PGBOUNCER_SCRIPT), "start", str(directory), *start], check=True)
     try:
-        deadline = time.monotonic() + 10
-        while not (directory / "pgbouncer.pid").exists():
-            assert proc.poll() is None and time.monotonic() < deadline, (
-                directory / "pgbouncer.log"
-            ).read_text()
-            time.sleep(0.05)
-        yield url
+        yield target.set(port=port).render_as_string(hide_password=False)
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        subprocess.run(["bash", str(PGBOUNCER_SCRIPT), "stop", str(directory)], check=False)
         ARTIFACTS.mkdir(exist_ok=True)
         shutil.copy(directory / "pgbouncer.log", ARTIFACTS / "pgbouncer.log")
         shutil.rmtree(directory, ignore_errors=True)
