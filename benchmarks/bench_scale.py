@@ -14,8 +14,9 @@ pgbouncer):
 
 - claims/s: configurations finished in the window per second;
 - the database's transactions (pg_stat_database xact_commit) per claim;
-- peak connections to the database in pg_stat_activity (through PgBouncer
-  these are its server connections) against the documented budget
+- peak connections to the database in pg_stat_activity, less the driver's
+  own (through PgBouncer these are its server connections), against the
+  documented budget
   (4 per worker: docs/kubernetes.md, "Connection budget");
 - trials claimed twice (Optuna trials COMPLETE beyond the completed
   configurations, seeds with two runs, configurations with two COMPLETE
@@ -160,7 +161,9 @@ def _fresh_database(admin: str) -> str:
     return url
 
 
-def _sample(engine: Engine, database: str, stop: threading.Event, peaks: dict[str, int]) -> None:
+def _sample(
+    engine: Engine, database: str, stop: threading.Event, peaks: dict[str, int], *, once: bool = False
+) -> None:
     """Peak backends on the database (all states, and active ones), every 0.1 s."""
     with engine.connect() as conn:
         while not stop.is_set():
@@ -174,6 +177,8 @@ def _sample(engine: Engine, database: str, stop: threading.Event, peaks: dict[st
             conn.rollback()
             peaks["connections"] = max(peaks["connections"], int(row[0]))
             peaks["active"] = max(peaks["active"], int(row[1]))
+            if once:
+                return
             stop.wait(0.1)
 
 
@@ -214,6 +219,8 @@ def run_mode(admin: str, mode: str, args: argparse.Namespace, tmp: Path) -> dict
     sweep, _ = create_sweep(db, settings, parse_spec(_spec(args.configs, args.epochs)))
     admin_engine = create_engine(direct)
     procs = []
+    baseline = {"connections": 0, "active": 0}
+    _sample(admin_engine, database, threading.Event(), baseline, once=True)  # the driver's own
     try:
         go = tmp / f"go-{mode}"
         readies = [tmp / f"ready-{mode}-{i}" for i in range(args.workers)]
@@ -263,7 +270,7 @@ def run_mode(admin: str, mode: str, args: argparse.Namespace, tmp: Path) -> dict
             "configs_done_in_window": done,
             "claims_per_s": round(done / args.duration, 1),
             "transactions_per_claim": round(commits / max(1, done), 1),
-            "peak_connections": peaks["connections"],
+            "peak_connections": peaks["connections"] - baseline["connections"],
             "peak_active": peaks["active"],
             "budget": args.workers * BUDGET_PER_WORKER,
             "server_connections_limit": BOUNCER_SERVER_CONNECTIONS if mode == "pgbouncer" else None,
