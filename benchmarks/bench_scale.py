@@ -41,7 +41,6 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Hashable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +56,9 @@ from service.core.connections import ConnectionBudget  # noqa: E402
 from service.core.db import Database  # noqa: E402
 from service.core.migrate import upgrade  # noqa: E402
 from service.core.sweeps import create_sweep, parse_spec  # noqa: E402
+from tests.workers.fake_clock import FakeClock  # noqa: E402
+from tests.workers.fake_training import FakeResolver, FakeTrainer  # noqa: E402
+from workers.loop import WorkerLoop  # noqa: E402
 
 PG_SCRIPT = ROOT / ".ci" / "postgres.sh"
 BOUNCER_SCRIPT = ROOT / ".ci" / "pgbouncer.sh"
@@ -68,49 +70,7 @@ BOUNCER_SERVER_CONNECTIONS = 20
 # ---------------------------------------------------------------- one worker process
 
 
-class _InstantTrainer:
-    """Reports every epoch of every replica at once: a loss of 1/(epoch+1), nothing computed."""
-
-    def train(self, workload: Any, replicas: Sequence[Any], epochs: int, observer: Any) -> list[Any]:
-        from workers.training.interface import EpochRecord, ReplicaResult
-
-        results = [ReplicaResult(key=r.key, status="completed") for r in replicas]
-        for epoch in range(epochs + 1):
-            records: list[tuple[Hashable, EpochRecord]] = []
-            for r in results:
-                rec = EpochRecord(
-                    epoch=epoch,
-                    loss=1.0 / (epoch + 1),
-                    accuracy=None,
-                    running_loss=None,
-                    val_loss=None,
-                    val_accuracy=None,
-                    learning_rate=0.01,
-                    grad_norm=None,
-                )
-                r.epochs.append(rec)
-                records.append((r.key, rec))
-            observer.on_epoch(records)
-        return results
-
-
-class _NoWorkload:
-    """A regression workload (no classes: no label prior is computed) with no data or model."""
-
-    name = "none"
-    loss = "mse"
-    num_classes = 0
-    default_params: dict[str, Any] = {}
-
-
-class _Resolver:
-    def resolve(self, block: dict[str, Any]) -> Any:
-        return _NoWorkload()
-
-
 def child(url: str, ready: Path, go: Path, duration: float) -> None:
-    from workers.loop import WorkerLoop
-
     settings = Settings(
         database_url=url,
         pack_max_replicas=1,
@@ -122,8 +82,9 @@ def child(url: str, ready: Path, go: Path, duration: float) -> None:
     loop = WorkerLoop(
         settings=settings,
         db=db,
-        resolver=_Resolver(),
-        trainer_factory=lambda workload, claim: _InstantTrainer(),
+        resolver=FakeResolver(),  # a regression workload with no data or model
+        # reports every epoch at once (its fake clock moves, the real one does not)
+        trainer_factory=lambda _w, _c: FakeTrainer(clock=FakeClock(), epoch_s=0.0),
     )
     signal.signal(signal.SIGTERM, lambda *_: loop.stopping.set())
     loop.register()
