@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sets up a fresh machine for Stability Sweeps: a virtual environment in .venv
-# with the package installed, and (with --test) PostgreSQL and Chromium from
+# with the package installed, and (with --test) PostgreSQL, PgBouncer and Chromium from
 # Debian packages for the test suite. Safe to run again: it only adds what is
 # missing.
 set -euo pipefail
@@ -19,6 +19,8 @@ if [ $with_test = 1 ]; then
   need=()
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
   command -v chromium >/dev/null 2>&1 || need+=(chromium)
+  # tests/deploy/test_pgbouncer.py starts its own PgBouncer in front of the test PostgreSQL
+  [ -x /usr/sbin/pgbouncer ] || command -v pgbouncer >/dev/null 2>&1 || need+=(pgbouncer)
   if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" != 0 ]; then
       echo "error: the tests need ${need[*]}; run as root or: sudo apt-get install -y ${need[*]}" >&2

@@ -1,4 +1,4 @@
-"""The ``sweeps`` command line: serve, worker, submit, status, migrate, token, export."""
+"""The ``sweeps`` command line: serve, worker, submit, status, migrate, wait-for-migrations, token, export."""
 
 from __future__ import annotations
 
@@ -72,6 +72,25 @@ def migrate(database_url: DbUrl = None) -> None:
     s = _settings(database_url)
     upgrade(s.database_url)
     console.print(f"schema at {head_revision(s.database_url)} on {_redact(s.database_url)}")
+
+
+@app.command("wait-for-migrations")
+def wait_for_migrations(
+    database_url: DbUrl = None,
+    timeout: Annotated[float, typer.Option(help="give up (exit 2) after this many seconds")] = 600.0,
+) -> None:
+    """Wait until the schema is current (for pods that start while `sweeps migrate` runs elsewhere)."""
+    from service.core.db import make_engine
+    from service.core.migrate import wait_until_current
+
+    s = _settings(database_url)
+    engine = make_engine(s.database_url)
+    try:
+        if not wait_until_current(engine, s.database_url, timeout_s=timeout):
+            _fail(f"the schema of {_redact(s.database_url)} is not current after {timeout:g} s")
+    finally:
+        engine.dispose()
+    console.print(f"schema is current on {_redact(s.database_url)}")
 
 
 def _redact(url: str) -> str:

@@ -8,6 +8,7 @@ import threading
 from types import FrameType
 
 from service.core.config import Settings
+from service.core.connections import ConnectionBudget
 from service.core.db import Database
 from workers.loop import WorkerLoop
 
@@ -26,7 +27,8 @@ def run_worker(
     from workers.device import configure_device
 
     described = configure_device(device or settings.device, threads=threads)
-    loop = WorkerLoop(db=Database(settings.database_url), settings=settings, device=described)
+    db = Database(settings.database_url, ConnectionBudget.from_settings(settings))
+    loop = WorkerLoop(db=db, settings=settings, device=described)
     if stop is not None:
         loop.stopping = stop
 

@@ -27,6 +27,7 @@ from service.api.routes import (
     workloads,
 )
 from service.core.config import Settings, get_settings
+from service.core.connections import ConnectionBudget
 from service.core.db import Database
 
 log = logging.getLogger(__name__)
@@ -100,7 +101,7 @@ async def _too_large(send: Send, limit: int) -> None:
 
 def create_app(settings: Settings | None = None, db: Database | None = None) -> FastAPI:
     settings = settings or get_settings()
-    db = db or Database(settings.database_url)
+    db = db or Database(settings.database_url, ConnectionBudget.from_settings(settings))
     app = FastAPI(
         title="Stability Sweeps",
         version="0.1.0",

@@ -20,6 +20,17 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL: sqlite:///path.db (default) or postgresql+psycopg://user:pw@host/db",
     )
 
+    # Connections to PostgreSQL per process (service/core/connections.py): at most
+    # db_pool_size + db_max_overflow + db_optuna_pool_size. SQLite ignores them.
+    db_pool_size: int = Field(5, ge=1, description="connections kept open for our transactions")
+    db_max_overflow: int = Field(5, ge=0, description="extra connections opened under load, closed after use")
+    # 2 at least: Optuna's schema check opens a connection inside one of its sessions.
+    db_optuna_pool_size: int = Field(2, ge=2, description="connections of Optuna's storage (no overflow)")
+    db_pool_timeout_s: float = Field(30.0, gt=0, description="wait for a free pooled connection, then 503")
+    db_pgbouncer: bool = Field(
+        False, description="the URL points at PgBouncer (transaction pooling): no prepared statements"
+    )
+
     # Limits per sweep (clear 4xx when exceeded).
     max_configs: int = Field(20_000, ge=1)
     max_seeds: int = Field(64, ge=1)

@@ -16,8 +16,10 @@ from typing import Any
 import optuna
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.core.connections import ConnectionBudget
 from service.core.errors import Conflict, DatabaseUnavailable, InvalidValue
 from service.core.results.cache import AnalysisCache
 
@@ -26,7 +28,8 @@ log = logging.getLogger(__name__)
 SQLITE_BUSY_TIMEOUT_S = 60.0
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+def make_engine(url: str, budget: dict[str, Any] | None = None, **kwargs: Any) -> Engine:
+    """An engine on ``url``; ``budget`` is the pool's options on PostgreSQL (``ConnectionBudget.ours()``)."""
     if url.startswith("sqlite"):
         # Many worker processes share one file: wait for the write lock
         # instead of failing at once, and use WAL so readers never block.
@@ -43,17 +46,16 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cur.close()
 
         return engine
-    # pool_pre_ping: a PostgreSQL restart leaves dead pooled connections;
-    # pinging on checkout replaces them instead of failing the request.
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, **kwargs)
+    return create_engine(url, **(budget if budget is not None else ConnectionBudget().ours()), **kwargs)
 
 
 class Database:
     """An engine plus its session factory, and the Optuna storage on the same database; one per process."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, budget: ConnectionBudget | None = None) -> None:
         self.url = url
-        self.engine = make_engine(url)
+        self.budget = budget or ConnectionBudget()
+        self.engine = make_engine(url, self.budget.ours())
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         # Analyses of this database's sweeps live as long as it does (and never serve another's).
         self.analysis_cache = AnalysisCache()
@@ -63,17 +65,16 @@ class Database:
     def optuna_storage(self) -> optuna.storages.RDBStorage:
         """Optuna's storage for this database, built once and kept on this object.
 
-        Its pool is a copy of ours (``Pool.recreate`` keeps the connect
-        arguments and the connect listeners), so Optuna's connections get the
-        same SQLite busy timeout and pragmas, or the same pre-ping on
-        PostgreSQL, as ours; a separate pool keeps Optuna's sessions from
-        waiting on connections our transactions hold.
+        Its pool is made by ``make_engine`` like ours, so Optuna's connections
+        get the same SQLite busy timeout and pragmas, or the same pre-ping and
+        PgBouncer driver options on PostgreSQL; it is a separate pool of the
+        budget's fixed Optuna size, which keeps Optuna's sessions from waiting
+        on connections our transactions hold.
         """
         with self._optuna_lock:
             if self._optuna is None:
-                self._optuna = optuna.storages.RDBStorage(
-                    self.url, engine_kwargs={"pool": self.engine.pool.recreate()}
-                )
+                pool = make_engine(self.url, self.budget.optuna()).pool
+                self._optuna = optuna.storages.RDBStorage(self.url, engine_kwargs={"pool": pool})
             return self._optuna
 
     @property
@@ -90,9 +91,10 @@ class Database:
         except IntegrityError as exc:
             session.rollback()
             raise Conflict(f"the change conflicts with stored data: {exc.orig}") from exc
-        except (OperationalError, InterfaceError) as exc:
+        except (OperationalError, InterfaceError, PoolTimeout) as exc:
+            # PoolTimeout: every connection of this process's budget stayed busy for pool_timeout_s.
             session.rollback()
-            log.warning("database error: %s", exc.orig)
+            log.warning("database error: %s", getattr(exc, "orig", exc))
             raise DatabaseUnavailable("the database is unavailable or busy; retry in a few seconds") from exc
         except (DataError, OverflowError) as exc:
             # Hostile or careless input (NUL bytes in text on PostgreSQL, ids past

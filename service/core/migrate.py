@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 from alembic import command
@@ -10,6 +11,7 @@ from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 import migrations
 
@@ -47,3 +49,23 @@ def upgrade(url: str) -> None:
 
     optuna.storages.RDBStorage(url, skip_compatibility_check=False).remove_session()
     log.info("database schema is current (%s)", head_revision(url))
+
+
+def wait_until_current(engine: Engine, url: str, *, timeout_s: float, poll_s: float = 2.0) -> bool:
+    """Wait until our schema is at head (another process runs the migrations); False on timeout.
+
+    Pods that start beside the migrations Job (docs/kubernetes.md) wait here
+    instead of failing on missing tables; an unreachable database counts as
+    not yet current.
+    """
+    deadline = time.monotonic() + timeout_s
+    head = head_revision(url)
+    while True:
+        try:
+            if current_revision(engine) == head:
+                return True
+        except SQLAlchemyError as exc:
+            log.info("waiting for the database: %s", type(exc).__name__)
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(poll_s)

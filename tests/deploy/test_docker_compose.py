@@ -8,6 +8,7 @@ by everything, health-gated start-up, a scalable worker and a GPU profile.
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -77,11 +78,51 @@ def test_environment_keys_are_settings(compose: dict[str, Any]) -> None:
             assert key.removeprefix("SWEEPS_").lower() in fields, f"{name}: {key} is not a setting"
 
 
-def test_dockerfile_installs_the_package_and_the_gpu_extra_exists() -> None:
-    dockerfile = (ROOT / "Dockerfile").read_text()
-    assert 'pip install --no-cache-dir ".[${EXTRAS}]"' in dockerfile
+def _dockerfile_stages() -> dict[str, list[str]]:
+    """The Dockerfile's instructions per stage (continuation lines joined)."""
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    stages: dict[str, list[str]] = {}
+    current: list[str] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("FROM "):
+            current = stages.setdefault(line.split()[-1], [])
+        current.append(line)
+    return stages
+
+
+def test_dockerfile_is_multi_stage_and_runs_as_a_numeric_non_root_user() -> None:
+    stages = _dockerfile_stages()
+    assert list(stages) == ["build", "runtime"]
+    runtime = stages["runtime"]
+    assert "COPY --from=build /opt/venv /opt/venv" in runtime
+    assert not any(i.startswith("RUN pip") or "pip install" in i for i in runtime)  # installs happen in build
+    user = [i for i in runtime if i.startswith("USER ")][-1].split()[1]
+    uid = user.split(":")[0]
+    assert uid.isdigit() and int(uid) != 0  # numeric, so Kubernetes' runAsNonRoot can verify it
+    assert runtime[-1].startswith("CMD ")
+
+
+@pytest.mark.parametrize(("variant", "extras"), [("cpu", "dashboard"), ("gpu", "dashboard,gpu")])
+def test_each_variant_installs_its_extras(variant: str, extras: str) -> None:
+    """Run the build stage's install step with pip replaced by echo: the variant picks the extras."""
     import tomllib
 
+    (install,) = [
+        i for i in _dockerfile_stages()["build"] if 'pip install --no-cache-dir ".[${EXTRAS}]"' in i
+    ]
+    script = install.removeprefix("RUN ").replace("pip install", "echo")
+    out = subprocess.run(["sh", "-c", script], env={"VARIANT": variant}, capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.split() == ["--no-cache-dir", f".[{extras}]"]
+    bad = subprocess.run(["sh", "-c", script], env={"VARIANT": "tpu"}, capture_output=True, text=True)
+    assert bad.returncode == 2
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    assert "gpu" in project["optional-dependencies"] and "dashboard" in project["optional-dependencies"]
+    assert set(extras.split(",")) <= set(project["optional-dependencies"])
     assert project["scripts"]["sweeps"] == "service.cli:main"
+
+
+def test_compose_builds_the_gpu_worker_from_the_gpu_variant(compose: dict[str, Any]) -> None:
+    assert compose["services"]["gpu-worker"]["build"]["args"] == {"VARIANT": "gpu"}
+    assert compose["services"]["worker"]["build"] == "."

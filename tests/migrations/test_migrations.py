@@ -3,12 +3,23 @@ left at an older revision, with data in it, upgrades without losing it."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from alembic import command
 from sqlalchemy import inspect, text
+from typer.testing import CliRunner
 
+from service.cli import app as cli
 from service.core.db import make_engine
-from service.core.migrate import VERSION_TABLE, _alembic_config, current_revision, head_revision, upgrade
+from service.core.migrate import (
+    VERSION_TABLE,
+    _alembic_config,
+    current_revision,
+    head_revision,
+    upgrade,
+    wait_until_current,
+)
 
 OUR_TABLES = {"sweeps", "configs", "runs", "curve_points", "workers", "api_tokens", "datasets", "workloads"}
 
@@ -92,3 +103,21 @@ def test_models_and_migrations_have_not_drifted_apart(empty_url: str) -> None:
         diff = compare_metadata(ctx, Base.metadata)
     engine.dispose()
     assert diff == [], f"models.py and migrations/ disagree; write a migration for: {diff}"
+
+
+def test_pods_beside_the_migrations_job_wait_until_the_schema_is_current(empty_url: str) -> None:
+    """`sweeps wait-for-migrations` (the Kubernetes initContainers): about 1 s."""
+    engine = make_engine(empty_url)
+    try:
+        assert not wait_until_current(engine, empty_url, timeout_s=0.2, poll_s=0.05)
+        args = ["wait-for-migrations", "--database-url", empty_url]
+        result = CliRunner().invoke(cli, [*args, "--timeout", "0"])
+        assert result.exit_code == 2
+        migrating = threading.Timer(0.3, upgrade, args=(empty_url,))
+        migrating.start()
+        assert wait_until_current(engine, empty_url, timeout_s=60, poll_s=0.1)
+        migrating.join()
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 0, result.output
+    finally:
+        engine.dispose()

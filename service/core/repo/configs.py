@@ -56,11 +56,20 @@ def get(session: Session, *, config_id: int) -> QueuedConfig | None:
 
 
 def oldest_waiting(session: Session, *, sweep_id: int) -> QueuedConfig | None:
+    """The oldest waiting configuration no other transaction is taking.
+
+    On PostgreSQL the row is locked and rows other claimers hold are skipped
+    (FOR UPDATE SKIP LOCKED), so concurrent workers each get a different one
+    instead of all racing for the oldest and all but one coming back empty;
+    the trial's compare-and-set in the claim still guarantees exactly once.
+    SQLite has no row locks (SQLAlchemy leaves the clause out): one writer.
+    """
     row = session.scalar(
         select(Config)
         .where(Config.sweep_id == sweep_id, Config.state == ConfigState.WAITING)
         .order_by(Config.id)
         .limit(1)
+        .with_for_update(skip_locked=True)
     )
     return None if row is None else _queued(row)
 
@@ -90,6 +99,7 @@ def waiting_with_batch_size(
         )
         .order_by(Config.id)
         .limit(limit)
+        .with_for_update(skip_locked=True)  # as in oldest_waiting
     )
     return [_queued(r) for r in rows]
 
