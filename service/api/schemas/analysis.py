@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from service.core.analysis.seeds import Spread
 from service.core.states import SweepState
@@ -31,6 +31,14 @@ class SeedSummaryOut(BaseModel):
     reached_target: int
     any_diverged: bool
     dominant_class: str | None
+    fluctuation: dict[str, Spread] = Field(
+        default_factory=dict,
+        description=(
+            "Median, quartiles and IQR over the seeds of each fluctuation measure "
+            "(fluctuation, jump_p90, running_fluctuation, spikes, largest_spike, step_loss_var; "
+            "docs/architecture.md, Fluctuation); a measure no seed has is absent."
+        ),
+    )
 
 
 # ----------------------------------------------------------------- regions
@@ -50,6 +58,10 @@ class CellStatsOut(BaseModel):
     any_diverged: bool
     median_final_loss: float | None
     pooled: bool
+    fluctuation: dict[str, Spread] = Field(
+        default_factory=dict, description="Each fluctuation measure over the cell's seeds."
+    )
+    value: float | None = Field(None, description="The cell's value of the region's `metric`.")
 
 
 class CellOut(CellStatsOut):
@@ -98,8 +110,9 @@ class ReferenceCurveOut(BaseModel):
 
 
 class RegionOut(BaseModel):
-    """Success-rate matrix over two swept dimensions: ``cells[iy][ix]``, None where nothing ran."""
+    """Matrix over two swept dimensions: ``cells[iy][ix]``, None where nothing ran."""
 
+    metric: str = Field("success", description="What each cell's `value` is (the map's colour).")
     x: str
     y: str
     x_values: list[Any]

@@ -12,11 +12,23 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from service.core.analysis.thresholds import DIVERGED, RUN_CLASSES, SUCCESS_CLASSES
+
+# The per-run fluctuation measures aggregated over seeds (median and IQR of each;
+# definitions in analysis.fluctuation). ``unrecovered_spike`` and ``step_log_std``
+# stay per run: the first is rare, the second repeats ``step_loss_var`` in log units.
+SEED_FLUCTUATION_KEYS: tuple[str, ...] = (
+    "fluctuation",
+    "jump_p90",
+    "running_fluctuation",
+    "spikes",
+    "largest_spike",
+    "step_loss_var",
+)
 
 Z95 = 1.959964  # two-sided 95% normal quantile
 _KNOWN = frozenset(RUN_CLASSES)
@@ -34,6 +46,8 @@ class RunSummary:
     final_accuracy: float | None = None
     epochs_to_target: int | None = None
     l0: float | None = None
+    # The run's fluctuation measures (analysis.fluctuation), by name; absent = not measured.
+    fluctuation: Mapping[str, float | None] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -45,6 +59,7 @@ class RunSummary:
             "final_accuracy": _finite(self.final_accuracy),
             "epochs_to_target": self.epochs_to_target,
             "l0": _finite(self.l0),
+            "fluctuation": {k: _finite(v) for k, v in self.fluctuation.items()},
         }
 
 
@@ -84,6 +99,8 @@ class ConfigSummary:
     any_diverged: bool
     dominant_class: str | None
     runs: tuple[RunSummary, ...] = ()
+    # Median, quartiles and IQR over seeds of each of SEED_FLUCTUATION_KEYS measured.
+    fluctuation: dict[str, Spread] = field(default_factory=dict)
 
     @property
     def wilson(self) -> tuple[float, float]:
@@ -102,6 +119,7 @@ class ConfigSummary:
             "reached_target": self.reached_target,
             "any_diverged": self.any_diverged,
             "dominant_class": self.dominant_class,
+            "fluctuation": {k: v.to_dict() for k, v in self.fluctuation.items()},
         }
         if include_runs:
             out["runs"] = [r.to_dict() for r in self.runs]
@@ -175,7 +193,18 @@ def summarize_config(runs: Sequence[RunSummary], *, z: float = Z95) -> ConfigSum
         any_diverged=counts[DIVERGED] > 0,
         dominant_class=dominant_class(counts),
         runs=tuple(runs),
+        fluctuation=fluctuation_spreads(runs),
     )
+
+
+def fluctuation_spreads(runs: Sequence[RunSummary]) -> dict[str, Spread]:
+    """Median, quartiles and IQR over the seeds of each fluctuation measure some seed has."""
+    out: dict[str, Spread] = {}
+    for key in SEED_FLUCTUATION_KEYS:
+        values = [r.fluctuation.get(key) for r in runs]
+        if any(v is not None for v in values):
+            out[key] = spread(values)
+    return out
 
 
 def dominant_class(counts: Counter[str] | dict[str, int]) -> str | None:
