@@ -128,3 +128,39 @@ def test_unknown_region_metric_is_a_422_listing_the_valid_ones(client: TestClien
     assert r.status_code == 422, r.text
     for name in ("success", "fluctuation", "final_loss"):
         assert name in r.text
+
+
+def test_report_answers_question_one_with_batch_size(client: TestClient, sweep_id: int) -> None:
+    rep = client.get(f"/v1/sweeps/{sweep_id}/report").json()
+    # Every seed trained (noisy), but the headline never says "stable" alone.
+    assert "stable but noisy (loss jumps of ~" in rep["headline"]
+    assert "between epochs at batch 2, ~" in rep["headline"] and "at batch 32)" in rep["headline"]
+    fl = rep["fluctuation"]
+    jumps = dict((b, j) for b, j in fl["jump_by_batch_size"])
+    assert jumps[2] > jumps[8] > jumps[32]
+    fits = [f for f in fl["fits"] if f["along"] == "batch_size"]
+    assert len(fits) == len(LRS)
+    for f in fits:
+        assert f["slope"] == pytest.approx(-0.5, abs=0.02) and f["expected"] == -0.5
+        assert f["ci"][0] <= -0.5 <= f["ci"][1]
+    assert fl["effects"][0]["dim"] == "batch_size" and fl["effects"][0]["fold"] == pytest.approx(
+        4.0, rel=0.05
+    )
+    assert fl["running_ratio"] == pytest.approx(0.25)
+    answers = {a["key"]: a for a in rep["answers"]}
+    assert set(answers) == {"fluctuation", "rises", "seed_luck"}
+    one = answers["fluctuation"]["answer"]
+    assert "Batch size moves fluctuation most" in one and "larger batch" in one
+    assert answers["fluctuation"]["missing"] is None
+    assert "No run rose after its minimum" in answers["rises"]["answer"]
+    assert "beta_1" in answers["rises"]["missing"]
+
+
+def test_unbracketed_edge_is_censored_in_json_and_markdown(client: TestClient, sweep_id: int) -> None:
+    edges = client.get(f"/v1/sweeps/{sweep_id}/edge").json()["edges"]
+    assert edges and all(e["edge"] is None and e["censored"] == "above" and e["bound"] == 0.01 for e in edges)
+    rep = client.get(f"/v1/sweeps/{sweep_id}/report").json()
+    assert all(s["edge"] is None and s["bound"] == 0.01 for s in rep["stable_region"])
+    md = client.get(f"/v1/sweeps/{sweep_id}/report", headers={"Accept": "text/markdown"}).text
+    assert "the edge is above 0.01, the largest tried" in md
+    assert "## The three questions" in md and "Is it normal that my loss fluctuates" in md

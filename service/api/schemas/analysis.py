@@ -84,11 +84,16 @@ class EdgeCellOut(BaseModel):
 
 class BracketOut(BaseModel):
     """Where an edge lies: ``bracket`` is [last stable lr, first unstable lr]; ``censored`` is None,
-    "above" (every lr above the smallest stable one was stable) or "below" (none was)."""
+    "above" (every lr above the smallest stable one was stable) or "below" (none was).
+    A censored edge is never a number: ``edge`` is null and ``bound`` is the lr it lies above
+    (the largest tried) or below (the smallest tried)."""
 
     edge: float | None
     bracket: list[float | None]
     censored: str | None
+    bound: float | None = Field(
+        None, description="For a censored edge: the largest lr tried (above) or the smallest (below)."
+    )
 
 
 class EdgeOut(BracketOut):
@@ -195,6 +200,7 @@ class StableRegionOut(BaseModel):
     edge: float | None
     bracket: list[float | None]
     censored: str | None
+    bound: float | None = None  # a censored edge's bound (see BracketOut)
     best_lr: float | None
     text: str
 
@@ -227,6 +233,66 @@ class SeedDependenceOut(BaseModel):
     text: str
 
 
+class FluctuationPointOut(BaseModel):
+    x: float
+    n: int
+    median: float
+    q25: float
+    q75: float
+    jump: float | None
+
+
+class FluctuationFitOut(BaseModel):
+    """ln fluctuation against ln batch size (or lr) in one group, with a bootstrap interval over seeds."""
+
+    along: str
+    group: dict[str, Any]
+    n_points: int
+    slope: float | None
+    ci: list[float] | None
+    n_boot: int
+    n_boot_valid: int
+    expected: float | None = Field(description="-0.5 along batch size: mini-batch gradient noise")
+    change: float | None = Field(description="median fluctuation at the largest value / at the smallest")
+    points: list[FluctuationPointOut]
+    reference: str | None
+
+
+class FluctuationEffectOut(BaseModel):
+    dim: str
+    groups: int
+    change: float
+    fold: float
+    slope: float | None
+    range: list[float]
+
+
+class FluctuationSummaryOut(BaseModel):
+    """How much the loss jumps between epochs, per batch size and lr, and what moves it most."""
+
+    measured: bool
+    jump_by_batch_size: list[list[Any]] = Field(
+        description="[batch size, median jump factor]: 9 in 10 epoch-to-epoch loss changes are within it"
+    )
+    jump_by_learning_rate: list[list[Any]]
+    fits: list[FluctuationFitOut]
+    effects: list[FluctuationEffectOut]
+    running_ratio: float | None = Field(
+        description="running-mean (Keras display) fluctuation / full-set fluctuation, median over stable runs"
+    )
+
+
+class AnswerOut(BaseModel):
+    """One user report's question, answered with the numbers and configurations behind it."""
+
+    key: str = Field(description="fluctuation, rises or seed_luck")
+    question: str
+    answer: str
+    evidence: dict[str, Any]
+    config_ids: list[int]
+    missing: str | None = Field(description="what to add to the spec when the sweep cannot answer")
+
+
 class RemedyOut(BaseModel):
     remedy: str
     evidence: str
@@ -246,3 +312,5 @@ class ReportOut(BaseModel):
     sensitivity: list[SensitivityOut]
     remedies: list[RemedyOut]
     num_classes: int
+    fluctuation: FluctuationSummaryOut | None = None
+    answers: list[AnswerOut] = []

@@ -155,13 +155,13 @@ def spread(values: Iterable[float | None]) -> Spread:
     n = len(xs)
     if n == 0:
         return Spread(0, None, None, None, None, None)
-    q25, med, q75 = (_quantile(xs, q) for q in (0.25, 0.5, 0.75))
+    q25, med, q75 = (quantile(xs, q) for q in (0.25, 0.5, 0.75))
     cut = n // 4
     kept = xs[cut : n - cut]
     return Spread(n, med, q25, q75, q75 - q25, math.fsum(kept) / len(kept))
 
 
-def _quantile(xs: list[float], q: float) -> float:
+def quantile(xs: list[float], q: float) -> float:
     """numpy.percentile's default (linear) quantile of sorted ``xs``."""
     pos = q * (len(xs) - 1)
     lo = math.floor(pos)
@@ -188,7 +188,7 @@ def summarize_config(runs: Sequence[RunSummary], *, z: float = Z95) -> ConfigSum
         wilson_high=hi,
         final_loss=spread(r.final_loss for r in runs),
         final_accuracy=spread(r.final_accuracy for r in runs),
-        median_epochs_to_target=_quantile(sorted(ett), 0.5) if ett else None,
+        median_epochs_to_target=quantile(sorted(ett), 0.5) if ett else None,
         reached_target=len(ett),
         any_diverged=counts[DIVERGED] > 0,
         dominant_class=dominant_class(counts),

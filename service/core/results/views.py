@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from service.core.analysis import beta_plane, by_seed_component, region_matrix
+from service.core.analysis.edge import censored_bound
 from service.core.analysis.regions import check_metric
 from service.core.errors import InvalidSpec
 from service.core.results.sweep_data import SweepData, all_dims, run_summary
@@ -126,10 +127,11 @@ def edge_view(data: SweepData) -> dict[str, Any]:
             None
             if before is None
             else {
-                "edge": before.edge,
+                "edge": None if before.censored else before.edge,
                 "bracket": [before.lo, before.hi],
                 "bracket_width": before.bracket_width,
                 "censored": before.censored,
+                "bound": censored_bound(before.censored, before.lo, before.hi),
             }
         )
         edges.append(d)
