@@ -164,3 +164,11 @@ def test_unbracketed_edge_is_censored_in_json_and_markdown(client: TestClient, s
     md = client.get(f"/v1/sweeps/{sweep_id}/report", headers={"Accept": "text/markdown"}).text
     assert "the edge is above 0.01, the largest tried" in md
     assert "## The three questions" in md and "Is it normal that my loss fluctuates" in md
+
+
+def test_flags_and_target_metrics_are_documented_in_the_schema(client: TestClient) -> None:
+    props = client.get("/openapi.json").json()["components"]["schemas"]["RunRecord"]["properties"]
+    for flag in ("regressing", "plateaued", "spikes", "overfitting", "nonfinite"):
+        assert f"`{flag}`" in props["flags"]["description"]
+    for metric in ("target_reached", "epochs_to_target", "fluctuation", "jump_p90", "running_fluctuation"):
+        assert f"`{metric}`" in props["metrics"]["description"]
