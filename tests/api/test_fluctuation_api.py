@@ -172,3 +172,18 @@ def test_flags_and_target_metrics_are_documented_in_the_schema(client: TestClien
         assert f"`{flag}`" in props["flags"]["description"]
     for metric in ("target_reached", "epochs_to_target", "fluctuation", "jump_p90", "running_fluctuation"):
         assert f"`{metric}`" in props["metrics"]["description"]
+
+
+def test_dashboard_json_draws_fluctuation_map_and_scaling(client: TestClient, sweep_id: int) -> None:
+    heat = client.get(f"/v1/sweeps/{sweep_id}/heatmap", params={"metric": "fluctuation"}).json()
+    assert heat["metric"] == "fluctuation"
+    assert all(
+        c["value"] is not None and "jump_p90" in c["fluctuation"] for row in heat["cells"] for c in row
+    )
+    assert all(e["edge"] is None and e["bound"] == 0.01 for e in heat["edges"])
+    fl = client.get(f"/v1/sweeps/{sweep_id}/plots").json()["fluctuation"]
+    assert fl["measured"] and [s["group"]["learning_rate"] for s in fl["series"]] == LRS
+    for s in fl["series"]:
+        assert s["x"] == BATCHES and s["slope"] == pytest.approx(-0.5, abs=0.02)
+        fitted = [math.exp(s["intercept"]) * b ** s["slope"] for b in BATCHES]
+        assert fitted == pytest.approx(s["median"], rel=0.05)
