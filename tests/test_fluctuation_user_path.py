@@ -27,12 +27,12 @@ BATCHES = [2, 8, 32]
 
 
 def _noisy_sequences() -> bytes:
-    """Sine sequences whose frequency gives the class; 40% of the labels are redrawn at random."""
+    """Sine sequences whose frequency gives the class; 20% of the labels are redrawn at random."""
     rng = np.random.default_rng(0)
     y = np.arange(N) % CLASSES
     t = np.linspace(0, 1, STEPS)
     x = np.sin(2 * np.pi * (1 + y[:, None]) * t[None, :]) + 0.3 * rng.normal(size=(N, STEPS))
-    flip = rng.random(N) < 0.4
+    flip = rng.random(N) < 0.2
     y = np.where(flip, rng.integers(0, CLASSES, N), y)
     buf = io.BytesIO()
     np.savez(buf, x_train=x[..., None].astype(np.float32), y_train=y.astype(np.int64))
@@ -62,7 +62,7 @@ def test_report_says_fluctuation_falls_with_batch_size(
     spec: dict[str, Any] = {
         "name": "report-1-as-a-user",
         "workload": {"id": wl.json()["id"]},
-        "epochs": 16,
+        "epochs": 20,
         "seeds": 3,
         "space": {"optimizer": ["rmsprop"], "learning_rate": [0.03], "batch_size": BATCHES},
     }

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Text, cast, select
 from sqlalchemy.orm import Session
 
+from service.core.analysis.seeds import SEED_FLUCTUATION_KEYS
 from service.core.repo.models import Config, Run
 
 
@@ -40,19 +41,8 @@ class AnalysisRow:
     l0: float | None
     l_chance: float | None
     epochs_to_target: int | None
-    # The fluctuation measures aggregated over seeds, by name (None: not measured).
+    # The fluctuation measures aggregated over seeds (SEED_FLUCTUATION_KEYS), by name (None: not measured).
     fluctuation: dict[str, float | None] = field(default_factory=dict)
-
-
-# Run metrics read for the seed aggregates of fluctuation (analysis.seeds.SEED_FLUCTUATION_KEYS).
-FLUCTUATION_METRICS: tuple[str, ...] = (
-    "fluctuation",
-    "jump_p90",
-    "running_fluctuation",
-    "spikes",
-    "largest_spike",
-    "step_loss_var",
-)
 
 
 def analysis_rows(session: Session, *, sweep_id: int) -> list[AnalysisRow]:
@@ -80,7 +70,7 @@ def analysis_rows(session: Session, *, sweep_id: int) -> list[AnalysisRow]:
             Run.metrics["l0"].as_float(),
             Run.metrics["l_chance"].as_float(),
             Run.metrics["epochs_to_target"].as_float(),
-            *(Run.metrics[k].as_float() for k in FLUCTUATION_METRICS),
+            *(Run.metrics[k].as_float() for k in SEED_FLUCTUATION_KEYS),
         )
         .where(Run.sweep_id == sweep_id)
         .order_by(Run.config_id, Run.seed)
@@ -100,7 +90,7 @@ def analysis_rows(session: Session, *, sweep_id: int) -> list[AnalysisRow]:
             l0=r[9],
             l_chance=r[10],
             epochs_to_target=None if r[11] is None else int(r[11]),
-            fluctuation=dict(zip(FLUCTUATION_METRICS, r[12:], strict=True)),
+            fluctuation=dict(zip(SEED_FLUCTUATION_KEYS, r[12:], strict=True)),
         )
         for r in rows
     ]
