@@ -98,7 +98,7 @@ def _effect_sentence(top: FluctuationEffect, fits: Sequence[FluctuationFit], lr_
     moves = "falls" if top.change < 1 else "grows"
     text = (
         f"{dim[0].upper() + dim[1:]} moves fluctuation most: it {moves} {top.fold:.2g}x from "
-        f"{fmt(top.lo)} to {fmt(top.hi)}"
+        f"{dim} {fmt(top.lo)} to {fmt(top.hi)}"
     )
     own = [f for f in fits if f.along == top.dim and f.slope is not None]
     if top.slope is not None and own:
