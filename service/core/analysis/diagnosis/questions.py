@@ -54,9 +54,11 @@ def fluctuation_answer(fl: FluctuationSummary, swept: Mapping[str, Sequence[Any]
         if len(swept.get(d, ())) < 2
     ]
     parts = []
-    jumps = fl.jump_by_batch or fl.jump_by_lr
+    # Per batch size when it was swept, else per learning rate (else the one value there is).
+    by_batch = len(fl.jump_by_batch) >= 2 or len(fl.jump_by_lr) < 2
+    jumps = fl.jump_by_batch if by_batch else fl.jump_by_lr
     if jumps:
-        dim = "batch size" if fl.jump_by_batch else lr_key
+        dim = "batch size" if by_batch else lr_key
         parts.append(
             "Between epochs the full-set loss jumps by a factor of about "
             + ", ".join(f"{j:.2g}x at {dim} {fmt(v)}" for v, j in jumps.items())

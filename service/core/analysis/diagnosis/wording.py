@@ -145,7 +145,7 @@ def _noisy(r: Report) -> str:
     jumps = fl.jump_by_batch or fl.jump_by_lr
     if not jumps or max(jumps.values()) < NOISY_JUMP:
         return ""
-    if fl.jump_by_batch:
+    if len(fl.jump_by_batch) >= 2:
         (b0, j0), (b1, j1) = next(iter(jumps.items())), list(jumps.items())[-1]
         where = f"~{j0:.2g}x between epochs at batch {fmt(b0)}"
         if b1 != b0:
