@@ -21,7 +21,9 @@ from service.core.records import CurvePoint, RunRecord
 from service.core.results.sweep_data import FINISHED, LR, SweepData
 
 BATCH = "batch_size"
-CURVE_METRICS = ("loss", "accuracy", "running_loss")
+CURVE_METRICS = ("loss", "accuracy")  # drawn per seed and as a band
+# Drawn as a band only: the running mean Keras displays, beside the full-set loss (report 1).
+BAND_ONLY_METRICS = ("running_loss",)
 MAX_DRAWN_SEEDS = 32  # seeds drawn one by one; beyond that only the band says anything
 
 
@@ -211,7 +213,7 @@ def seed_band(
     n_epochs = max((len(curves.get(r.id, ())) for r in finished), default=0)
     idx = _sample_indices(n_epochs, max_points)
     band: dict[str, Any] = {"epochs": idx, "n_stable": len(stable)}
-    for metric in CURVE_METRICS:
+    for metric in CURVE_METRICS + BAND_ONLY_METRICS:
         med, q25, q75 = [], [], []
         cols = [_series(curves.get(r.id, ()), metric) for r in stable]
         for i in idx:

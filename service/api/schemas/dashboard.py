@@ -143,7 +143,6 @@ class SeedLineOut(BaseModel):
     epochs: list[int]
     loss: list[float | None]
     accuracy: list[float | None]
-    running_loss: list[float | None] = []
 
 
 class BandOut(BaseModel):
