@@ -20,6 +20,7 @@ over that at the smallest: what moving across the swept range did.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -145,12 +146,55 @@ def fluctuation_fits(
             v = r.fluctuation.get(metric)
             if r.run_class in SUCCESS_CLASSES and v is not None and math.isfinite(v) and v > 0:
                 by_x.setdefault(x, []).append((float(v), r.fluctuation.get("jump_p90")))
-    rng = np.random.default_rng(seed)
-    fits = []
+    fits: list[FluctuationFit] = []
+    samples: list[list[FloatArray]] = []
     for _, (rest, by_x) in sorted(groups.items(), key=lambda kv: [sort_key(v) for v in kv[1][0].values()]):
         if len(by_x) >= 2:
-            fits.append(_fit(along, rest, by_x, rng, n_boot))
+            fit, logs = _fit(along, rest, by_x)
+            fits.append(fit)
+            samples.append(logs)
+    if n_boot > 0:
+        fits = _with_intervals(fits, samples, np.random.default_rng(seed), n_boot)
     return fits
+
+
+def _with_intervals(
+    fits: list[FluctuationFit], samples: list[list[FloatArray]], rng: np.random.Generator, n_boot: int
+) -> list[FluctuationFit]:
+    """Each fit with its percentile bootstrap interval over seeds (module docstring).
+
+    Fits whose values have the same number of seeds at the same number of x
+    (every group of a grid) are resampled together in one draw: a report fits
+    hundreds of groups, and numpy's per-call overhead would otherwise dominate.
+    """
+    by_shape: dict[tuple[int, ...], list[int]] = {}
+    for i, logs in enumerate(samples):
+        by_shape.setdefault(tuple(a.size for a in logs), []).append(i)
+    out = list(fits)
+    for shape, members in by_shape.items():
+        if len(set(shape)) == 1:
+            n = shape[0]
+            stacked = np.stack([np.stack(samples[i]) for i in members])  # (groups, n_x, n)
+            idx = rng.integers(0, n, (len(members), len(shape), n_boot, n))
+            boot = np.median(np.take_along_axis(stacked[:, :, None, :], idx, axis=3), axis=3)
+        else:
+            boot = np.stack(
+                [
+                    np.stack(
+                        [np.median(a[rng.integers(0, a.size, (n_boot, a.size))], axis=1) for a in samples[i]]
+                    )
+                    for i in members
+                ]
+            )
+        for row, i in enumerate(members):
+            lx = np.log(np.array([p.x for p in fits[i].points], dtype=np.float64))
+            lxc = lx - lx.mean()
+            b = boot[row]  # (n_x, n_boot)
+            slopes = (lxc[:, None] * (b - b.mean(axis=0))).sum(axis=0) / float((lxc * lxc).sum())
+            ok = slopes[np.isfinite(slopes)]
+            ci = (float(np.percentile(ok, 2.5)), float(np.percentile(ok, 97.5))) if ok.size else None
+            out[i] = dataclasses.replace(fits[i], ci=ci, n_boot=n_boot, n_boot_valid=int(ok.size))
+    return out
 
 
 def fluctuation_effects(fits: Sequence[FluctuationFit]) -> list[FluctuationEffect]:
@@ -224,9 +268,9 @@ def summarize_fluctuation(
                 ids.add(p.config_id)
                 if rf is not None and f > 0:
                     ratios.append(rf / f)
-    fits = fluctuation_fits(points, "batch_size", n_boot=n_boot) + fluctuation_fits(
-        points, lr_key, n_boot=n_boot
-    )
+    # The interval is for the batch-size exponent, the one with a prediction (-0.5); the
+    # learning-rate fits only say which way and how far fluctuation moves (and stay cheap).
+    fits = fluctuation_fits(points, "batch_size", n_boot=n_boot) + fluctuation_fits(points, lr_key, n_boot=0)
     return FluctuationSummary(
         measured=bool(ids),
         jump_by_batch=jump_by_value(points, "batch_size"),
@@ -239,15 +283,12 @@ def summarize_fluctuation(
 
 
 def _fit(
-    along: str,
-    rest: Mapping[str, Any],
-    by_x: Mapping[float, list[tuple[float, Any]]],
-    rng: np.random.Generator,
-    n_boot: int,
-) -> FluctuationFit:
+    along: str, rest: Mapping[str, Any], by_x: Mapping[float, list[tuple[float, Any]]]
+) -> tuple[FluctuationFit, list[FloatArray]]:
+    """The least-squares fit (no interval yet), and each x's ln values for the bootstrap."""
     xs = sorted(by_x)
     pts = []
-    samples: list[FloatArray] = []
+    logs: list[FloatArray] = []
     for x in xs:
         vals = sorted(v for v, _ in by_x[x])
         jumps = sorted(float(j) for _, j in by_x[x] if j is not None and math.isfinite(j))
@@ -261,29 +302,21 @@ def _fit(
                 jump=quantile(jumps, 0.5) if jumps else None,
             )
         )
-        samples.append(np.log(np.array(vals, dtype=np.float64)))
+        logs.append(np.log(np.array(vals, dtype=np.float64)))
     lx = np.log(np.array(xs, dtype=np.float64))
-    slope = _slope(lx, np.array([float(np.median(s)) for s in samples]))
-    ci, valid = None, 0
-    if n_boot > 0:
-        boot = np.stack([np.median(s[rng.integers(0, s.size, (n_boot, s.size))], axis=1) for s in samples])
-        lxc = lx - lx.mean()
-        slopes = (lxc[:, None] * (boot - boot.mean(axis=0))).sum(axis=0) / float((lxc * lxc).sum())
-        ok = slopes[np.isfinite(slopes)]
-        valid = int(ok.size)
-        if valid:
-            ci = (float(np.percentile(ok, 2.5)), float(np.percentile(ok, 97.5)))
-    return FluctuationFit(
+    slope = _slope(lx, np.log(np.array([p.median for p in pts], dtype=np.float64)))
+    fit = FluctuationFit(
         along=along,
         group=dict(rest),
         points=tuple(pts),
         slope=slope,
-        ci=ci,
-        n_boot=n_boot,
-        n_boot_valid=valid,
+        ci=None,
+        n_boot=0,
+        n_boot_valid=0,
         expected=EXPECTED_FLUCTUATION_EXPONENT.get(along),
         change=pts[-1].median / pts[0].median,
     )
+    return fit, logs
 
 
 def _slope(lx: FloatArray, ly: FloatArray) -> float:
