@@ -163,37 +163,51 @@ def _with_intervals(
 ) -> list[FluctuationFit]:
     """Each fit with its percentile bootstrap interval over seeds (module docstring).
 
-    Fits whose values have the same number of seeds at the same number of x
-    (every group of a grid) are resampled together in one draw: a report fits
-    hundreds of groups, and numpy's per-call overhead would otherwise dominate.
+    All fits with the same number of x values are resampled together, in one
+    draw (``_boot_medians``): a report fits hundreds of groups, and numpy's
+    per-call overhead would otherwise dominate.
     """
-    by_shape: dict[tuple[int, ...], list[int]] = {}
+    by_nx: dict[int, list[int]] = {}
     for i, logs in enumerate(samples):
-        by_shape.setdefault(tuple(a.size for a in logs), []).append(i)
+        by_nx.setdefault(len(logs), []).append(i)
     out = list(fits)
-    for shape, members in by_shape.items():
-        if len(set(shape)) == 1:
-            n = shape[0]
-            stacked = np.stack([np.stack(samples[i]) for i in members])  # (groups, n_x, n)
-            idx = rng.integers(0, n, (len(members), len(shape), n_boot, n))
-            boot = np.median(np.take_along_axis(stacked[:, :, None, :], idx, axis=3), axis=3)
-        else:
-            boot = np.stack(
-                [
-                    np.stack(
-                        [np.median(a[rng.integers(0, a.size, (n_boot, a.size))], axis=1) for a in samples[i]]
-                    )
-                    for i in members
-                ]
-            )
+    for nx, members in by_nx.items():
+        boot = _boot_medians([samples[i] for i in members], nx, rng, n_boot)  # (groups, n_x, n_boot)
+        lx = np.log(np.array([[p.x for p in fits[i].points] for i in members], dtype=np.float64))
+        lxc = lx - lx.mean(axis=1, keepdims=True)  # (groups, n_x)
+        slopes = (lxc[:, :, None] * (boot - boot.mean(axis=1, keepdims=True))).sum(axis=1) / (
+            (lxc * lxc).sum(axis=1)[:, None]
+        )  # (groups, n_boot)
+        # ln of positive finite values: every resampled slope is finite; one percentile call for all.
+        lo, hi = np.percentile(slopes, [2.5, 97.5], axis=1)
         for row, i in enumerate(members):
-            lx = np.log(np.array([p.x for p in fits[i].points], dtype=np.float64))
-            lxc = lx - lx.mean()
-            b = boot[row]  # (n_x, n_boot)
-            slopes = (lxc[:, None] * (b - b.mean(axis=0))).sum(axis=0) / float((lxc * lxc).sum())
-            ok = slopes[np.isfinite(slopes)]
-            ci = (float(np.percentile(ok, 2.5)), float(np.percentile(ok, 97.5))) if ok.size else None
-            out[i] = dataclasses.replace(fits[i], ci=ci, n_boot=n_boot, n_boot_valid=int(ok.size))
+            ci = (float(lo[row]), float(hi[row]))
+            out[i] = dataclasses.replace(fits[i], ci=ci, n_boot=n_boot, n_boot_valid=n_boot)
+    return out
+
+
+def _boot_medians(
+    groups: list[list[FloatArray]], nx: int, rng: np.random.Generator, n_boot: int
+) -> FloatArray:
+    """(groups, n_x, n_boot) medians of each x's values resampled with replacement.
+
+    Values are padded to the largest count m_max with +inf; a resample of m
+    values draws m indices below m, the padding sorts last, and the median is
+    read at the order statistics (m - 1) // 2 and m // 2 of the sorted row.
+    """
+    m = np.array([[a.size for a in g] for g in groups], dtype=np.int64)  # (groups, n_x)
+    m_max = int(m.max())
+    padded = np.zeros((len(groups), nx, m_max))
+    for gi, g in enumerate(groups):
+        for xi, a in enumerate(g):
+            padded[gi, xi, : a.size] = a
+    idx = (rng.random((len(groups), nx, n_boot, m_max)) * m[:, :, None, None]).astype(np.int64)
+    drawn = np.take_along_axis(padded[:, :, None, :], idx, axis=3)
+    drawn[np.broadcast_to(np.arange(m_max) >= m[:, :, None, None], drawn.shape)] = np.inf
+    drawn.sort(axis=3)
+    lo = np.take_along_axis(drawn, ((m - 1) // 2)[:, :, None, None], axis=3)[..., 0]
+    hi = np.take_along_axis(drawn, (m // 2)[:, :, None, None], axis=3)[..., 0]
+    out: FloatArray = (lo + hi) / 2
     return out
 
 

@@ -14,6 +14,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal
 
 from service.core.analysis.thresholds import DIVERGED, RUN_CLASSES, SUCCESS_CLASSES
@@ -99,8 +100,15 @@ class ConfigSummary:
     any_diverged: bool
     dominant_class: str | None
     runs: tuple[RunSummary, ...] = ()
-    # Median, quartiles and IQR over seeds of each of SEED_FLUCTUATION_KEYS measured.
-    fluctuation: dict[str, Spread] = field(default_factory=dict)
+
+    @cached_property
+    def fluctuation(self) -> dict[str, Spread]:
+        """Median, quartiles and IQR over seeds of each of SEED_FLUCTUATION_KEYS measured.
+
+        Computed when first read: the report and the edge never need it, and
+        thousands of configurations x six measures would cost them ~150 ms cold.
+        """
+        return fluctuation_spreads(self.runs)
 
     @property
     def wilson(self) -> tuple[float, float]:
@@ -193,7 +201,6 @@ def summarize_config(runs: Sequence[RunSummary], *, z: float = Z95) -> ConfigSum
         any_diverged=counts[DIVERGED] > 0,
         dominant_class=dominant_class(counts),
         runs=tuple(runs),
-        fluctuation=fluctuation_spreads(runs),
     )
 
 

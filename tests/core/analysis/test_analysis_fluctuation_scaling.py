@@ -75,3 +75,16 @@ def test_jump_by_batch_size() -> None:
     jumps = jump_by_value(grid(), "batch_size")
     assert list(jumps) == BATCHES
     assert jumps[2] > jumps[8] > jumps[32] > 1.0
+
+
+def test_bootstrap_medians_with_unequal_seed_counts() -> None:
+    import numpy as np
+
+    from service.core.analysis.fluctuation_scaling import _boot_medians
+
+    groups = [[np.array([1.0]), np.array([2.0, 4.0]), np.array([5.0, 5.0, 5.0])]]
+    boot = _boot_medians(groups, 3, np.random.default_rng(0), 500)
+    assert boot.shape == (1, 3, 500)
+    assert (boot[0, 0] == 1.0).all() and (boot[0, 2] == 5.0).all()
+    assert set(np.unique(boot[0, 1])) == {2.0, 3.0, 4.0}  # {2,2}, {2,4} or {4,4}
+    assert abs(float(np.mean(boot[0, 1] == 3.0)) - 0.5) < 0.08
