@@ -205,13 +205,15 @@ def summarize_config(runs: Sequence[RunSummary], *, z: float = Z95) -> ConfigSum
 
 
 def fluctuation_spreads(runs: Sequence[RunSummary]) -> dict[str, Spread]:
-    """Median, quartiles and IQR over the seeds of each fluctuation measure some seed has."""
-    out: dict[str, Spread] = {}
-    for key in SEED_FLUCTUATION_KEYS:
-        values = [r.fluctuation.get(key) for r in runs]
-        if any(v is not None for v in values):
-            out[key] = spread(values)
-    return out
+    """Median, quartiles and IQR over the seeds of each fluctuation measure some seed has (finite)."""
+    # One pass over the runs (not one per measure): /configs reads this for every configuration.
+    cols: dict[str, list[float]] = {k: [] for k in SEED_FLUCTUATION_KEYS}
+    for r in runs:
+        for k, v in r.fluctuation.items():
+            col = cols.get(k)
+            if col is not None and v is not None and math.isfinite(v):
+                col.append(v)
+    return {k: spread(vs) for k, vs in cols.items() if vs}
 
 
 def dominant_class(counts: Counter[str] | dict[str, int]) -> str | None:
