@@ -111,7 +111,7 @@ def edge_plot(data: SweepData) -> dict[str, Any]:
             {
                 "batch_size": e.group[BATCH],
                 "slice": {k: v for k, v in e.group.items() if k != BATCH and k in dims},
-                "edge": e.edge,
+                "edge": None if e.censored else e.edge,  # a censored edge is drawn at its bound (lo or hi)
                 "lo": e.lo,
                 "hi": e.hi,
                 "censored": e.censored,

@@ -187,3 +187,8 @@ def test_dashboard_json_draws_fluctuation_map_and_scaling(client: TestClient, sw
         assert s["x"] == BATCHES and s["slope"] == pytest.approx(-0.5, abs=0.02)
         fitted = [math.exp(s["intercept"]) * b ** s["slope"] for b in BATCHES]
         assert fitted == pytest.approx(s["median"], rel=0.05)
+
+
+def test_censored_edge_is_no_number_in_the_dashboard_json(client: TestClient, sweep_id: int) -> None:
+    edges = client.get(f"/v1/sweeps/{sweep_id}/plots").json()["edge"]["edges"]
+    assert edges and all(e["edge"] is None and e["censored"] == "above" and e["lo"] == 0.01 for e in edges)
