@@ -93,6 +93,16 @@ def _metrics(loss: float | None, rng: np.random.Generator) -> dict[str, Any]:
         "final_accuracy": None if loss is None else float(rng.random()),
         "target_reached": loss is not None and loss < 0.2,
         "epochs_to_target": None if loss is None or loss >= 0.2 else int(rng.integers(3, 30)),
+        "val_rebound": None,
+        # The fluctuation measures (service.core.analysis.fluctuation), as the worker stores them.
+        "fluctuation": float(0.02 + 0.2 * rng.random()),
+        "jump_p90": float(1.0 + rng.random()),
+        "running_fluctuation": float(0.01 + 0.1 * rng.random()),
+        "spikes": int(rng.integers(0, 4)),
+        "largest_spike": float(2.0 + 3.0 * rng.random()),
+        "unrecovered_spike": None,
+        "step_loss_var": None,
+        "step_log_std": None,
     }
 
 

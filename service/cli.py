@@ -352,6 +352,60 @@ def export(
     console.print(f"wrote {output}")
 
 
+@app.command()
+def report(
+    sweep_id: int,
+    server: Server = "http://127.0.0.1:8000",
+    token: Token = None,
+    as_json: Annotated[bool, typer.Option("--json", help="the JSON report instead of Markdown")] = False,
+) -> None:
+    """Print the sweep's diagnosis: the three questions answered with numbers (Markdown)."""
+    with _client(server, token) as c:
+        if as_json:
+            print(json.dumps(_check(c.get(f"/v1/sweeps/{sweep_id}/report")), indent=2))
+            return
+        resp = c.get(f"/v1/sweeps/{sweep_id}/report", headers={"Accept": "text/markdown"})
+        if resp.status_code >= 400:
+            _check(resp)
+    print(resp.text)
+
+
+@app.command()
+def regions(
+    sweep_id: int,
+    metric: Annotated[str, typer.Option(help="success, fluctuation, jump, final_loss, ...")] = "success",
+    x: Annotated[str, typer.Option(help="the map's columns")] = "learning_rate",
+    y: Annotated[str, typer.Option(help="the map's rows")] = "batch_size",
+    server: Server = "http://127.0.0.1:8000",
+    token: Token = None,
+) -> None:
+    """Print a region map (rows y, columns x), each cell the metric over its seeds."""
+    with _client(server, token) as c:
+        region = _check(c.get(f"/v1/sweeps/{sweep_id}/regions", params={"metric": metric, "x": x, "y": y}))
+    console.print(_region_table(region))
+
+
+def _region_table(region: dict[str, Any]) -> Table:
+    metric = region.get("metric", "success")
+    table = Table(
+        f"{region['y']} (rows) / {region['x']}",
+        *(f"{v:.3g}" if isinstance(v, float) else str(v) for v in region["x_values"]),
+        title=f"{metric} by {region['x']} and {region['y']}",
+    )
+    for yv, row in zip(region["y_values"], region["cells"], strict=True):
+        cells = []
+        for cell in row:
+            value = None if cell is None else cell.get("value")
+            if value is None:
+                cells.append("-")
+            elif metric == "success":
+                cells.append(f"{100 * value:.0f}% ({cell['successes']}/{cell['n']})")
+            else:
+                cells.append(f"{value:.3g}")
+        table.add_row(str(yv), *cells)
+    return table
+
+
 @token_app.command("create")
 def token_create(name: str, database_url: DbUrl = None) -> None:
     """Create a token; its secret is printed once and stored only as a hash."""

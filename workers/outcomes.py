@@ -1,5 +1,9 @@
 """From a trainer's ReplicaResult to a stored RunOutcome: classify and summarise.
 
+The run's metrics hold its class evidence and its fluctuation measures
+(``service.core.analysis.fluctuation``: full-set and running-mean indices,
+spikes, mini-batch loss variance when steps are recorded).
+
 Pure apart from numpy: the worker calls it as each configuration finishes.
 """
 
@@ -57,6 +61,8 @@ def outcome(
         val_loss=_arr(recs, "val_loss"),
         val_accuracy=_arr(recs, "val_accuracy"),
         nonfinite=result.status == "nonfinite",
+        running_loss=_arr(recs, "running_loss"),
+        step_losses=result.step_losses or None,
     )
     run_class: str | None = None
     flags: list[str] = []

@@ -21,7 +21,9 @@ from service.core.records import CurvePoint, RunRecord
 from service.core.results.sweep_data import FINISHED, LR, SweepData
 
 BATCH = "batch_size"
-CURVE_METRICS = ("loss", "accuracy")
+CURVE_METRICS = ("loss", "accuracy")  # drawn per seed and as a band
+# Drawn as a band only: the running mean Keras displays, beside the full-set loss (report 1).
+BAND_ONLY_METRICS = ("running_loss",)
 MAX_DRAWN_SEEDS = 32  # seeds drawn one by one; beyond that only the band says anything
 
 
@@ -109,7 +111,7 @@ def edge_plot(data: SweepData) -> dict[str, Any]:
             {
                 "batch_size": e.group[BATCH],
                 "slice": {k: v for k, v in e.group.items() if k != BATCH and k in dims},
-                "edge": e.edge,
+                "edge": None if e.censored else e.edge,  # a censored edge is drawn at its bound (lo or hi)
                 "lo": e.lo,
                 "hi": e.hi,
                 "censored": e.censored,
@@ -129,6 +131,39 @@ def edge_plot(data: SweepData) -> dict[str, Any]:
         for f in data.fits()
     ]
     return {"edges": edges, "fits": fits}
+
+
+def fluctuation_plot(data: SweepData) -> dict[str, Any]:
+    """Fluctuation against batch size per learning rate (log-log), with each fit's exponent and line.
+
+    One series per group of the report's batch-size fits (docs/architecture.md, "Fluctuation"):
+    the median and quartiles over stable seeds at each batch size, the fitted exponent with its
+    bootstrap interval, and the intercept that draws the fitted line.
+    """
+    fl = data.report().fluctuation
+    series = []
+    for f in fl.fits if fl is not None else ():
+        if f.along != BATCH or f.slope is None:
+            continue
+        lx = [math.log(p.x) for p in f.points]
+        ly = [math.log(p.median) for p in f.points]
+        intercept = sum(ly) / len(ly) - f.slope * sum(lx) / len(lx)
+        series.append(
+            {
+                "group": dict(f.group),
+                "x": [p.x for p in f.points],
+                "median": [p.median for p in f.points],
+                "q25": [p.q25 for p in f.points],
+                "q75": [p.q75 for p in f.points],
+                "jump": [p.jump for p in f.points],
+                "n": [p.n for p in f.points],
+                "slope": f.slope,
+                "ci": None if f.ci is None else list(f.ci),
+                "intercept": intercept,
+                "expected": f.expected,
+            }
+        )
+    return {"measured": bool(fl is not None and fl.measured), "series": series}
 
 
 def compact_region(region: Mapping[str, Any]) -> dict[str, Any]:
@@ -178,7 +213,7 @@ def seed_band(
     n_epochs = max((len(curves.get(r.id, ())) for r in finished), default=0)
     idx = _sample_indices(n_epochs, max_points)
     band: dict[str, Any] = {"epochs": idx, "n_stable": len(stable)}
-    for metric in CURVE_METRICS:
+    for metric in CURVE_METRICS + BAND_ONLY_METRICS:
         med, q25, q75 = [], [], []
         cols = [_series(curves.get(r.id, ()), metric) for r in stable]
         for i in idx:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import Field
 
 from service.core.spec import SweepSpec
 from service.core.states import RunStatus
@@ -71,6 +73,26 @@ class ConfigRecord:
     error: str | None
 
 
+# What a run's flags and metrics mean (docs/architecture.md, "Run classes", "Fluctuation"); in the API schema.
+RUN_FLAGS_DOC = (
+    "Observations beside the class: `regressing` (the loss gave back 10-50% of its progress: "
+    "0.1 < R <= 0.5), `plateaued` (target not reached and the loss no longer clearly falling), "
+    "`overfitting` (validation loss rises after its minimum, the training loss does not), `spikes` "
+    "(the loss spiked above 2x the previous epoch and recovered; see metrics spikes and largest_spike), "
+    "`nonfinite` (training stopped at a NaN/Inf loss)."
+)
+RUN_METRICS_DOC = (
+    "The class evidence and fluctuation measures. `target_reached`: the run *ended* at its target "
+    "(mean of the last epochs); `epochs_to_target`: the first epoch that *touched* it, so a run can "
+    "have both `epochs_to_target` and `target_reached: false` (it touched the target and fell back). "
+    "`fluctuation`: noise of ln(full-set loss) per epoch over the second half, 1.4826 MAD of the "
+    "detrended epoch-to-epoch changes / sqrt(2); `jump_p90`: 9 in 10 epoch-to-epoch changes are within "
+    "this factor; `running_fluctuation`: the same for the running-mean loss Keras displays; `spikes`, "
+    "`largest_spike`, `unrecovered_spike`: recovered spikes, the largest peak/pre-spike ratio, an "
+    "open one at the end; `step_loss_var`, `step_log_std`: mini-batch loss variance (record_steps)."
+)
+
+
 @dataclass(frozen=True)
 class RunRecord:
     id: int
@@ -82,8 +104,8 @@ class RunRecord:
     data_seed: int
     status: str
     run_class: str | None
-    flags: list[str]
-    metrics: dict[str, Any]
+    flags: Annotated[list[str], Field(description=RUN_FLAGS_DOC)]
+    metrics: Annotated[dict[str, Any], Field(description=RUN_METRICS_DOC)]
     epochs_run: int
     final_loss: float | None
     final_accuracy: float | None

@@ -324,3 +324,56 @@ def test_sweep_page_follows_progress_live_without_reloading(
     assert sum(v is not None for row in heat["z"] for v in row) == after["progress"]["completed"]
     tab.screenshot("sweep-running-updated")
     _loopback_only(tab)
+
+
+def test_sweep_page_draws_fluctuation_map_and_fluctuation_versus_batch_size(
+    server: LiveServer, sweeps: Sweeps, tab: Tab
+) -> None:
+    sid = sweeps.finished["id"]
+    page = tab.page
+    page.goto(f"{server.url}/sweeps/{sid}")
+    tab.wait_renders()
+
+    expected = sweeps.api.get(f"/v1/sweeps/{sid}/regions", params={"metric": "fluctuation"}).json()
+    fluct = tab.plot("fluct-plot")
+    heat = _roles(fluct, "fluctuation")
+    assert len(heat) == 1
+    z = heat[0]["z"]
+    assert len(z) == len(BATCHES) and all(len(row) == len(LRS) for row in z)  # one cell per grid point
+    assert z == [[None if c is None else c["value"] for c in row] for row in expected["cells"]]
+    assert any(v is not None for row in z for v in row)
+
+    fits = [
+        f
+        for f in sweeps.api.get(f"/v1/sweeps/{sid}/report").json()["fluctuation"]["fits"]
+        if f["along"] == "batch_size" and f["slope"] is not None
+    ]
+    plot = tab.plot("fluct-batch-plot")
+    series, lines = _roles(plot, "fluct-series"), _roles(plot, "fluct-fit")
+    assert len(series) == len(fits) == len(lines)  # one series and one fitted line per learning rate
+    for t, f in zip(series, fits, strict=True):
+        assert t["x"] == [p["x"] for p in f["points"]]
+        assert t["y"] == pytest.approx([p["median"] for p in f["points"]])
+    assert plot["layout"]["xaxis"]["type"] == "log" and plot["layout"]["yaxis"]["type"] == "log"
+    if fits:
+        assert "B^" in plot["layout"]["title"]["text"]
+    tab.screenshot_of("#fluct-section", "sweep-finished-fluctuation-map")
+    tab.screenshot_of("#fluct-batch-section", "sweep-finished-fluctuation-vs-batch")
+    _loopback_only(tab)
+
+
+def test_config_page_draws_full_set_loss_beside_running_mean(
+    server: LiveServer, sweeps: Sweeps, tab: Tab
+) -> None:
+    sid = sweeps.finished["id"]
+    config = next(
+        c
+        for c in sweeps.api.get(f"/v1/sweeps/{sid}/configs").json()["items"]
+        if c["summary"]["successes"] > 0
+    )
+    tab.page.goto(f"{server.url}/sweeps/{sid}/configs/{config['config_id']}")
+    tab.wait_renders()
+    plot = tab.plot("band-loss")
+    assert len(_roles(plot, "median")) == 1 and len(_roles(plot, "running-median")) == 1
+    tab.screenshot_of("#band-loss", "config-full-set-versus-running-mean")
+    _loopback_only(tab)

@@ -13,9 +13,16 @@ from service.api.deps import DbDep, ReaderDep
 from service.api.query_params import region_slice
 from service.api.schemas.analysis import EdgeReportOut, RegionOut, ReportOut
 from service.api.schemas.common import SWEEP_ERRORS
+from service.core.analysis.regions import REGION_METRICS, check_metric
 from service.core.results.loading import load
 from service.core.results.reports import report_json, report_markdown, stored_report
 from service.core.results.views import edge_view, region_view
+
+REGION_METRIC_HELP = (
+    "What colours the map (each cell's `value`): "
+    + ", ".join(f"`{m}`" for m in REGION_METRICS)
+    + ". Fluctuation metrics are the median over the cell's seeds (docs/architecture.md, Fluctuation)."
+)
 
 router = APIRouter(prefix="/v1/sweeps/{sweep_id}", tags=["analysis"])
 
@@ -29,13 +36,16 @@ def regions(
     _: ReaderDep,
     x: Annotated[str, Query(max_length=64)] = "learning_rate",
     y: Annotated[str, Query(max_length=64)] = "batch_size",
+    metric: Annotated[str, Query(max_length=32, description=REGION_METRIC_HELP)] = "success",
 ) -> Any:
-    """Success-rate matrix over two swept dimensions. Other query parameters fix a slice,
-    e.g. `?x=beta_1&y=beta_2&learning_rate=0.001`; dimensions left free are pooled."""
-    fixed = region_slice(request, x=x, y=y, reserved=("x", "y"))
+    """Matrix over two swept dimensions, each cell coloured by `metric` (`value`) and carrying
+    its success rate and fluctuation. Other query parameters fix a slice, e.g.
+    `?x=beta_1&y=beta_2&learning_rate=0.001`; dimensions left free are pooled."""
+    fixed = region_slice(request, x=x, y=y, reserved=("x", "y", "metric"))
+    check_metric(metric)
     with db.transaction() as s:
         data = load(s, sweep_id=sweep_id, cache=db.analysis_cache)
-    return region_view(data, x=x, y=y, fixed=fixed)
+    return region_view(data, x=x, y=y, fixed=fixed, metric=metric)
 
 
 @router.get("/edge", response_model=EdgeReportOut, responses=SWEEP_ERRORS)

@@ -60,6 +60,7 @@ def sweep_plots(sweep_id: int, db: DbDep, _: PageReader) -> Any:
         "edge": plots.edge_plot(data),
         "headline": report.headline,
         "report_html": str(markdown_html(md)),
+        "fluctuation": plots.fluctuation_plot(data),
     }
 
 
@@ -72,16 +73,24 @@ def heatmap(
     _: PageReader,
     x: Annotated[str, Query(max_length=64)] = "learning_rate",
     y: Annotated[str, Query(max_length=64)] = "batch_size",
+    metric: Annotated[str, Query(max_length=32)] = "success",
 ) -> Any:
-    """The success-rate map of /regions, slimmed for drawing (each cell names one configuration
-    when it holds one). Other query parameters fix a slice, e.g. `?x=beta_1&y=beta_2&batch_size=4`."""
+    """The map of /regions (coloured by `metric`), slimmed for drawing (each cell names one
+    configuration when it holds one). Other query parameters fix a slice, e.g.
+    `?x=beta_1&y=beta_2&batch_size=4`."""
     # "token": a page may pass its token in the address (see deps.page_gate); it is no dimension.
-    fixed = region_slice(request, x=x, y=y, reserved=("x", "y", "token"))
+    fixed = region_slice(request, x=x, y=y, reserved=("x", "y", "token", "metric"))
     with db.transaction() as s:
         data = load(s, sweep_id=sweep_id, cache=db.analysis_cache)
-    region = plots.compact_region(region_view(data, x=x, y=y, fixed=fixed))
+    region = plots.compact_region(region_view(data, x=x, y=y, fixed=fixed, metric=metric))
     region["edges"] = [
-        {"group": e["group"], "edge": e["edge"], "bracket": e["bracket"], "censored": e["censored"]}
+        {
+            "group": e["group"],
+            "edge": e["edge"],
+            "bracket": e["bracket"],
+            "censored": e["censored"],
+            "bound": e.get("bound"),
+        }
         for e in region.get("edges", [])
     ]
     return region

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from service.core.analysis.seeds import Spread
 from service.core.states import SweepState
@@ -31,6 +31,14 @@ class SeedSummaryOut(BaseModel):
     reached_target: int
     any_diverged: bool
     dominant_class: str | None
+    fluctuation: dict[str, Spread] = Field(
+        default_factory=dict,
+        description=(
+            "Median, quartiles and IQR over the seeds of each fluctuation measure "
+            "(fluctuation, jump_p90, running_fluctuation, spikes, largest_spike, step_loss_var; "
+            "docs/architecture.md, Fluctuation); a measure no seed has is absent."
+        ),
+    )
 
 
 # ----------------------------------------------------------------- regions
@@ -50,6 +58,10 @@ class CellStatsOut(BaseModel):
     any_diverged: bool
     median_final_loss: float | None
     pooled: bool
+    fluctuation: dict[str, Spread] = Field(
+        default_factory=dict, description="Each fluctuation measure over the cell's seeds."
+    )
+    value: float | None = Field(None, description="The cell's value of the region's `metric`.")
 
 
 class CellOut(CellStatsOut):
@@ -72,11 +84,16 @@ class EdgeCellOut(BaseModel):
 
 class BracketOut(BaseModel):
     """Where an edge lies: ``bracket`` is [last stable lr, first unstable lr]; ``censored`` is None,
-    "above" (every lr above the smallest stable one was stable) or "below" (none was)."""
+    "above" (every lr above the smallest stable one was stable) or "below" (none was).
+    A censored edge is never a number: ``edge`` is null and ``bound`` is the lr it lies above
+    (the largest tried) or below (the smallest tried)."""
 
     edge: float | None
     bracket: list[float | None]
     censored: str | None
+    bound: float | None = Field(
+        None, description="For a censored edge: the largest lr tried (above) or the smallest (below)."
+    )
 
 
 class EdgeOut(BracketOut):
@@ -98,8 +115,9 @@ class ReferenceCurveOut(BaseModel):
 
 
 class RegionOut(BaseModel):
-    """Success-rate matrix over two swept dimensions: ``cells[iy][ix]``, None where nothing ran."""
+    """Matrix over two swept dimensions: ``cells[iy][ix]``, None where nothing ran."""
 
+    metric: str = Field("success", description="What each cell's `value` is (the map's colour).")
     x: str
     y: str
     x_values: list[Any]
@@ -182,6 +200,7 @@ class StableRegionOut(BaseModel):
     edge: float | None
     bracket: list[float | None]
     censored: str | None
+    bound: float | None = None  # a censored edge's bound (see BracketOut)
     best_lr: float | None
     text: str
 
@@ -214,6 +233,66 @@ class SeedDependenceOut(BaseModel):
     text: str
 
 
+class FluctuationPointOut(BaseModel):
+    x: float
+    n: int
+    median: float
+    q25: float
+    q75: float
+    jump: float | None
+
+
+class FluctuationFitOut(BaseModel):
+    """ln fluctuation against ln batch size (or lr) in one group, with a bootstrap interval over seeds."""
+
+    along: str
+    group: dict[str, Any]
+    n_points: int
+    slope: float | None
+    ci: list[float] | None
+    n_boot: int
+    n_boot_valid: int
+    expected: float | None = Field(description="-0.5 along batch size: mini-batch gradient noise")
+    change: float | None = Field(description="median fluctuation at the largest value / at the smallest")
+    points: list[FluctuationPointOut]
+    reference: str | None
+
+
+class FluctuationEffectOut(BaseModel):
+    dim: str
+    groups: int
+    change: float
+    fold: float
+    slope: float | None
+    range: list[float]
+
+
+class FluctuationSummaryOut(BaseModel):
+    """How much the loss jumps between epochs, per batch size and lr, and what moves it most."""
+
+    measured: bool
+    jump_by_batch_size: list[list[Any]] = Field(
+        description="[batch size, median jump factor]: 9 in 10 epoch-to-epoch loss changes are within it"
+    )
+    jump_by_learning_rate: list[list[Any]]
+    fits: list[FluctuationFitOut]
+    effects: list[FluctuationEffectOut]
+    running_ratio: float | None = Field(
+        description="running-mean (Keras display) fluctuation / full-set fluctuation, median over stable runs"
+    )
+
+
+class AnswerOut(BaseModel):
+    """One user report's question, answered with the numbers and configurations behind it."""
+
+    key: str = Field(description="fluctuation, rises or seed_luck")
+    question: str
+    answer: str
+    evidence: dict[str, Any]
+    config_ids: list[int]
+    missing: str | None = Field(description="what to add to the spec when the sweep cannot answer")
+
+
 class RemedyOut(BaseModel):
     remedy: str
     evidence: str
@@ -233,3 +312,5 @@ class ReportOut(BaseModel):
     sensitivity: list[SensitivityOut]
     remedies: list[RemedyOut]
     num_classes: int
+    fluctuation: FluctuationSummaryOut | None = None
+    answers: list[AnswerOut] = []

@@ -72,6 +72,27 @@ class EdgePlotOut(BaseModel):
     fits: list[FitLineOut]
 
 
+class FluctuationSeriesOut(BaseModel):
+    """Fluctuation against batch size in one group (a learning rate), with the fitted line."""
+
+    group: dict[str, Any]
+    x: list[float]
+    median: list[float]
+    q25: list[float]
+    q75: list[float]
+    jump: list[float | None]
+    n: list[int]
+    slope: float | None
+    ci: list[float] | None
+    intercept: float
+    expected: float | None
+
+
+class FluctuationPlotOut(BaseModel):
+    measured: bool
+    series: list[FluctuationSeriesOut]
+
+
 class PlotsOut(BaseModel):
     sweep_id: int
     state: SweepState
@@ -82,6 +103,7 @@ class PlotsOut(BaseModel):
     edge: EdgePlotOut
     headline: str
     report_html: str
+    fluctuation: FluctuationPlotOut | None = None
 
 
 class HeatCellOut(CellStatsOut):
@@ -111,6 +133,7 @@ class SeedBandOut(BaseModel):
     n_stable: int
     loss: QuartilesOut
     accuracy: QuartilesOut
+    running_loss: QuartilesOut | None = None  # the running-mean loss Keras displays
 
 
 class SeedLineOut(BaseModel):

@@ -23,6 +23,9 @@
       hovertemplate: `seed ${s.seed} (${SW.clsLabel(s.run_class)}): epoch %{x}, %{y:.4g}<extra></extra>`, meta: { role: "seed", run_id: s.run_id },
     }));
     if (hasBand) traces.push({ type: "scatter", mode: "lines", x, y: band.median, line: { color: "#0072B2", width: 3 }, name: "median of stable seeds", hovertemplate: "epoch %{x}: median %{y:.4g}<extra></extra>", meta: { role: "median" } });
+    // Beside the full-set loss, the running mean Keras displays: how much of the jumping is averaging.
+    const running = metric === "loss" && B.band.running_loss;
+    if (hasBand && running && running.median.some((v) => v !== null)) traces.push({ type: "scatter", mode: "lines", x, y: running.median, line: { color: "#E69F00", width: 2.5, dash: "dash" }, name: "median running-mean loss (what Keras displays)", hovertemplate: "epoch %{x}: running mean %{y:.4g}<extra></extra>", meta: { role: "running-median" } });
     const shown = {};
     for (const f of B.failed) {
       traces.push({

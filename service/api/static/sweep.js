@@ -39,12 +39,12 @@
     if (!(view.x in dims)) view.x = names[0];
     if (!(view.y in dims) || view.y === view.x) view.y = names.find((n) => n !== view.x);
     const opts = names.map((n) => [n, n]);
-    box.appendChild(select("x axis", opts, view.x, (v) => { if (v === view.y) view.y = view.x; view.x = v; delete view.fixed[v]; buildControls(); drawRegion(); }, "region-x"));
-    box.appendChild(select("y axis", opts, view.y, (v) => { if (v === view.x) view.x = view.y; view.y = v; delete view.fixed[v]; buildControls(); drawRegion(); }, "region-y"));
+    box.appendChild(select("x axis", opts, view.x, (v) => { if (v === view.y) view.y = view.x; view.x = v; delete view.fixed[v]; buildControls(); drawRegion(); drawFluct(); }, "region-x"));
+    box.appendChild(select("y axis", opts, view.y, (v) => { if (v === view.x) view.x = view.y; view.y = v; delete view.fixed[v]; buildControls(); drawRegion(); drawFluct(); }, "region-y"));
     for (const n of names) {
       if (n === view.x || n === view.y) continue;
       const vals = [["", "all (pooled)"], ...dims[n].map((v) => [String(v), SW.fmt(v)])];
-      box.appendChild(select(`slice ${n}`, vals, view.fixed[n] ?? "", (v) => { if (v === "") delete view.fixed[n]; else view.fixed[n] = v; drawRegion(); }, `slice-${n}`));
+      box.appendChild(select(`slice ${n}`, vals, view.fixed[n] ?? "", (v) => { if (v === "") delete view.fixed[n]; else view.fixed[n] = v; drawRegion(); drawFluct(); }, `slice-${n}`));
     }
     const bbox = $("beta-controls");
     bbox.textContent = "";
@@ -165,6 +165,64 @@
       });
     }
     div._region = region;
+  }
+
+  async function drawFluct() {
+    const div = $("fluct-plot");
+    if (Object.keys(view.dims).length < 2) { SW.empty(div, "Fewer than two dimensions were swept: no fluctuation map to draw."); return; }
+    let region;
+    try { region = await SW.getJSON(`${base}/heatmap?${query(view.x, view.y, view.fixed)}&metric=fluctuation`); }
+    catch (e) { SW.empty(div, `Could not load the fluctuation map: ${e.message}`); return; }
+    const z = region.cells.map((row) => row.map((c) => (c && c.value !== null && c.value !== undefined ? c.value : null)));
+    if (!z.some((row) => row.some((v) => v !== null))) { SW.empty(div, "No fluctuation measured in this slice yet."); return; }
+    SW.filled(div);
+    const xs = region.x_values, ys = region.y_values;
+    const jump = (c) => (c && c.fluctuation && c.fluctuation.jump_p90 ? c.fluctuation.jump_p90.median : null);
+    const text = region.cells.map((row) => row.map((c) => (jump(c) ? `~${SW.fmt(jump(c))}x` : "")));
+    const hover = region.cells.map((row, iy) => row.map((c, ix) => {
+      const head = `${region.x}=${SW.fmt(xs[ix])}<br>${region.y}=${SW.fmt(ys[iy])}`;
+      const f = c && c.fluctuation && c.fluctuation.fluctuation;
+      if (!f) return `${head}<br>no fluctuation measured`;
+      return `${head}<br>fluctuation ${SW.fmt(f.median)} (IQR ${SW.fmt(f.q25)} to ${SW.fmt(f.q75)}, ${f.n} seeds)<br>loss jumps ~${SW.fmt(jump(c))}x between epochs`;
+    }));
+    const trace = {
+      type: "heatmap", name: "fluctuation", x: xs.map((_, i) => i), y: ys.map((_, i) => i), z,
+      text, texttemplate: "%{text}", textfont: { size: 12 }, customdata: hover,
+      hovertemplate: "%{customdata}<extra></extra>", colorscale: "Viridis", xgap: 2, ygap: 2,
+      colorbar: { title: { text: "fluctuation index<br>(ln loss per epoch)" }, len: 0.9 }, meta: { role: "fluctuation" },
+    };
+    await Plotly.react(div, [trace], heatLayout(region, { title: { text: `Fluctuation: ${region.y} × ${region.x}`, font: { size: 14 } } }), SW.config);
+  }
+
+  function drawFluctBatch(plotsData) {
+    const div = $("fluct-batch-plot"), d = plotsData.fluctuation;
+    if (!d || !d.series.length) { SW.empty(div, d && d.measured ? "Sweep two or more batch sizes to see how fluctuation scales with batch size." : "No fluctuation measured yet."); return; }
+    SW.filled(div);
+    const traces = [], notes = [];
+    d.series.forEach((sr, gi) => {
+      const color = SW.SERIES[gi % SW.SERIES.length];
+      const name = sliceLabel(sr.group) || "all";
+      traces.push({
+        type: "scatter", mode: "markers", name, x: sr.x, y: sr.median,
+        error_y: { type: "data", symmetric: false, array: sr.q75.map((v, i) => v - sr.median[i]), arrayminus: sr.median.map((v, i) => v - sr.q25[i]), width: 5 },
+        marker: { color, size: 10, symbol: SW.SYMBOLS[gi % SW.SYMBOLS.length] },
+        customdata: sr.jump.map((j, i) => `${sr.n[i]} stable seeds; loss jumps ~${j ? SW.fmt(j) : "?"}x between epochs`),
+        hovertemplate: "batch size %{x}: fluctuation %{y:.3g}<br>%{customdata}<extra></extra>", meta: { role: "fluct-series" },
+      });
+      const ci = sr.ci ? ` [95% CI ${SW.fmt(sr.ci[0])}, ${SW.fmt(sr.ci[1])}]` : "";
+      const label = `${name}: fluctuation ∝ B^${SW.fmt(sr.slope)}${ci}`;
+      notes.push(`${name}: B^${SW.fmt(sr.slope)}`);
+      const b0 = Math.min(...sr.x), b1 = Math.max(...sr.x), lx = [], ly = [];
+      for (let k = 0; k <= 20; k++) { const b = b0 * Math.pow(b1 / b0, k / 20); lx.push(b); ly.push(Math.exp(sr.intercept) * Math.pow(b, sr.slope)); }
+      traces.push({ type: "scatter", mode: "lines", name: label, x: lx, y: ly, line: { color, width: 2, dash: "dash" }, hoverinfo: "skip", meta: { role: "fluct-fit" } });
+    });
+    Plotly.react(div, traces, SW.layout({
+      height: 420,
+      title: { text: `Fluctuation versus batch size — ${notes.join("; ")} (mini-batch noise predicts ≈ −0.5)`, font: { size: 14 } },
+      xaxis: { type: "log", title: { text: "batch size (examples per step, log scale)" }, exponentformat: "power" },
+      yaxis: { type: "log", title: { text: "fluctuation index (ln loss per epoch, log scale)" }, exponentformat: "power" },
+      legend: { orientation: "h", y: -0.3, x: 0 },
+    }), SW.config);
   }
 
   async function drawBeta() {
@@ -326,7 +384,9 @@
       drawReport(plotsData);
       drawLossLr(plotsData);
       drawEdge(plotsData);
+      drawFluctBatch(plotsData);
       await drawRegion();
+      await drawFluct();
       await drawBeta();
       document.body.dataset.renders = String(Number(document.body.dataset.renders || 0) + 1);
     } catch (e) {

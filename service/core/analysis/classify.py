@@ -2,11 +2,14 @@
 
 Rules, first match wins:
 
-1. ``diverged``: a non-finite loss; or the smoothed loss exceeds
-   ``divergence_factor`` x its best so far *and* has climbed back
-   ``divergence_min_rise_frac`` of ``l0 - best`` (fastai LR-finder rule, with
-   a guard against ratios of near-zero losses); or ``L_end >= l0`` (Wortsman
-   et al. 2023 cap losses at l0: such a run learned nothing).
+1. ``diverged``: the run did not recover. A non-finite loss; or the smoothed
+   loss *at the end* still exceeds ``divergence_factor`` x its best *and* has
+   climbed back ``divergence_min_rise_frac`` of ``l0 - best`` (fastai LR-finder
+   rule, with a guard against ratios of near-zero losses); or ``L_end >= l0``
+   (Wortsman et al. 2023 cap losses at l0: such a run learned nothing). A spike
+   that came back down, or a loss that swings while its envelope shrinks
+   (momentum near its stability limit), is not divergence: recovered spikes
+   are the ``spikes`` flag, counted and sized in the metrics (``fluctuation``).
 2. ``rises_after_min``: R > ``rebound_rises`` with t_min < ``rebound_tmin_frac`` T.
 3. ``stuck_at_chance`` (classifiers only): final accuracy <= majority-class
    accuracy, or L_end within ``chance_band`` of l_chance and L_min never below
@@ -41,6 +44,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from service.core.analysis.fluctuation import fluctuation_metrics
 from service.core.analysis.thresholds import (
     CONVERGED,
     DIVERGED,
@@ -48,6 +52,7 @@ from service.core.analysis.thresholds import (
     FLAG_OVERFITTING,
     FLAG_PLATEAUED,
     FLAG_REGRESSING,
+    FLAG_SPIKES,
     NOISY,
     RISES_AFTER_MIN,
     SLOW,
@@ -64,7 +69,9 @@ class RunCurve:
     """Per-epoch curves of one run. Index 0 is the evaluation at initialisation.
 
     ``loss`` may end in NaN/Inf where training stopped at a non-finite loss;
-    ``nonfinite`` says training stopped for that reason.
+    ``nonfinite`` says training stopped for that reason. ``running_loss`` is the
+    mean of the epoch's mini-batch losses (NaN at epoch 0); ``step_losses`` the
+    recorded (step, mini-batch loss) pairs, when the sweep records them.
     """
 
     loss: FloatArray
@@ -72,6 +79,8 @@ class RunCurve:
     val_loss: FloatArray | None = None
     val_accuracy: FloatArray | None = None
     nonfinite: bool = False
+    running_loss: FloatArray | None = None
+    step_losses: Sequence[Sequence[float]] | None = None
 
     @classmethod
     def from_records(cls, records: Sequence[Mapping[str, Any]], *, nonfinite: bool = False) -> RunCurve:
@@ -92,7 +101,14 @@ class RunCurve:
         loss = column("loss")
         if loss is None:
             raise ValueError("every record lacks a loss")
-        return cls(loss, column("accuracy"), column("val_loss"), column("val_accuracy"), nonfinite)
+        return cls(
+            loss,
+            column("accuracy"),
+            column("val_loss"),
+            column("val_accuracy"),
+            nonfinite,
+            running_loss=column("running_loss"),
+        )
 
 
 @dataclass(frozen=True)
@@ -210,6 +226,15 @@ def classify_run(
         L_end=u_end * scale,
         rebound=rebound,
     )
+    m.update(
+        fluctuation_metrics(
+            lf,
+            running_loss=_prefix_with_gaps(curve.running_loss, n_ok),
+            step_losses=curve.step_losses,
+            spike_factor=th.spike_factor,
+            spike_min_rise_frac=th.spike_min_rise_frac,
+        )
+    )
     ratio, climbed = _smoothed_excess(
         u, th.smoothing_window, th.divergence_factor, th.divergence_min_rise_frac
     )
@@ -229,6 +254,8 @@ def classify_run(
         flags.append(FLAG_REGRESSING)
     if val_r is not None and val_r > th.regressing and (rebound is None or rebound <= th.regressing):
         flags.append(FLAG_OVERFITTING)
+    if m["spikes"]:
+        flags.append(FLAG_SPIKES)
 
     # Rule 1.
     if nonfinite:
@@ -274,6 +301,11 @@ def _prefix(arr: FloatArray | None, n: int) -> FloatArray | None:
     return a if a.size else None
 
 
+def _prefix_with_gaps(arr: FloatArray | None, n: int) -> FloatArray | None:
+    """The first ``n`` values, NaN kept (the running loss has none at epoch 0)."""
+    return None if arr is None else np.asarray(arr, dtype=np.float64).reshape(-1)[:n]
+
+
 def _end_mean(a: FloatArray, window: int) -> float:
     return float(np.mean(a[-window:]))
 
@@ -289,7 +321,7 @@ def _first_at_most(a: FloatArray, target: float) -> int | None:
 
 
 def _smoothed_excess(u: FloatArray, window: int, factor: float, min_rise: float) -> tuple[float, bool]:
-    """Max ratio of the trailing-mean loss to its best so far, and whether rule 1 fires."""
+    """Max ratio of the trailing-mean loss to its best so far, and whether rule 1 fires at the end."""
     c = np.concatenate(([0.0], np.cumsum(u)))
     idx = np.arange(1, u.size + 1)
     start = np.maximum(idx - window, 0)
@@ -298,8 +330,10 @@ def _smoothed_excess(u: FloatArray, window: int, factor: float, min_rise: float)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(best > 0, smooth / best, 1.0)
     # The guard: the rise must also undo a share of the progress made so far.
-    fires = (smooth > factor * best) & (smooth - best > min_rise * (u[0] - best))
-    return float(ratio.max()), bool(fires.any())
+    # Only the end counts: a run whose smoothed loss came back down recovered.
+    end, low = float(smooth[-1]), float(best[-1])
+    fires = end > factor * low and end - low > min_rise * (u[0] - low)
+    return float(ratio.max()), bool(fires)
 
 
 def _late_stats(u: FloatArray, span: float, T: int, th: Thresholds) -> dict[str, float | None]:

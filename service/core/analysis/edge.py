@@ -41,6 +41,16 @@ FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
 
+def censored_bound(censored: str | None, lo: float | None, hi: float | None) -> float | None:
+    """The bound of a censored edge: above ``lo`` (the largest lr tried, stable) or below ``hi``
+    (the smallest tried, unstable); None for a bracketed edge."""
+    if censored == "above":
+        return lo
+    if censored == "below":
+        return hi
+    return None
+
+
 @dataclass(frozen=True)
 class EdgeCell:
     """One learning rate of a group: its seeds pooled over the configurations there."""
@@ -99,10 +109,12 @@ class EdgeResult:
     def to_dict(self) -> dict[str, Any]:
         return {
             "group": dict(self.group),
-            "edge": self.edge,
+            # A censored edge is no number: null, with the bound and its side (``censored``).
+            "edge": None if self.censored else self.edge,
             "bracket": [self.lo, self.hi],
             "bracket_width": self.bracket_width,
             "censored": self.censored,
+            "bound": censored_bound(self.censored, self.lo, self.hi),
             "stable_again_above": self.stable_again_above,
             "best_lr": self.best_lr,
             "best_loss": self.best_loss,

@@ -13,11 +13,11 @@ a Plotly heatmap's ``z``.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from service.core.analysis.seeds import ConfigSummary, pool
+from service.core.analysis.seeds import ConfigSummary, Spread, pool
 from service.core.errors import InvalidSpec
 
 
@@ -44,6 +44,10 @@ class Cell:
     median_final_loss: float | None
     config_ids: tuple[int, ...]
     pooled: bool
+    # Median, quartiles and IQR over the cell's seeds of each fluctuation measure.
+    fluctuation: dict[str, Spread] = field(default_factory=dict)
+    # The map's colour: the cell's value of the region's metric (REGION_METRICS).
+    value: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -59,6 +63,8 @@ class Cell:
             "median_final_loss": self.median_final_loss,
             "config_ids": list(self.config_ids),
             "pooled": self.pooled,
+            "fluctuation": {k: v.to_dict() for k, v in self.fluctuation.items()},
+            "value": self.value,
         }
 
 
@@ -72,9 +78,11 @@ class Region:
     fixed: dict[str, Any]
     pooled_over: tuple[str, ...]
     n_configs: int
+    metric: str = "success"
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "metric": self.metric,
             "x": self.x,
             "y": self.y,
             "x_values": list(self.x_values),
@@ -111,6 +119,37 @@ class BetaPlane:
         }
 
 
+def _fluct(key: str) -> Callable[[ConfigSummary], float | None]:
+    def median(s: ConfigSummary) -> float | None:
+        sp = s.fluctuation.get(key)
+        return None if sp is None else sp.median
+
+    return median
+
+
+# What a map can be coloured by (``?metric=``): each a function of the cell's pooled seeds.
+REGION_METRICS: dict[str, Callable[[ConfigSummary], float | None]] = {
+    "success": lambda s: s.success_rate,
+    "fluctuation": _fluct("fluctuation"),
+    "jump": _fluct("jump_p90"),
+    "running_fluctuation": _fluct("running_fluctuation"),
+    "spikes": _fluct("spikes"),
+    "largest_spike": _fluct("largest_spike"),
+    "step_loss_var": _fluct("step_loss_var"),
+    "final_loss": lambda s: s.final_loss.median,
+    "final_accuracy": lambda s: s.final_accuracy.median,
+    "epochs_to_target": lambda s: s.median_epochs_to_target,
+}
+
+
+def check_metric(metric: str) -> None:
+    """InvalidSpec naming the valid metrics when ``metric`` is not one of them."""
+    if metric not in REGION_METRICS:
+        raise InvalidSpec(
+            f"metric: {metric!r} is not a region metric; choose one of {', '.join(REGION_METRICS)}"
+        )
+
+
 def sort_key(v: Any) -> tuple[int, float, str]:
     """Numbers by value, then everything else by its text (bools and None included)."""
     if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
@@ -142,13 +181,21 @@ def available_dimensions(points: Iterable[ConfigPoint]) -> dict[str, list[Any]]:
 
 
 def region_matrix(
-    points: Sequence[ConfigPoint], x: str, y: str, fixed: Mapping[str, Any] | None = None
+    points: Sequence[ConfigPoint],
+    x: str,
+    y: str,
+    fixed: Mapping[str, Any] | None = None,
+    *,
+    metric: str = "success",
 ) -> Region:
-    """Success-rate map over dimensions ``x`` and ``y`` of the points matching ``fixed``.
+    """Map over dimensions ``x`` and ``y`` of the points matching ``fixed``, coloured by ``metric``.
 
-    Points without ``x`` or ``y`` (say beta_1 for SGD configurations) are left
-    out. Raises InvalidSpec when ``x``, ``y`` or a fixed key is in no point.
+    Every cell carries its success rate and fluctuation whatever the metric;
+    ``value`` is the cell's ``metric`` (REGION_METRICS). Points without ``x`` or
+    ``y`` (say beta_1 for SGD configurations) are left out. Raises InvalidSpec
+    when ``x``, ``y`` or a fixed key is in no point, or the metric is unknown.
     """
+    check_metric(metric)
     fixed = dict(fixed or {})
     _check_keys(points, [x, y, *fixed])
     if x == y:
@@ -163,7 +210,7 @@ def region_matrix(
         bins.setdefault((yi[_hashable(p.params[y])], xi[_hashable(p.params[x])]), []).append(p)
     grid: list[list[Cell | None]] = [[None] * len(xs) for _ in ys]
     for (iy, ix), members in bins.items():
-        grid[iy][ix] = _cell(xs[ix], ys[iy], members)
+        grid[iy][ix] = _cell(xs[ix], ys[iy], members, REGION_METRICS[metric])
     others = available_dimensions(chosen)
     pooled_over = tuple(d for d in others if d not in (x, y) and d not in fixed)
     return Region(
@@ -175,14 +222,19 @@ def region_matrix(
         fixed=fixed,
         pooled_over=pooled_over,
         n_configs=len(chosen),
+        metric=metric,
     )
 
 
 def beta_plane(
-    points: Sequence[ConfigPoint], fixed: Mapping[str, Any] | None = None, *, curve_points: int = 50
+    points: Sequence[ConfigPoint],
+    fixed: Mapping[str, Any] | None = None,
+    *,
+    curve_points: int = 50,
+    metric: str = "success",
 ) -> BetaPlane:
     """The beta_1 x beta_2 region (at ``fixed`` lr, batch size, ...) with the sqrt curve."""
-    region = region_matrix(points, "beta_1", "beta_2", fixed)
+    region = region_matrix(points, "beta_1", "beta_2", fixed, metric=metric)
     b2 = [float(v) for v in region.y_values if _is_num(v)]
     lo, hi = (min(b2), max(b2)) if b2 else (0.0, 0.999)
     n = max(2, curve_points)
@@ -197,7 +249,7 @@ def beta_plane(
     return BetaPlane(region=region, reference_curve=curve, below_curve=below)
 
 
-def _cell(x: Any, y: Any, members: list[ConfigPoint]) -> Cell:
+def _cell(x: Any, y: Any, members: list[ConfigPoint], value: Callable[[ConfigSummary], float | None]) -> Cell:
     s: ConfigSummary = members[0].summary if len(members) == 1 else pool(m.summary for m in members)
     return Cell(
         x=x,
@@ -212,6 +264,8 @@ def _cell(x: Any, y: Any, members: list[ConfigPoint]) -> Cell:
         median_final_loss=s.final_loss.median,
         config_ids=tuple(sorted(m.config_id for m in members)),
         pooled=len(members) > 1,
+        fluctuation=dict(s.fluctuation),
+        value=value(s),
     )
 
 

@@ -12,11 +12,24 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal
 
 from service.core.analysis.thresholds import DIVERGED, RUN_CLASSES, SUCCESS_CLASSES
+
+# The per-run fluctuation measures aggregated over seeds (median and IQR of each;
+# definitions in analysis.fluctuation). ``unrecovered_spike`` and ``step_log_std``
+# stay per run: the first is rare, the second repeats ``step_loss_var`` in log units.
+SEED_FLUCTUATION_KEYS: tuple[str, ...] = (
+    "fluctuation",
+    "jump_p90",
+    "running_fluctuation",
+    "spikes",
+    "largest_spike",
+    "step_loss_var",
+)
 
 Z95 = 1.959964  # two-sided 95% normal quantile
 _KNOWN = frozenset(RUN_CLASSES)
@@ -34,6 +47,8 @@ class RunSummary:
     final_accuracy: float | None = None
     epochs_to_target: int | None = None
     l0: float | None = None
+    # The run's fluctuation measures (analysis.fluctuation), by name; absent = not measured.
+    fluctuation: Mapping[str, float | None] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -45,6 +60,7 @@ class RunSummary:
             "final_accuracy": _finite(self.final_accuracy),
             "epochs_to_target": self.epochs_to_target,
             "l0": _finite(self.l0),
+            "fluctuation": {k: _finite(v) for k, v in self.fluctuation.items()},
         }
 
 
@@ -85,6 +101,15 @@ class ConfigSummary:
     dominant_class: str | None
     runs: tuple[RunSummary, ...] = ()
 
+    @cached_property
+    def fluctuation(self) -> dict[str, Spread]:
+        """Median, quartiles and IQR over seeds of each of SEED_FLUCTUATION_KEYS measured.
+
+        Computed when first read: the report and the edge never need it, and
+        thousands of configurations x six measures would cost them ~150 ms cold.
+        """
+        return fluctuation_spreads(self.runs)
+
     @property
     def wilson(self) -> tuple[float, float]:
         return (self.wilson_low, self.wilson_high)
@@ -102,6 +127,7 @@ class ConfigSummary:
             "reached_target": self.reached_target,
             "any_diverged": self.any_diverged,
             "dominant_class": self.dominant_class,
+            "fluctuation": {k: v.to_dict() for k, v in self.fluctuation.items()},
         }
         if include_runs:
             out["runs"] = [r.to_dict() for r in self.runs]
@@ -137,13 +163,13 @@ def spread(values: Iterable[float | None]) -> Spread:
     n = len(xs)
     if n == 0:
         return Spread(0, None, None, None, None, None)
-    q25, med, q75 = (_quantile(xs, q) for q in (0.25, 0.5, 0.75))
+    q25, med, q75 = (quantile(xs, q) for q in (0.25, 0.5, 0.75))
     cut = n // 4
     kept = xs[cut : n - cut]
     return Spread(n, med, q25, q75, q75 - q25, math.fsum(kept) / len(kept))
 
 
-def _quantile(xs: list[float], q: float) -> float:
+def quantile(xs: list[float], q: float) -> float:
     """numpy.percentile's default (linear) quantile of sorted ``xs``."""
     pos = q * (len(xs) - 1)
     lo = math.floor(pos)
@@ -170,12 +196,24 @@ def summarize_config(runs: Sequence[RunSummary], *, z: float = Z95) -> ConfigSum
         wilson_high=hi,
         final_loss=spread(r.final_loss for r in runs),
         final_accuracy=spread(r.final_accuracy for r in runs),
-        median_epochs_to_target=_quantile(sorted(ett), 0.5) if ett else None,
+        median_epochs_to_target=quantile(sorted(ett), 0.5) if ett else None,
         reached_target=len(ett),
         any_diverged=counts[DIVERGED] > 0,
         dominant_class=dominant_class(counts),
         runs=tuple(runs),
     )
+
+
+def fluctuation_spreads(runs: Sequence[RunSummary]) -> dict[str, Spread]:
+    """Median, quartiles and IQR over the seeds of each fluctuation measure some seed has (finite)."""
+    # One pass over the runs (not one per measure): /configs reads this for every configuration.
+    cols: dict[str, list[float]] = {k: [] for k in SEED_FLUCTUATION_KEYS}
+    for r in runs:
+        for k, v in r.fluctuation.items():
+            col = cols.get(k)
+            if col is not None and v is not None and math.isfinite(v):
+                col.append(v)
+    return {k: spread(vs) for k, vs in cols.items() if vs}
 
 
 def dominant_class(counts: Counter[str] | dict[str, int]) -> str | None:

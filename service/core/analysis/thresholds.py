@@ -38,6 +38,8 @@ FLAG_REGRESSING = "regressing"  # train loss gave back part of its progress (R >
 FLAG_OVERFITTING = "overfitting"  # validation loss rises after its minimum, train loss does not
 FLAG_PLATEAUED = "plateaued"  # target not reached and the loss is no longer clearly falling
 FLAG_NONFINITE = "nonfinite"  # training stopped at a NaN/Inf loss
+FLAG_SPIKES = "spikes"  # the loss spiked and recovered (count and size in the metrics spikes, largest_spike)
+FLAGS: tuple[str, ...] = (FLAG_REGRESSING, FLAG_OVERFITTING, FLAG_PLATEAUED, FLAG_NONFINITE, FLAG_SPIKES)
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,10 @@ class Thresholds:
 
     # Rule 1. fastai / ktrain LR finder: stop once the smoothed loss exceeds
     # 4x the best smoothed loss seen so far (fastai ``LRFinder``, Howard & Gugger 2020).
+    # The LR finder stops at the first such excess; a training run goes on, and a
+    # run whose loss spiked and came back down has not diverged. So the rule is
+    # tested on the smoothed loss at the end of the run: still this far above
+    # its best means it did not recover (a recovered spike is the ``spikes`` flag).
     divergence_factor: float = 4.0
     # The LR finder smooths per-step losses with an EMA; our curves are per-epoch
     # full-training-set losses, so a short trailing mean plays that role.
@@ -99,6 +105,12 @@ class Thresholds:
     # accuracy curve: L_end <= target_loss_frac * l0. 0.1 removes 90% of the
     # initial loss, the analogue of R^2 = 0.9 for an MSE loss at a zero-output init.
     target_loss_frac: float = 0.1
+    # Spikes (docs/architecture.md, "Fluctuation"): an epoch whose loss exceeds
+    # spike_factor x the previous epoch's starts a spike (report 1's losses jumped
+    # 2-4x between epochs), if the rise is also at least spike_min_rise_frac of
+    # l0 - L_min (so the jitter of a near-zero fitted loss is no spike; our addition).
+    spike_factor: float = 2.0
+    spike_min_rise_frac: float = 0.05
 
     def with_overrides(self, overrides: Mapping[str, float]) -> Thresholds:
         """A copy with ``overrides`` applied; unknown names or bad values raise InvalidSpec."""
@@ -136,6 +148,8 @@ _RANGES: dict[str, tuple[float, float, bool, bool]] = {
     "converged_rebound": (0.0, 1.0, True, True),
     "target_accuracy": (0.0, 1.0, True, True),
     "target_loss_frac": (0.0, 1.0, False, True),
+    "spike_factor": (1.0, math.inf, False, False),
+    "spike_min_rise_frac": (0.0, math.inf, True, False),
 }
 
 

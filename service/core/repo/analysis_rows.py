@@ -8,12 +8,13 @@ reader asks for it.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Text, cast, select
 from sqlalchemy.orm import Session
 
+from service.core.analysis.seeds import SEED_FLUCTUATION_KEYS
 from service.core.repo.models import Config, Run
 
 
@@ -40,6 +41,8 @@ class AnalysisRow:
     l0: float | None
     l_chance: float | None
     epochs_to_target: int | None
+    # The fluctuation measures aggregated over seeds (SEED_FLUCTUATION_KEYS), by name (None: not measured).
+    fluctuation: dict[str, float | None] = field(default_factory=dict)
 
 
 def analysis_rows(session: Session, *, sweep_id: int) -> list[AnalysisRow]:
@@ -67,6 +70,7 @@ def analysis_rows(session: Session, *, sweep_id: int) -> list[AnalysisRow]:
             Run.metrics["l0"].as_float(),
             Run.metrics["l_chance"].as_float(),
             Run.metrics["epochs_to_target"].as_float(),
+            *(Run.metrics[k].as_float() for k in SEED_FLUCTUATION_KEYS),
         )
         .where(Run.sweep_id == sweep_id)
         .order_by(Run.config_id, Run.seed)
@@ -86,6 +90,7 @@ def analysis_rows(session: Session, *, sweep_id: int) -> list[AnalysisRow]:
             l0=r[9],
             l_chance=r[10],
             epochs_to_target=None if r[11] is None else int(r[11]),
+            fluctuation=dict(zip(SEED_FLUCTUATION_KEYS, r[12:], strict=True)),
         )
         for r in rows
     ]

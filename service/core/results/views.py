@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from service.core.analysis import beta_plane, by_seed_component, region_matrix
+from service.core.analysis.edge import censored_bound
+from service.core.analysis.regions import check_metric
 from service.core.errors import InvalidSpec
 from service.core.results.sweep_data import SweepData, all_dims, run_summary
 
@@ -59,10 +61,15 @@ def _check_dim(data: SweepData, name: str, what: str) -> None:
         raise InvalidSpec(f"{what}: {name!r} is not a parameter of this sweep; choose one of {valid}")
 
 
-def region_view(data: SweepData, *, x: str, y: str, fixed: Mapping[str, Any]) -> dict[str, Any]:
-    """Success rates over ``x`` by ``y`` in the slice ``fixed`` (the two betas get the reference curve)."""
+def region_view(
+    data: SweepData, *, x: str, y: str, fixed: Mapping[str, Any], metric: str = "success"
+) -> dict[str, Any]:
+    """``metric`` (success rate by default) over ``x`` by ``y`` in the slice ``fixed``
+    (the two betas get the reference curve)."""
+    check_metric(metric)
     if not data.points:
         return {
+            "metric": metric,
             "x": x,
             "y": y,
             "x_values": [],
@@ -77,12 +84,12 @@ def region_view(data: SweepData, *, x: str, y: str, fixed: Mapping[str, Any]) ->
         _check_dim(data, k, "slice")
     typed = {k: _typed(data, k, v) for k, v in fixed.items()}
     if x in ("beta_1", "beta_2") and y in ("beta_1", "beta_2") and x != y:
-        plane = beta_plane(data.points, fixed=typed)
+        plane = beta_plane(data.points, fixed=typed, metric=metric)
         out = plane.region.to_dict()
         out["reference_curve"] = plane.to_dict().get("reference_curve")
         out["below_curve"] = plane.to_dict().get("below_curve")
     else:
-        out = region_matrix(data.points, x, y, fixed=typed).to_dict()
+        out = region_matrix(data.points, x, y, fixed=typed, metric=metric).to_dict()
     out["edges"] = [
         e.to_dict() for e in data.edges() if all(str(e.group.get(k)) == str(v) for k, v in typed.items())
     ]
@@ -120,10 +127,11 @@ def edge_view(data: SweepData) -> dict[str, Any]:
             None
             if before is None
             else {
-                "edge": before.edge,
+                "edge": None if before.censored else before.edge,
                 "bracket": [before.lo, before.hi],
                 "bracket_width": before.bracket_width,
                 "censored": before.censored,
+                "bound": censored_bound(before.censored, before.lo, before.hi),
             }
         )
         edges.append(d)

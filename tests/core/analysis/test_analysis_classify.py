@@ -94,16 +94,34 @@ def spike(height: float) -> np.ndarray:
     return loss
 
 
+def spike_at_end(height: float) -> np.ndarray:
+    """Flat at 0.2 from epoch 5, then the last three epochs at `height`: no recovery."""
+    loss = np.concatenate([np.linspace(2.0, 0.2, 6), [0.2] * (T - 8), [height] * 3])
+    assert loss.size == T + 1
+    return loss
+
+
 def test_diverged_four_x_rule_boundary() -> None:
+    # Issue 13 moved the rule to the end of the run: the smoothed loss must still be 4x its best.
     bare = TH.with_overrides({"divergence_min_rise_frac": 0.0})
-    assert verdict(spike(0.81), acc_ramp(), th=bare).run_class == DIVERGED
-    assert verdict(spike(0.79), acc_ramp(), th=bare).run_class == CONVERGED
+    assert verdict(spike_at_end(0.81), acc_ramp(), th=bare).run_class == DIVERGED
+    assert verdict(spike_at_end(0.79), acc_ramp(), th=bare).run_class != DIVERGED
 
 
 def test_diverged_rise_guard_boundary() -> None:
     # 4x is exceeded either way; the rise must also undo half of l0 - best = 0.9.
-    assert verdict(spike(1.11), acc_ramp()).run_class == DIVERGED
-    assert verdict(spike(1.09), acc_ramp()).run_class == CONVERGED
+    assert verdict(spike_at_end(1.11), acc_ramp()).run_class == DIVERGED
+    assert verdict(spike_at_end(1.09), acc_ramp()).run_class != DIVERGED
+
+
+@pytest.mark.parametrize("height", [0.81, 1.11, 5.0])
+def test_recovered_spike_is_a_flag_not_divergence(height: float) -> None:
+    # Before issue 13 a 4x spike anywhere made the run "diverged"; it came back to 0.15 < 0.2.
+    v = verdict(spike(height), acc_ramp())
+    assert v.run_class == CONVERGED and v.flags == ("spikes",)
+    assert v.metrics["spikes"] == 1
+    assert v.metrics["largest_spike"] == pytest.approx(height / 0.2)
+    assert v.metrics["max_smoothed_ratio"] > 4.0  # the old rule's evidence is still reported
 
 
 def test_rises_after_min_rebound_boundary() -> None:

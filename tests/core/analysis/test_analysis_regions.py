@@ -125,3 +125,39 @@ def test_region_scales_to_thousands_of_configs() -> None:
     r = region_matrix(pts, "learning_rate", "batch_size", {"beta_1": 0.9, "beta_2": 0.999})
     assert time.perf_counter() - start < 2.0
     assert len(r.cells) == 5 and r.n_configs == 100
+
+
+def fluct_point(cid: int, lr: float, bs: int, indices: list[float]) -> ConfigPoint:
+    runs = [
+        RunSummary(s, s, s, "noisy", final_loss=0.5, fluctuation={"fluctuation": v, "spikes": float(s)})
+        for s, v in enumerate(indices)
+    ]
+    return ConfigPoint(cid, {"learning_rate": lr, "batch_size": bs}, summarize_config(runs))
+
+
+def test_region_coloured_by_fluctuation_carries_median_and_iqr() -> None:
+    pts = [
+        fluct_point(1, 1e-3, 2, [0.4, 0.5, 0.6, 0.7]),
+        fluct_point(2, 1e-3, 32, [0.1, 0.1, 0.2, 0.3]),
+    ]
+    reg = region_matrix(pts, "learning_rate", "batch_size", metric="fluctuation")
+    assert reg.metric == "fluctuation"
+    small, large = reg.cells[0][0], reg.cells[1][0]
+    assert small is not None and large is not None
+    assert small.value == pytest.approx(0.55) and large.value == pytest.approx(0.15)
+    assert small.fluctuation["fluctuation"].iqr == pytest.approx(0.15)
+    assert small.fluctuation["spikes"].median == pytest.approx(1.5)
+    d = reg.to_dict()
+    assert d["metric"] == "fluctuation" and d["cells"][0][0]["fluctuation"]["fluctuation"]["median"] == 0.55
+    # The default colour is the success rate, and the fluctuation rides along.
+    default = region_matrix(pts, "learning_rate", "batch_size")
+    assert default.cells[0][0] is not None and default.cells[0][0].value == 1.0
+    assert default.cells[0][0].fluctuation["fluctuation"].median == pytest.approx(0.55)
+    assert region_matrix(pts, "learning_rate", "batch_size", metric="final_loss").cells[0][0].value == 0.5  # type: ignore[union-attr]
+
+
+def test_unknown_region_metric_lists_the_valid_ones() -> None:
+    with pytest.raises(InvalidSpec) as err:
+        region_matrix(grid(), "learning_rate", "batch_size", metric="wobble")
+    for name in ("success", "fluctuation", "final_loss", "spikes"):
+        assert name in str(err.value)

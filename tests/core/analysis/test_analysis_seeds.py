@@ -146,3 +146,16 @@ def test_spread_matches_numpy(xs: list[float]) -> None:
     s = spread(xs)
     q25, med, q75 = np.percentile(xs, [25, 50, 75])
     assert (s.q25, s.median, s.q75) == pytest.approx((q25, med, q75), rel=1e-9, abs=1e-6)
+
+
+def test_fluctuation_median_and_iqr_over_seeds() -> None:
+    runs = [
+        RunSummary(s, s, s, "noisy", fluctuation={"fluctuation": v, "jump_p90": 1.0 + v})
+        for s, v in enumerate([0.1, 0.2, 0.3, 0.4, 0.5])
+    ]
+    s = summarize_config(runs)
+    assert set(s.fluctuation) == {"fluctuation", "jump_p90"}  # unmeasured keys stay absent
+    assert s.fluctuation["fluctuation"].median == pytest.approx(0.3)
+    assert s.fluctuation["fluctuation"].iqr == pytest.approx(0.2)
+    assert s.to_dict()["fluctuation"]["jump_p90"]["median"] == pytest.approx(1.3)
+    assert summarize_config([RunSummary(0, 0, 0, "converged")]).fluctuation == {}

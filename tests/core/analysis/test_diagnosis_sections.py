@@ -44,7 +44,8 @@ def test_report_serialises_its_sections_in_order() -> None:
     )
     assert json.dumps(report.to_dict()) == (
         '{"headline": "h", "stable_region": [{"group": {"batch_size": 8}, "stable_lrs": [0.001, 0.01], '
-        '"edge": 0.03, "bracket": [0.01, 0.1], "censored": null, "best_lr": 0.01, "text": "s"}], '
+        '"edge": 0.03, "bracket": [0.01, 0.1], "censored": null, "bound": null, "best_lr": 0.01, '
+        '"text": "s"}], '
         '"failures": [{"run_class": "diverged", "runs": 2, "share": 0.5, "where": {"above": 2}, '
         '"text": "f"}], '
         '"dimension_effects": [{"dim": "batch_size", "effect": 0.25, "matched_slices": 2, '
@@ -52,3 +53,10 @@ def test_report_serialises_its_sections_in_order() -> None:
         '"mean_wilson_width": null, "text": "none"}, "scaling": [], "sensitivity": [], '
         '"remedies": [{"remedy": "r", "evidence": "e"}], "num_classes": 2}'
     )
+
+
+def test_a_censored_edge_is_no_number() -> None:
+    above = StableRegion({"batch_size": 8}, (0.001, 0.01), 0.01, (0.01, None), "above", 0.01, "s")
+    below = StableRegion({"batch_size": 8}, None, None, (None, 1e-4), "below", None, "s")
+    assert above.to_dict()["edge"] is None and above.to_dict()["bound"] == 0.01
+    assert below.to_dict()["edge"] is None and below.to_dict()["bound"] == 1e-4

@@ -47,6 +47,7 @@ def row(
     final_loss: float | None = 0.1,
     l0: float | None = None,
     l_chance: float | None = None,
+    fluctuation: dict[str, float | None] | None = None,
 ) -> AnalysisRow:
     return AnalysisRow(
         run_id=run_id,
@@ -62,4 +63,5 @@ def row(
         l0=l0,
         l_chance=l_chance,
         epochs_to_target=None,
+        fluctuation=dict(fluctuation or {}),
     )

@@ -6,11 +6,14 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from service.core.analysis.diagnosis import evidence, wording
+from service.core.analysis.diagnosis import evidence, questions, wording
 from service.core.analysis.diagnosis.remedies import remedies
 from service.core.analysis.diagnosis.sections import Failure, Report, SeedDependence, StableRegion
 from service.core.analysis.edge import EdgeResult, ScalingFit, Sensitivity
+from service.core.analysis.fluctuation_scaling import summarize_fluctuation
 from service.core.analysis.regions import ConfigPoint
+
+FLUCTUATION_BOOTSTRAP = 200  # resamples behind each fluctuation fit's interval
 
 
 def diagnose(
@@ -29,6 +32,7 @@ def diagnose(
     failures = _failures(pts, edges, lr_key)
     effects = sorted((evidence.dimension_effect(pts, d) for d in dims), key=lambda e: -e.effect)
     seeds = _seed_dependence(pts)
+    fluct = summarize_fluctuation(pts, lr_key=lr_key, n_boot=FLUCTUATION_BOOTSTRAP)
     report = Report(
         headline="",
         stable_region=tuple(_stable_region(e, lr_key) for e in edges),
@@ -39,6 +43,12 @@ def diagnose(
         sensitivity=tuple(sensitivity),
         remedies=tuple(remedies(pts, dims, edges, fit, failures, seeds, lr_key)),
         num_classes=num_classes,
+        fluctuation=fluct,
+        answers=(
+            questions.fluctuation_answer(fluct, params_swept, lr_key),
+            questions.rises_answer(pts, params_swept, lr_key),
+            questions.seed_answer(pts, seeds.seed_components),
+        ),
     )
     return dataclasses.replace(report, headline=wording.headline(pts, report, lr_key))
 

@@ -8,10 +8,11 @@ change must read the same as one computed after it).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from service.core.analysis.edge import ScalingFit, Sensitivity
+from service.core.analysis.edge import ScalingFit, Sensitivity, censored_bound
+from service.core.analysis.fluctuation_scaling import FluctuationSummary
 
 
 @dataclass(frozen=True)
@@ -30,9 +31,11 @@ class StableRegion:
         return {
             "group": dict(self.group),
             "stable_lrs": None if self.stable_lrs is None else list(self.stable_lrs),
-            "edge": self.edge,
+            # A censored edge is no number: null, with the bound and its side (``censored``).
+            "edge": None if self.censored else self.edge,
             "bracket": list(self.bracket),
             "censored": self.censored,
+            "bound": censored_bound(self.censored, self.bracket[0], self.bracket[1]),
             "best_lr": self.best_lr,
             "text": self.text,
         }
@@ -115,6 +118,28 @@ class Remedy:
 
 
 @dataclass(frozen=True)
+class Answer:
+    """One user report's question answered: the sentence, its numbers and configurations, what is missing."""
+
+    key: str
+    question: str
+    answer: str
+    evidence: Mapping[str, Any] = field(default_factory=dict)
+    config_ids: tuple[int, ...] = ()
+    missing: str | None = None  # what to add to the spec when the sweep cannot answer
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "question": self.question,
+            "answer": self.answer,
+            "evidence": dict(self.evidence),
+            "config_ids": list(self.config_ids),
+            "missing": self.missing,
+        }
+
+
+@dataclass(frozen=True)
 class Report:
     headline: str
     stable_region: tuple[StableRegion, ...]
@@ -125,9 +150,12 @@ class Report:
     sensitivity: tuple[Sensitivity, ...]
     remedies: tuple[Remedy, ...]
     num_classes: int
+    # Added by issue 13; a report stored before it has neither (its JSON leaves them out).
+    fluctuation: FluctuationSummary | None = None
+    answers: tuple[Answer, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "headline": self.headline,
             "stable_region": [s.to_dict() for s in self.stable_region],
             "failures": [f.to_dict() for f in self.failures],
@@ -138,3 +166,7 @@ class Report:
             "remedies": [r.to_dict() for r in self.remedies],
             "num_classes": self.num_classes,
         }
+        if self.fluctuation is not None:
+            out["fluctuation"] = self.fluctuation.to_dict()
+            out["answers"] = [a.to_dict() for a in self.answers]
+        return out

@@ -12,6 +12,7 @@ from typing import Any
 from service.core.analysis.diagnosis.evidence import FailurePlacement, SeedLuck
 from service.core.analysis.diagnosis.sections import Report
 from service.core.analysis.edge import EdgeResult, ScalingFit
+from service.core.analysis.fluctuation_scaling import FluctuationSummary
 from service.core.analysis.regions import ConfigPoint
 from service.core.analysis.thresholds import (
     CONVERGED,
@@ -21,6 +22,9 @@ from service.core.analysis.thresholds import (
     SLOW,
     STUCK_AT_CHANCE,
 )
+
+# A stable region whose runs' loss typically jumps by this factor between epochs is "stable but noisy".
+NOISY_JUMP = 1.5
 
 LABEL = {
     DIVERGED: "diverge",
@@ -53,9 +57,12 @@ def group_text(group: Mapping[str, Any]) -> str:
 
 def stable_region_text(e: EdgeResult, stable: Sequence[float], lr_key: str) -> str:
     if e.censored == "below":
-        return f"no {lr_key} tried was stable (the edge is below {fmt(e.hi)})"
+        return f"no {lr_key} tried was stable (the edge is below {fmt(e.hi)}, the smallest tried)"
     if e.censored == "above":
-        return f"stable from {fmt(min(stable))} up to the largest {lr_key} tried, {fmt(e.lo)}"
+        return (
+            f"stable from {fmt(min(stable))} up to the largest {lr_key} tried, {fmt(e.lo)} "
+            f"(the edge is above {fmt(e.lo)}, the largest tried)"
+        )
     text = (
         f"stable from {fmt(min(stable))} to {fmt(e.lo)}; edge ~ {fmt(e.edge)} "
         f"(between {fmt(e.lo)} and {fmt(e.hi)})"
@@ -123,7 +130,29 @@ def headline(pts: Sequence[ConfigPoint], r: Report, lr_key: str) -> str:
         where = f" at {' and '.join(lb for lb in labels if lb)}" if any(labels) else ""
         parts.append(f"{band}{where}")
     more = f" (and {len(bands) - 3} more)" if len(bands) > 3 else ""
-    return f"Training is stable for {lr_key} {'; '.join(parts)}{more}{fail}{tail}."
+    return f"Training is stable{_noisy(r)} for {lr_key} {'; '.join(parts)}{more}{fail}{tail}."
+
+
+def _noisy(r: Report) -> str:
+    """' but noisy (loss jumps of ~3.1x between epochs at batch 2, ~1.4x at batch 32)', or ''.
+
+    A region whose stable runs' loss typically jumps by NOISY_JUMP or more
+    between epochs is never called simply "stable" (report 1).
+    """
+    fl = r.fluctuation
+    if fl is None or not fl.measured:
+        return ""
+    jumps = fl.jump_by_batch or fl.jump_by_lr
+    if not jumps or max(jumps.values()) < NOISY_JUMP:
+        return ""
+    if len(fl.jump_by_batch) >= 2:
+        (b0, j0), (b1, j1) = next(iter(jumps.items())), list(jumps.items())[-1]
+        where = f"~{j0:.2g}x between epochs at batch {fmt(b0)}"
+        if b1 != b0:
+            where += f", ~{j1:.2g}x at batch {fmt(b1)}"
+    else:
+        where = f"~{max(jumps.values()):.2g}x between epochs"
+    return f" but noisy (loss jumps of {where})"
 
 
 def _band(lo: float, hi: float, censored: str | None) -> str:
@@ -132,6 +161,30 @@ def _band(lo: float, hi: float, censored: str | None) -> str:
     if lo == hi:
         return f"= {fmt(lo)} only"
     return f"from {fmt(lo)} to {fmt(hi)}"
+
+
+def fluctuation_lines(fl: FluctuationSummary) -> list[str]:
+    """The Markdown bullets of the fluctuation section."""
+    if not fl.measured:
+        return ["- No run carries a fluctuation measure."]
+    out = []
+    if fl.jump_by_batch:
+        out.append(
+            "- Loss jumps between epochs (median jump factor of stable runs): "
+            + ", ".join(f"batch {fmt(b)}: ~{j:.2g}x" for b, j in fl.jump_by_batch.items())
+        )
+    for f in fl.fits:
+        if f.slope is None:
+            continue
+        ci = f" (95% CI {f.ci[0]:.2f} to {f.ci[1]:.2f})" if f.ci else ""
+        exp = f"; expected ~{f.expected:g}" if f.expected is not None else ""
+        rest = ", ".join(f"{k}={fmt(v)}" for k, v in sorted(f.group.items())) or "all"
+        out.append(f"- at {rest}: fluctuation ~ {f.along}^{f.slope:.2f}{ci}{exp}")
+    for e in fl.effects:
+        out.append(f"- `{e.dim}` moves fluctuation {e.fold:.2g}x across {fmt(e.lo)} to {fmt(e.hi)}")
+    if fl.running_ratio is not None:
+        out.append(f"- running-mean loss (Keras display) / full-set loss fluctuation: {fl.running_ratio:.2g}")
+    return out
 
 
 def scaling_text(f: ScalingFit) -> str:
@@ -166,6 +219,14 @@ def report_to_markdown(report: Report, *, title: str = "Diagnosis") -> str:
         out += ["", "## Edge versus batch size"]
         for fit in report.scaling:
             out.append(f"- {scaling_text(fit)}")
+    if report.fluctuation is not None:
+        out += ["", "## Fluctuation", *fluctuation_lines(report.fluctuation)]
+    if report.answers:
+        out += ["", "## The three questions"]
+        for a in report.answers:
+            out += ["", f"**{a.question}**", "", a.answer]
+            if a.missing:
+                out += ["", f"_To answer this fully, add to the spec: {a.missing}._"]
     out += ["", "## Remedies the data supports"]
     if not report.remedies:
         out.append("- None beyond the stable region above: no tried change clearly helped.")
