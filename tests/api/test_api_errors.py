@@ -85,17 +85,20 @@ def test_validation_errors_name_each_field(http: TestClient) -> None:
     r = http.post(
         "/things", params={"count": 1}, content=b"not json", headers={"content-type": "application/json"}
     )
-    assert r.status_code == 422 and r.json()["error"] == "invalid_request"
+    # A body that is not JSON has its own code, with the line and column of the fault.
+    assert r.status_code == 422 and r.json()["error"] == "invalid_json"
+    assert "line 1, column 1" in r.json()["detail"]
 
 
 def test_http_errors_keep_status_and_headers(http: TestClient) -> None:
     r = http.get("/teapot")
     assert r.status_code == 418 and r.headers["x-pot"] == "1"
-    assert r.json() == {"error": "http_error", "detail": "short and stout"}
+    # A status without a code of its own is a client error of the generic kind.
+    assert r.json() == {"error": "bad_request", "detail": "short and stout"}
     r = http.get("/no-such-route")
-    assert r.status_code == 404 and r.json() == {"error": "http_error", "detail": "Not Found"}
+    assert r.status_code == 404 and r.json() == {"error": "not_found", "detail": "Not Found"}
     r = http.delete("/missing")
-    assert r.status_code == 405 and r.json()["error"] == "http_error"
+    assert r.status_code == 405 and r.json()["error"] == "method_not_allowed"
 
 
 def test_anything_else_is_a_plain_500_and_a_logged_traceback(
