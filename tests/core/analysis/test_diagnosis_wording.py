@@ -82,7 +82,8 @@ def test_stable_region_text_for_each_kind_of_edge() -> None:
     )
     # An edge that was not bracketed is said to be censored, never given as a number.
     assert stable_region_text(_edge(0.1, None, "above"), [1e-3, 0.1], lr) == (
-        "stable from 0.001 up to the largest learning_rate tried, 0.1 (the edge is above 0.1, the largest tried)"
+        "stable from 0.001 up to the largest learning_rate tried, 0.1"
+        " (the edge is above 0.1, the largest tried)"
     )
     assert stable_region_text(_edge(1e-3, 1e-2, None), [1e-4, 1e-3], lr) == (
         "stable from 0.0001 to 0.001; edge ~ 0.003 (between 0.001 and 0.01)"
