@@ -337,6 +337,15 @@ def take_ask_slot(session: Session, *, sweep_id: int) -> bool:
     )
 
 
+def give_back_ask_slot(session: Session, *, sweep_id: int) -> None:
+    """Undo ``take_ask_slot`` when asking Optuna or storing its answer failed."""
+    session.execute(
+        update(Sweep)
+        .where(Sweep.id == sweep_id, Sweep.trials_asked > 0)
+        .values(trials_asked=Sweep.trials_asked - 1)
+    )
+
+
 def finish(session: Session, *, sweep_id: int, state: SweepState, now: datetime) -> None:
     session.execute(
         update(Sweep).where(Sweep.id == sweep_id).values(state=state, updated_at=now, finished_at=now)

@@ -146,19 +146,26 @@ def _claim_sampled(db: Database, worker_id: str) -> list[Claim]:
             if not sweeps_repo.take_ask_slot(s, sweep_id=sweep.id):
                 continue
         spec = SweepSpec.model_validate(sweep.spec)
-        proposal = samplers.ask(db, study_name=sweep.study_name, spec=spec)
-        with db.transaction() as s:
-            now = utcnow()
-            config_id = configs_repo.insert_running(
-                s,
-                sweep_id=sweep.id,
-                key=config_key(proposal.params) + f"#{proposal.number}",
-                params=proposal.params,
-                trial_id=proposal.trial_id,
-                worker_id=worker_id,
-                now=now,
-            )
-            current = sweeps_repo.get_for_work(s, sweep_id=sweep.id)
-            assert current is not None
-            return [_started(s, current, spec, config_id, proposal.trial_id, proposal.params, worker_id)]
+        try:
+            proposal = samplers.ask(db, study_name=sweep.study_name, spec=spec)
+            with db.transaction() as s:
+                now = utcnow()
+                config_id = configs_repo.insert_running(
+                    s,
+                    sweep_id=sweep.id,
+                    key=config_key(proposal.params) + f"#{proposal.number}",
+                    params=proposal.params,
+                    trial_id=proposal.trial_id,
+                    worker_id=worker_id,
+                    now=now,
+                )
+                current = sweeps_repo.get_for_work(s, sweep_id=sweep.id)
+                assert current is not None
+                return [_started(s, current, spec, config_id, proposal.trial_id, proposal.params, worker_id)]
+        except BaseException:
+            # The slot was counted but no configuration row stands for it: give it
+            # back, or the sweep would wait forever for a configuration never made.
+            with db.transaction() as s:
+                sweeps_repo.give_back_ask_slot(s, sweep_id=sweep.id)
+            raise
     return []

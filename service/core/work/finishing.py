@@ -103,8 +103,14 @@ def maybe_finish_sweep(db: Database, sweep_id: int) -> SweepState | None:
         sweep = sweeps_repo.get_for_work(s, sweep_id=sweep_id)
         if sweep is None or sweep.state not in ACTIVE_SWEEP_STATES:
             return None
-        if sweep.sampler != "grid" and sweep.trials_asked < sweep.n_configs:
-            return None
+        if sweep.sampler != "grid":
+            if sweep.trials_asked < sweep.n_configs:
+                return None
+            # A worker may have counted its ask slot and not yet stored the configuration
+            # Optuna proposed (ask() runs in Optuna's own transactions): wait for it.
+            made = configs_repo.count_in_states(s, sweep_id=sweep_id, states=tuple(ConfigState))
+            if made < sweep.trials_asked:
+                return None
         pending = configs_repo.count_in_states(
             s, sweep_id=sweep_id, states=(ConfigState.WAITING, ConfigState.RUNNING)
         )

@@ -8,8 +8,10 @@ from sqlalchemy import func, select
 from service.core.config import Settings
 from service.core.db import Database
 from service.core.records import RunOutcome
+from service.core.repo import sweeps as sweeps_repo
 from service.core.repo.models import Config, Run
-from service.core.states import ConfigState, RunStatus
+from service.core.states import ConfigState, RunStatus, SweepState
+from service.core.work import claims as claims_module
 from service.core.work.claims import claim
 from service.core.work.finishing import final_state, finish_config, maybe_finish_sweep, release
 from tests.helpers import finish_claim, new_sweep
@@ -89,3 +91,45 @@ def test_released_configurations_wait_again_under_a_fresh_trial(db: Database, se
         assert finish_claim(db, c, worker_id="other", final_loss=0.1)
     assert maybe_finish_sweep(db, sweep_id) == "completed"
     assert maybe_finish_sweep(db, sweep_id) is None  # already finished
+
+
+SAMPLED = {
+    "sampler": {"type": "random", "n_trials": 2, "seed": 1},
+    "space": {"learning_rate": {"low": 1e-3, "high": 1e-1, "log": True}, "batch_size": [4]},
+    "seeds": 1,
+}
+
+
+def test_a_sampler_sweep_waits_for_a_configuration_asked_but_not_yet_stored(
+    db: Database, settings: Settings
+) -> None:
+    """A worker counts its ask slot, then asks Optuna in Optuna's own transactions, then stores
+    the configuration: between the two, the sweep must not be closed (it once closed with 3 of 4)."""
+    sweep_id = new_sweep(db, settings, **SAMPLED)
+    (first,) = claim(db, "w1")
+    assert finish_claim(db, first, worker_id="w1", final_loss=0.5)
+    with db.transaction() as s:
+        assert sweeps_repo.take_ask_slot(s, sweep_id=sweep_id)  # w2 counted its slot, still asking
+    assert maybe_finish_sweep(db, sweep_id) is None  # all asked, one stored: not done
+    with db.transaction() as s:
+        sweeps_repo.give_back_ask_slot(s, sweep_id=sweep_id)
+    (second,) = claim(db, "w2")
+    assert finish_claim(db, second, worker_id="w2", final_loss=0.4)
+    assert maybe_finish_sweep(db, sweep_id) == SweepState.COMPLETED
+
+
+def test_a_failed_ask_gives_its_slot_back(
+    db: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sweep_id = new_sweep(db, settings, **SAMPLED)
+
+    def broken_ask(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("optuna is down")
+
+    monkeypatch.setattr(claims_module.samplers, "ask", broken_ask)
+    with pytest.raises(RuntimeError):
+        claim(db, "w1")
+    monkeypatch.undo()
+    with db.transaction() as s:
+        assert sweeps_repo.get_for_work(s, sweep_id=sweep_id).trials_asked == 0  # type: ignore[union-attr]
+    assert len(claim(db, "w1")) == 1  # the slot is there to take again
