@@ -10,18 +10,16 @@ and per region (``region_matrix``, ``edge_of_stability``, ``diagnose``) on read.
 from service.core.analysis.classify import RunCurve, RunVerdict, classify_run, label_prior
 from service.core.analysis.diagnosis import Remedy, Report, diagnose, report_to_markdown
 from service.core.analysis.edge import (
-    EXPECTED_EXPONENT,
     EdgeCell,
     EdgeResult,
-    ScalingFit,
     Sensitivity,
     bracket_width,
     edge_of_stability,
     gradient_noise_scale,
     lr_sensitivity,
     refine_candidates,
-    scaling_fit,
 )
+from service.core.analysis.edge_scaling import EXPECTED_EXPONENT, ScalingFit, scaling_fit
 from service.core.analysis.regions import (
     BetaPlane,
     Cell,

@@ -16,8 +16,8 @@ from service.core.analysis.edge import (
     gradient_noise_scale,
     lr_sensitivity,
     refine_candidates,
-    scaling_fit,
 )
+from service.core.analysis.edge_scaling import scaling_fit
 from service.core.analysis.regions import ConfigPoint
 from service.core.analysis.seeds import RunSummary, summarize_config
 

@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from service.core.analysis.diagnosis import diagnose, report_to_markdown
-from service.core.analysis.edge import edge_of_stability, lr_sensitivity, scaling_fit
+from service.core.analysis.edge import edge_of_stability, lr_sensitivity
+from service.core.analysis.edge_scaling import scaling_fit
 from service.core.analysis.regions import ConfigPoint
 from service.core.analysis.seeds import RunSummary, summarize_config
 

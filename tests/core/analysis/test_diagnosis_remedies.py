@@ -6,7 +6,8 @@ from __future__ import annotations
 from service.core.analysis.diagnosis.evidence import interval_width
 from service.core.analysis.diagnosis.remedies import _remedy_name, remedies
 from service.core.analysis.diagnosis.sections import Failure, Remedy, SeedDependence
-from service.core.analysis.edge import EdgeResult, ScalingFit
+from service.core.analysis.edge import EdgeResult
+from service.core.analysis.edge_scaling import ScalingFit
 from service.core.analysis.regions import ConfigPoint
 from service.core.analysis.seeds import RunSummary, summarize_config
 

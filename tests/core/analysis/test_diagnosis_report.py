@@ -7,7 +7,8 @@ from itertools import count
 from typing import Any
 
 from service.core.analysis.diagnosis import Report, diagnose, report_to_markdown
-from service.core.analysis.edge import edge_of_stability, lr_sensitivity, scaling_fit
+from service.core.analysis.edge import edge_of_stability, lr_sensitivity
+from service.core.analysis.edge_scaling import scaling_fit
 from service.core.analysis.regions import ConfigPoint
 from service.core.analysis.seeds import RunSummary, summarize_config
 

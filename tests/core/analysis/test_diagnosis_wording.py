@@ -26,7 +26,8 @@ from service.core.analysis.diagnosis.wording import (
     seed_text,
     stable_region_text,
 )
-from service.core.analysis.edge import EdgeResult, ScalingFit
+from service.core.analysis.edge import EdgeResult
+from service.core.analysis.edge_scaling import ScalingFit
 from service.core.analysis.regions import ConfigPoint
 from service.core.analysis.seeds import RunSummary, summarize_config
 

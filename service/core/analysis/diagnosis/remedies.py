@@ -16,7 +16,8 @@ from typing import Any
 from service.core.analysis.diagnosis.evidence import Comparison, interval_width, supported_comparison
 from service.core.analysis.diagnosis.sections import Failure, Remedy, SeedDependence
 from service.core.analysis.diagnosis.wording import fmt, group_text, pct
-from service.core.analysis.edge import EdgeResult, ScalingFit
+from service.core.analysis.edge import EdgeResult
+from service.core.analysis.edge_scaling import ScalingFit
 from service.core.analysis.regions import ConfigPoint
 from service.core.analysis.thresholds import SLOW, STUCK_AT_CHANCE
 

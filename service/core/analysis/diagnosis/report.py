@@ -9,7 +9,8 @@ from typing import Any
 from service.core.analysis.diagnosis import evidence, questions, wording
 from service.core.analysis.diagnosis.remedies import remedies
 from service.core.analysis.diagnosis.sections import Failure, Report, SeedDependence, StableRegion
-from service.core.analysis.edge import EdgeResult, ScalingFit, Sensitivity
+from service.core.analysis.edge import EdgeResult, Sensitivity
+from service.core.analysis.edge_scaling import ScalingFit
 from service.core.analysis.fluctuation_scaling import summarize_fluctuation
 from service.core.analysis.regions import ConfigPoint
 

@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from service.core.analysis.edge import ScalingFit, Sensitivity, censored_bound
+from service.core.analysis.edge import Sensitivity, censored_bound
+from service.core.analysis.edge_scaling import ScalingFit
 from service.core.analysis.fluctuation_scaling import FluctuationSummary
 
 

@@ -11,7 +11,8 @@ from typing import Any
 
 from service.core.analysis.diagnosis.evidence import FailurePlacement, SeedLuck
 from service.core.analysis.diagnosis.sections import Report
-from service.core.analysis.edge import EdgeResult, ScalingFit
+from service.core.analysis.edge import EdgeResult
+from service.core.analysis.edge_scaling import ScalingFit
 from service.core.analysis.fluctuation_scaling import FluctuationSummary
 from service.core.analysis.regions import ConfigPoint
 from service.core.analysis.thresholds import (
