@@ -1,39 +1,31 @@
-"""The ``sweeps`` command line: serve, worker, submit, status, migrate, wait-for-migrations, token, export."""
+"""The ``sweeps`` command line, run where the database is: serve, worker, migrate, wait-for-migrations, token.
+
+The commands that talk to a running server over HTTP (submit, status, export, report, regions)
+are in ``service.cli_remote``; both print through ``service.cli_output``.
+"""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
-import httpx
 import typer
-import yaml
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
+from service import cli_remote
+from service.cli_output import console, fail, folding_table
 from service.core.config import Settings
 from service.core.spec_yaml import load_spec_yaml
-from service.core.states import ACTIVE_SWEEP_STATES, SweepState
 
 app = typer.Typer(help="Stability Sweeps: where is training stable?", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens (stored hashed; the secret is shown once)")
 app.add_typer(token_app, name="token")
-console = Console()
-# soft_wrap: an error is one line, however narrow the terminal (scripts grep it).
-err = Console(stderr=True, soft_wrap=True)
 
 DbUrl = Annotated[str | None, typer.Option("--database-url", help="overrides SWEEPS_DATABASE_URL")]
-Server = Annotated[str, typer.Option("--server", envvar="SWEEPS_SERVER", help="API base URL")]
-Token = Annotated[str | None, typer.Option("--token", envvar="SWEEPS_TOKEN", help="API token for writes")]
 
 
 def _settings(database_url: str | None = None, **overrides: Any) -> Settings:
@@ -47,21 +39,6 @@ def _logging(settings: Settings) -> None:
     from service.core.logs import setup_logging
 
     setup_logging(settings.log_level, json_lines=settings.log_json)
-
-
-def _fail(message: str) -> NoReturn:
-    # escape: the message quotes user input and the API's text, which may hold [brackets].
-    err.print(f"[red]error:[/red] {escape(' '.join(message.split()))}")
-    raise typer.Exit(2)
-
-
-def _table(*headers: str) -> Table:
-    """A table whose cells wrap rather than end in an ellipsis: on a narrow terminal a sweep's name
-    is folded over lines, never cut (names and free-text columns get the spare width first)."""
-    table = Table()
-    for h in headers:
-        table.add_column(h, overflow="fold", min_width=16 if h == "name" else None)
-    return table
 
 
 @app.command()
@@ -87,7 +64,7 @@ def wait_for_migrations(
     engine = make_engine(s.database_url)
     try:
         if not wait_until_current(engine, s.database_url, timeout_s=timeout):
-            _fail(f"the schema of {_redact(s.database_url)} is not current after {timeout:g} s")
+            fail(f"the schema of {_redact(s.database_url)} is not current after {timeout:g} s")
     finally:
         engine.dispose()
     console.print(f"schema is current on {_redact(s.database_url)}")
@@ -183,7 +160,7 @@ def _stop_children(procs: list[subprocess.Popen[bytes]]) -> None:
 def _spawn_optuna_dashboard(database_url: str, host: str, port: int) -> subprocess.Popen[bytes]:
     exe = Path(sys.executable).with_name("optuna-dashboard")
     if not exe.exists():
-        _fail("optuna-dashboard is not installed; pip install 'stability-sweeps[dashboard]'")
+        fail("optuna-dashboard is not installed; pip install 'stability-sweeps[dashboard]'")
     console.print(f"optuna-dashboard at http://{host}:{port} on the same database")
     return subprocess.Popen([str(exe), "--host", host, "--port", str(port), database_url])
 
@@ -210,202 +187,6 @@ def _submit_demo(s: Settings) -> None:
     print(f"  export SWEEPS_TOKEN={secret}\n  .venv/bin/sweeps submit examples/sensor_lstm.yaml --watch")
 
 
-def _load_spec_file(path: Path) -> Any:
-    if not path.exists():
-        _fail(f"{path} does not exist")
-    text = path.read_text()
-    try:
-        return json.loads(text) if path.suffix == ".json" else load_spec_yaml(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        _fail(f"{path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}")
-
-
-class _PoliteTransport(httpx.BaseTransport):
-    """Turns "cannot connect" and timeouts into one line that names the URL tried and says how to
-    start the server, instead of httpx's traceback."""
-
-    def __init__(self, server: str) -> None:
-        self.server = server
-        self.inner = httpx.HTTPTransport()
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        try:
-            return self.inner.handle_request(request)
-        except httpx.TimeoutException:
-            _fail(f"the API at {self.server} did not answer {request.method} {request.url.path} in time")
-        except httpx.TransportError as exc:
-            _fail(
-                f"cannot reach the API at {self.server} ({type(exc).__name__}: {exc}); start it with "
-                "`sweeps serve` (or point --server / SWEEPS_SERVER at a running one)"
-            )
-
-    def close(self) -> None:
-        self.inner.close()
-
-
-def _client(server: str, token: str | None) -> httpx.Client:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return httpx.Client(base_url=server, headers=headers, timeout=30, transport=_PoliteTransport(server))
-
-
-def _check(resp: httpx.Response) -> Any:
-    """The body of a success; on a 4xx/5xx, the API's own message in one line and exit 2."""
-    if resp.status_code >= 400:
-        try:
-            body = resp.json()
-        except ValueError:
-            _fail(f"{resp.status_code}: {resp.text[:500] or resp.reason_phrase}")
-        if isinstance(body, dict) and "detail" in body:
-            code = f" {body['error']}" if isinstance(body.get("error"), str) else ""
-            _fail(f"{resp.status_code}{code}: {body['detail']}")
-        _fail(f"{resp.status_code}: {json.dumps(body)[:500]}")
-    return resp.json() if resp.content else None
-
-
-@app.command()
-def submit(
-    spec_file: Annotated[Path, typer.Argument(help="sweep spec, YAML or JSON")],
-    server: Server = "http://127.0.0.1:8000",
-    token: Token = None,
-    watch: Annotated[bool, typer.Option("--watch", help="show a progress bar until the sweep ends")] = False,
-    idempotency_key: Annotated[str | None, typer.Option(help="retry-safe submission key")] = None,
-) -> None:
-    """Submit a sweep spec to the service."""
-    spec = _load_spec_file(spec_file)
-    headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-    with _client(server, token) as c:
-        sweep = _check(c.post("/v1/sweeps", json=spec, headers=headers))
-        console.print(
-            f"sweep {sweep['id']} '{sweep['name']}': {sweep['n_configs']} configurations x "
-            f"{sweep['n_seeds']} seeds, {sweep['epochs']} epochs"
-        )
-        if watch:
-            _watch(c, sweep["id"])
-
-
-def _watch(c: httpx.Client, sweep_id: int) -> None:
-    with Progress(
-        TextColumn("[bold]sweep {task.fields[sid]}[/bold] {task.fields[state]}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("runs, {task.fields[cfg]}"),
-        TimeElapsedColumn(),
-        console=console,
-    ) as bar:
-        task = bar.add_task("sweep", total=None, sid=sweep_id, state=SweepState.QUEUED.value, cfg="")
-        while True:
-            sw = _check(c.get(f"/v1/sweeps/{sweep_id}"))
-            p = sw["progress"]
-            bar.update(
-                task,
-                total=sw["runs_total"],
-                completed=sw["runs_done"],
-                state=sw["state"],
-                cfg=f"configs: {p['completed']} done, {p['running']} running, {p['waiting']} waiting, "
-                f"{p['failed']} failed",
-            )
-            if sw["state"] not in ACTIVE_SWEEP_STATES:
-                break
-            time.sleep(1.0)
-    console.print(f"sweep {sweep_id} {sw['state']}")
-
-
-@app.command()
-def status(
-    sweep_id: Annotated[int | None, typer.Argument(help="a sweep id; all sweeps when left out")] = None,
-    server: Server = "http://127.0.0.1:8000",
-    token: Token = None,
-) -> None:
-    """Show sweeps and their progress."""
-    with _client(server, token) as c:
-        items = (
-            [_check(c.get(f"/v1/sweeps/{sweep_id}"))] if sweep_id else _check(c.get("/v1/sweeps"))["items"]
-        )
-    table = _table("id", "name", "workload", "state", "configs done/total", "runs done/total", "failed")
-    for sw in items:
-        p = sw["progress"]
-        table.add_row(
-            str(sw["id"]),
-            sw["name"],
-            sw["workload"],
-            sw["state"],
-            f"{p['completed'] + p['failed'] + p['cancelled']}/{p['total']}",
-            f"{sw['runs_done']}/{sw['runs_total']}",
-            str(p["failed"]),
-        )
-    console.print(table)
-
-
-@app.command()
-def export(
-    sweep_id: int,
-    output: Annotated[Path, typer.Option("-o", "--output", help="CSV file to write")],
-    server: Server = "http://127.0.0.1:8000",
-    token: Token = None,
-) -> None:
-    """Download one CSV row per run (configuration, seed, class, metrics)."""
-    with _client(server, token) as c:
-        resp = c.get(f"/v1/sweeps/{sweep_id}/export.csv")
-        if resp.status_code >= 400:
-            _check(resp)
-        output.write_bytes(resp.content)
-    console.print(f"wrote {output}")
-
-
-@app.command()
-def report(
-    sweep_id: int,
-    server: Server = "http://127.0.0.1:8000",
-    token: Token = None,
-    as_json: Annotated[bool, typer.Option("--json", help="the JSON report instead of Markdown")] = False,
-) -> None:
-    """Print the sweep's diagnosis: the three questions answered with numbers (Markdown)."""
-    with _client(server, token) as c:
-        if as_json:
-            print(json.dumps(_check(c.get(f"/v1/sweeps/{sweep_id}/report")), indent=2))
-            return
-        resp = c.get(f"/v1/sweeps/{sweep_id}/report", headers={"Accept": "text/markdown"})
-        if resp.status_code >= 400:
-            _check(resp)
-    print(resp.text)
-
-
-@app.command()
-def regions(
-    sweep_id: int,
-    metric: Annotated[str, typer.Option(help="success, fluctuation, jump, final_loss, ...")] = "success",
-    x: Annotated[str, typer.Option(help="the map's columns")] = "learning_rate",
-    y: Annotated[str, typer.Option(help="the map's rows")] = "batch_size",
-    server: Server = "http://127.0.0.1:8000",
-    token: Token = None,
-) -> None:
-    """Print a region map (rows y, columns x), each cell the metric over its seeds."""
-    with _client(server, token) as c:
-        region = _check(c.get(f"/v1/sweeps/{sweep_id}/regions", params={"metric": metric, "x": x, "y": y}))
-    console.print(_region_table(region))
-
-
-def _region_table(region: dict[str, Any]) -> Table:
-    metric = region.get("metric", "success")
-    table = Table(
-        f"{region['y']} (rows) / {region['x']}",
-        *(f"{v:.3g}" if isinstance(v, float) else str(v) for v in region["x_values"]),
-        title=f"{metric} by {region['x']} and {region['y']}",
-    )
-    for yv, row in zip(region["y_values"], region["cells"], strict=True):
-        cells = []
-        for cell in row:
-            value = None if cell is None else cell.get("value")
-            if value is None:
-                cells.append("-")
-            elif metric == "success":
-                cells.append(f"{100 * value:.0f}% ({cell['successes']}/{cell['n']})")
-            else:
-                cells.append(f"{value:.3g}")
-        table.add_row(str(yv), *cells)
-    return table
-
-
 @token_app.command("create")
 def token_create(name: str, database_url: DbUrl = None) -> None:
     """Create a token; its secret is printed once and stored only as a hash."""
@@ -426,7 +207,7 @@ def token_list(database_url: DbUrl = None) -> None:
 
     with Database(_settings(database_url).database_url).transaction() as s:
         rows = tokens_repo.list_tokens(s)
-    table = _table("id", "name", "created", "revoked")
+    table = folding_table("id", "name", "created", "revoked")
     for t in rows:
         table.add_row(
             str(t.id), t.name, t.created_at.isoformat(), t.revoked_at.isoformat() if t.revoked_at else ""
@@ -444,8 +225,11 @@ def token_revoke(token_id: int, database_url: DbUrl = None) -> None:
         with Database(_settings(database_url).database_url).transaction() as s:
             tokens_repo.revoke_token(s, token_id=token_id)
     except NotFound as exc:
-        _fail(exc.detail)
+        fail(exc.detail)
     console.print(f"token {token_id} revoked")
+
+
+cli_remote.register(app)
 
 
 def main() -> None:

@@ -8,13 +8,13 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from service import cli
+from service import cli, cli_remote
 from tests.api.test_fluctuation_api import sweep_id  # noqa: F401  (fixture)
 
 
 @pytest.fixture
 def run_cli(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setattr(cli, "_client", lambda server, token: client)
+    monkeypatch.setattr(cli_remote, "_client", lambda server, token: client)
     monkeypatch.setattr(cli.console, "width", 200)
     runner = CliRunner()
 
