@@ -53,6 +53,8 @@ FloatArray = npt.NDArray[np.float64]
 
 MAD_TO_SIGMA = 1.4826  # 1 / Phi^-1(3/4): MAD of a Gaussian -> its standard deviation
 MIN_LATE_DIFFS = 3  # fewer late epoch-to-epoch changes than this give no index
+# The fewest epochs whose second half holds MIN_LATE_DIFFS changes: ceil(E / 2) >= MIN_LATE_DIFFS.
+MIN_EPOCHS = 2 * MIN_LATE_DIFFS - 1
 
 # The per-run metrics this module adds to a run's metrics (stored in the run's JSON).
 FLUCTUATION_KEYS: tuple[str, ...] = (

@@ -109,3 +109,12 @@ def test_running_mean_index_and_step_variance() -> None:
     assert var == pytest.approx(0.01, rel=0.1)  # the linear decline is not variance
     assert log_std is not None and log_std > 0
     assert step_loss_stats([(0, 1.0), (1, 2.0)]) == (None, None)
+
+
+def test_min_epochs_is_the_shortest_run_with_an_index() -> None:
+    """The report tells a user how many epochs give a fluctuation index; that number must be true."""
+    from service.core.analysis.fluctuation import MIN_EPOCHS
+
+    noisy = np.exp(-np.linspace(0, 1, 40) + 0.1 * np.random.default_rng(0).standard_normal(40))
+    assert fluctuation_index(noisy[: MIN_EPOCHS + 1]) is not None  # epoch 0 plus MIN_EPOCHS epochs
+    assert fluctuation_index(noisy[:MIN_EPOCHS]) is None

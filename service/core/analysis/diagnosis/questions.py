@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from service.core.analysis.diagnosis.sections import Answer
+from service.core.analysis.fluctuation import MIN_EPOCHS, MIN_LATE_DIFFS
 from service.core.analysis.fluctuation_scaling import FluctuationEffect, FluctuationFit, FluctuationSummary
 from service.core.analysis.regions import ConfigPoint, sort_key
 from service.core.analysis.seeds import Z95, quantile, wilson_interval
@@ -45,8 +46,11 @@ def fluctuation_answer(fl: FluctuationSummary, swept: Mapping[str, Sequence[Any]
         return Answer(
             "fluctuation",
             q,
-            "The runs carry no fluctuation measures (they were trained before the service measured them).",
-            missing="rerun the sweep to measure fluctuation",
+            "No run carries a fluctuation measure: the index needs at least "
+            f"{MIN_LATE_DIFFS} epoch-to-epoch changes in the second half of training, so runs of fewer "
+            f"than {MIN_EPOCHS} epochs have none (and runs trained before the service measured "
+            "fluctuation carry none either).",
+            missing=f"train for at least {MIN_EPOCHS} epochs (more give a steadier index)",
         )
     missing = [
         f"add {d} with at least two values to space"
