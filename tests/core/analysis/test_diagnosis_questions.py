@@ -50,7 +50,9 @@ def test_fluctuation_answer_says_what_to_sweep_when_batch_size_is_fixed() -> Non
     unmeasured = fluctuation_answer(
         summarize_fluctuation([point(9, ["noisy"])], n_boot=0), {}, "learning_rate"
     )
-    assert unmeasured.missing and "no fluctuation measures" in unmeasured.answer
+    # Unmeasured: say why (too few epochs for the index) and what to add.
+    assert unmeasured.answer.startswith("No run carries a fluctuation measure")
+    assert unmeasured.missing == "train for at least 5 epochs (more give a steadier index)"
 
 
 def test_rises_answer_gives_the_threshold_per_beta_1() -> None:
