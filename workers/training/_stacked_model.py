@@ -14,7 +14,9 @@ Supported layers: InputLayer, Dense (on inputs of any rank), LSTM, GRU
 (reset_after either way), SimpleRNN (no dropout inside the cell,
 ``return_sequences`` either way, no go_backwards/stateful/return_state),
 Dropout (reproduced in distribution: masks come from a stateless RNG, not
-from Keras' SeedGenerator), Flatten, Activation. Activations are Keras' own
+from Keras' SeedGenerator), Flatten, Activation, Conv1D/Conv2D
+(``_stacked_conv``), Max/AveragePooling1D/2D, GlobalAverage/GlobalMax
+Pooling1D/2D, Reshape, Permute (``_stacked_pool``). Activations are Keras' own
 functions, applied to stacked tensors (they act elementwise or on the last
 axis, which the replica axis does not disturb). Anything else raises
 ``Unpackable`` with the reason, and the worker trains that workload one
@@ -31,7 +33,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from workers.training._stacked_conv import conv, plan_conv
+from workers.training._stacked_errors import Unpackable as Unpackable
 from workers.training._stacked_layers import _activation, _dense, _gru, _lstm, _simple_rnn
+from workers.training._stacked_pool import SHAPE_KINDS, plan_shape_layer, shape_layer
 
 _SUPPORTED_ACTIVATIONS = frozenset(
     {
@@ -55,13 +60,9 @@ _SUPPORTED_ACTIVATIONS = frozenset(
 )
 
 
-class Unpackable(ValueError):
-    """The model cannot be trained as a weight-stacked pack; the message says why."""
-
-
 @dataclass(frozen=True)
 class LayerPlan:
-    kind: str  # dense | lstm | gru | simple_rnn | dropout | flatten | activation
+    kind: str  # dense | lstm | gru | simple_rnn | dropout | flatten | activation | conv | SHAPE_KINDS
     name: str
     units: int = 0
     activation: str = "linear"
@@ -71,6 +72,8 @@ class LayerPlan:
     reset_after: bool = True
     rate: float = 0.0
     weight_shapes: tuple[tuple[int, ...], ...] = ()
+    config: Any = None  # conv, pooling, reshape, permute: their static options (hashable)
+    out_shape: tuple[int, ...] = ()  # conv, pooling, reshape, permute: the output without the batch axis
 
     @property
     def n_weights(self) -> int:
@@ -117,6 +120,8 @@ class StackedPlan:
                 shape = [shape[0], layer.units] if layer.return_sequences else [layer.units]
             elif layer.kind == "flatten":
                 shape = [int(np.prod(shape))]
+            elif layer.out_shape:
+                shape = list(layer.out_shape)
             total += int(np.prod(shape)) * (2 if layer.kind == "dropout" else 1)
         return total
 
@@ -180,6 +185,13 @@ class StackedPlan:
                     # keras.random.dropout: inputs * mask / keep
                     h = tf.where(u < keep, h / keep, tf.zeros_like(h))
                 pre = h
+            elif layer.kind == "conv":
+                # fused_rnn is set exactly when the caller compiles without XLA.
+                pre = conv(h, w, layer, shared, xla=not fused_rnn)
+                shared = False
+                h = act(pre)
+            elif layer.kind in SHAPE_KINDS:
+                h = pre = shape_layer(h, layer, shared)
             elif layer.kind == "flatten":
                 lead = 1 if shared else 2
                 # Leading axes from tf.shape: the batch axis may be dynamic (the epoch's last batch).
@@ -282,6 +294,14 @@ def _plan_layer(layer: Any) -> LayerPlan:
         return LayerPlan("flatten", name)
     if isinstance(layer, L.Activation):
         return LayerPlan("activation", name, activation=_act_name(layer.activation))
+    fields = plan_conv(layer)
+    if fields is not None:
+        ws = _weights_of(layer)
+        act = _act_name(layer.activation)
+        return LayerPlan(name=name, activation=act, weight_shapes=tuple(tuple(w.shape) for w in ws), **fields)
+    fields = plan_shape_layer(layer)
+    if fields is not None:
+        return LayerPlan(name=name, **fields)
     raise Unpackable(f"layer {name!r} ({type(layer).__name__}) is not supported by training packs")
 
 
@@ -321,6 +341,8 @@ def plan_model(model: Any) -> tuple[StackedPlan, list[np.ndarray]]:
                     p.reset_after,
                     p.rate,
                     p.weight_shapes,
+                    p.config,
+                    p.out_shape,
                 )
                 for p in plans
             ),

@@ -95,17 +95,21 @@ class TinyDense:
 
 
 class Conv:
+    """An unpackable model: a Conv1D that is itself grouped (packs need groups=1)."""
+
     name = "conv"
     loss = "mse"
     num_classes = 0
     default_params: dict[str, Any] = {"optimizer": "sgd", "batch_size": 4}
 
     def dataset(self) -> Dataset:
-        x = np.random.default_rng(2).normal(size=(8, 5, 1)).astype(np.float32)
-        return Dataset(x, x[:, :1, 0])
+        x = np.random.default_rng(2).normal(size=(8, 5, 2)).astype(np.float32)
+        return Dataset(x, x[:, 0, :])
 
     def build_model(self) -> Any:
-        return keras.Sequential([keras.Input((5, 1)), keras.layers.Conv1D(1, 5), keras.layers.Flatten()])
+        return keras.Sequential(
+            [keras.Input((5, 2)), keras.layers.Conv1D(2, 5, groups=2), keras.layers.Flatten()]
+        )
 
 
 class Recorder:

@@ -56,6 +56,8 @@ def eval_floats_per_sample(plan: StackedPlan, k: int, *, fused: bool) -> int:
             shape = [shape[0], layer.units] if layer.return_sequences else [layer.units]
         elif layer.kind == "flatten":
             shape = [int(np.prod(shape))]
+        elif layer.out_shape:
+            shape = list(layer.out_shape)
         peak = max(peak, int(np.prod(shape)))
     return 2 * max(k * peak, one_replica)
 
