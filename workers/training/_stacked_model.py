@@ -16,7 +16,8 @@ Supported layers: InputLayer, Dense (on inputs of any rank), LSTM, GRU
 Dropout (reproduced in distribution: masks come from a stateless RNG, not
 from Keras' SeedGenerator), Flatten, Activation, Conv1D/Conv2D
 (``_stacked_conv``), Max/AveragePooling1D/2D, GlobalAverage/GlobalMax
-Pooling1D/2D, Reshape, Permute (``_stacked_pool``). Activations are Keras' own
+Pooling1D/2D, Reshape, Permute (``_stacked_pool``), BatchNormalization
+(``_stacked_batchnorm``). Activations are Keras' own
 functions, applied to stacked tensors (they act elementwise or on the last
 axis, which the replica axis does not disturb). Anything else raises
 ``Unpackable`` with the reason, and the worker trains that workload one
@@ -33,6 +34,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from workers.training._stacked_batchnorm import batch_norm, plan_batch_norm
 from workers.training._stacked_conv import conv, plan_conv
 from workers.training._stacked_errors import Unpackable as Unpackable
 from workers.training._stacked_layers import _activation, _dense, _gru, _lstm, _simple_rnn
@@ -62,7 +64,8 @@ _SUPPORTED_ACTIVATIONS = frozenset(
 
 @dataclass(frozen=True)
 class LayerPlan:
-    kind: str  # dense | lstm | gru | simple_rnn | dropout | flatten | activation | conv | SHAPE_KINDS
+    # dense | lstm | gru | simple_rnn | dropout | flatten | activation | conv | batch_norm | SHAPE_KINDS
+    kind: str
     name: str
     units: int = 0
     activation: str = "linear"
@@ -74,6 +77,7 @@ class LayerPlan:
     weight_shapes: tuple[tuple[int, ...], ...] = ()
     config: Any = None  # conv, pooling, reshape, permute: their static options (hashable)
     out_shape: tuple[int, ...] = ()  # conv, pooling, reshape, permute: the output without the batch axis
+    n_state: int = 0  # the last n_state weights are non-trainable state (batch_norm's moving statistics)
 
     @property
     def n_weights(self) -> int:
@@ -91,6 +95,11 @@ class StackedPlan:
     @property
     def weight_shapes(self) -> list[tuple[int, ...]]:
         return [s for layer in self.layers for s in layer.weight_shapes]
+
+    @property
+    def trainable_mask(self) -> list[bool]:
+        """Per weight (plan order): trainable, or state the forward pass updates (``state_updates``)."""
+        return [j < layer.n_weights - layer.n_state for layer in self.layers for j in range(layer.n_weights)]
 
     @property
     def n_params(self) -> int:
@@ -136,6 +145,7 @@ class StackedPlan:
         training: bool,
         seed: tf.Tensor | None = None,
         fused_rnn: bool = False,
+        state_updates: dict[int, tf.Tensor] | None = None,
     ) -> tuple[tf.Tensor, tf.Tensor]:
         """Outputs of every replica, ``(K, batch, ...)``, and their pre-activation.
 
@@ -146,7 +156,10 @@ class StackedPlan:
         the loss can be computed from logits the way Keras does inside a
         compiled train step. ``fused_rnn`` runs LSTMs as TensorFlow's fused
         ``BlockLSTM`` kernel (``_lstm_fused``); it has no XLA kernel, so only
-        for functions compiled without ``jit_compile``.
+        for functions compiled without ``jit_compile``; convolutions pick their
+        formulation by it too (``_stacked_conv``). In training, the new values
+        of the non-trainable weights (``trainable_mask``) go into
+        ``state_updates`` by weight index.
         """
         h = x
         shared = shared_input
@@ -190,6 +203,13 @@ class StackedPlan:
                 pre = conv(h, w, layer, shared, xla=not fused_rnn)
                 shared = False
                 h = act(pre)
+            elif layer.kind == "batch_norm":
+                h, new_state = batch_norm(h, w, layer, shared, training)
+                shared = False
+                pre = h
+                if state_updates is not None:
+                    for j, t in enumerate(new_state):
+                        state_updates[i - len(new_state) + j] = t
             elif layer.kind in SHAPE_KINDS:
                 h = pre = shape_layer(h, layer, shared)
             elif layer.kind == "flatten":
@@ -300,6 +320,8 @@ def _plan_layer(layer: Any) -> LayerPlan:
         act = _act_name(layer.activation)
         return LayerPlan(name=name, activation=act, weight_shapes=tuple(tuple(w.shape) for w in ws), **fields)
     fields = plan_shape_layer(layer)
+    if fields is None:
+        fields = plan_batch_norm(layer)
     if fields is not None:
         return LayerPlan(name=name, **fields)
     raise Unpackable(f"layer {name!r} ({type(layer).__name__}) is not supported by training packs")
@@ -324,7 +346,10 @@ def plan_model(model: Any) -> tuple[StackedPlan, list[np.ndarray]]:
         plan = _plan_layer(layer)
         plans.append(plan)
         if plan.n_weights:
-            weights.extend(np.asarray(w.numpy(), dtype=np.float32) for w in layer.trainable_weights)
+            weights.extend(
+                np.asarray(w.numpy(), dtype=np.float32)
+                for w in [*layer.trainable_weights, *layer.non_trainable_weights]
+            )
     input_shape = tuple(int(d) for d in model.inputs[0].shape[1:])
     out_shape = model.outputs[0].shape
     signature = repr(

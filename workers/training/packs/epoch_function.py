@@ -80,6 +80,9 @@ def make_epoch_fn(req: CompileRequest) -> Callable[..., EpochResult]:
     loss_fn = per_sample_loss(req.loss)
     full, tail = divmod(n, batch)
     steps = full + (1 if tail else 0)
+    # Weights the optimizer steps; the others are state the forward pass moves
+    # (BatchNormalization's moving statistics), per replica, only while the replica is active.
+    trainable = [j for j, t in enumerate(plan.trainable_mask) if t]
 
     def one_step(
         x: tf.Tensor,
@@ -94,17 +97,35 @@ def make_epoch_fn(req: CompileRequest) -> Callable[..., EpochResult]:
         xb = tf.gather(x, idx)
         yb = tf.gather(y, idx)
         w = state.weights
+        w_t = [w[j] for j in trainable]
+        updates: dict[int, tf.Tensor] = {}
         with tf.GradientTape() as tape:
-            tape.watch(w)
-            out, _ = plan.forward(w, xb, shared_input=False, training=True, seed=seed, fused_rnn=not jit)
+            tape.watch(w_t)
+            out, _ = plan.forward(
+                w, xb, shared_input=False, training=True, seed=seed, fused_rnn=not jit, state_updates=updates
+            )
             per = tf.reduce_mean(loss_fn(yb, out), axis=1)  # [K] mean over the batch
             total = tf.reduce_sum(per)  # replicas are independent: d total / d w_k = d per_k / d w_k
-        grads = tape.gradient(total, w)
+        grads = tape.gradient(total, w_t)
         gn = global_norm(grads)
         ok = active & tf.math.is_finite(per)
-        w2, m2, v2 = apply_updates(
-            w, grads, state.m, state.v, state.iterations, lr, hyper, req.kinds, active=ok
+        new_t, new_m, new_v = apply_updates(
+            w_t,
+            grads,
+            [state.m[j] for j in trainable],
+            [state.v[j] for j in trainable],
+            state.iterations,
+            lr,
+            hyper,
+            req.kinds,
+            active=ok,
         )
+        w2, m2, v2 = list(w), list(state.m), list(state.v)
+        for j, p, mj, vj in zip(trainable, new_t, new_m, new_v, strict=True):
+            w2[j], m2[j], v2[j] = p, mj, vj
+        for j, t in updates.items():
+            keep = tf.reshape(ok, tf.concat([tf.shape(ok), tf.ones([len(t.shape) - 1], tf.int32)], 0))
+            w2[j] = tf.where(keep, t, w[j])
         return OptimizerState(w2, m2, v2, state.iterations + 1.0), per, gn, ok
 
     def epoch(x: tf.Tensor, y: tf.Tensor, state: OptimizerState, inputs: EpochInputs) -> EpochResult:
