@@ -11,7 +11,14 @@ Workloads: ``pixel`` (16x16x3 images, Conv2D(8, 3, same) -> Conv2D(8, 3),
 report 3's recommended shape at pixel_color's size), ``digits`` (8x8x1,
 Conv2D(16, 3)), ``seq`` (Conv1D(16, 5) over 64 steps of 4 features).
 
-Usage: python benchmarks/bench_conv_formulations.py [--ks 1,4,16,32] [--batch 32] [--xla]
+``--pack K`` also trains a small CNN (16x16x3 -> Conv2D(8, 3, same, no bias) ->
+BatchNormalization -> ReLU -> MaxPooling2D -> Conv2D(8, 3) ->
+GlobalAveragePooling2D -> Dense(3), 448 examples, batch 32, Adam) as one pack
+of K replicas per formulation, against ``SingleTrainer`` (one replica at a
+time, the packs' fallback): replica-epochs/s in steady state (steps and
+evaluation) and all in.
+
+Usage: python benchmarks/bench_conv_formulations.py [--ks 1,4,16,32] [--batch 32] [--xla] [--pack 32]
 """
 
 from __future__ import annotations
@@ -25,8 +32,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+import workers.training._stacked_conv as stacked_conv
 from workers.training._stacked_conv import conv
 from workers.training._stacked_model import LayerPlan, plan_model
+from workers.training.interface import NullObserver, ReplicaSpec
+from workers.training.packs import PackTrainer
+from workers.training.single import SingleTrainer
+from workers.workloads.base import Dataset
 
 WORKLOADS: dict[str, tuple[tuple[int, ...], list[Any]]] = {
     "pixel": ((16, 16, 3), [("2d", 8, 3, "same"), ("2d", 8, 3, "valid")]),
@@ -54,8 +66,7 @@ def time_step(name: str, k: int, batch: int, formulation: str, jit: bool, repeat
     ]
     x = tf.constant(rng.normal(size=(k, batch, *input_shape)).astype(np.float32))
 
-    @tf.function(jit_compile=jit)
-    def step(x: tf.Tensor, ws: list[list[tf.Tensor]]) -> list[list[tf.Tensor]]:
+    def one_step(x: tf.Tensor, ws: list[list[tf.Tensor]]) -> list[list[tf.Tensor]]:
         with tf.GradientTape() as tape:
             tape.watch(ws)
             h = x
@@ -65,6 +76,7 @@ def time_step(name: str, k: int, batch: int, formulation: str, jit: bool, repeat
         grads: list[list[tf.Tensor]] = tape.gradient(loss, ws)
         return grads
 
+    step = tf.function(one_step, jit_compile=jit)
     step(x, weights)  # trace and compile
     times = []
     for _ in range(repeats):
@@ -75,6 +87,58 @@ def time_step(name: str, k: int, batch: int, formulation: str, jit: bool, repeat
     return 1000 * statistics.median(times)
 
 
+class SmallCNN:
+    name = "small_cnn"
+    loss = "sparse_categorical_crossentropy"
+    num_classes = 3
+    default_params: dict[str, Any] = {"optimizer": "adam", "learning_rate": 1e-3, "batch_size": 32}
+
+    def dataset(self) -> Dataset:
+        rng = np.random.default_rng(0)
+        x = rng.normal(size=(512, 16, 16, 3)).astype(np.float32)
+        y = rng.integers(0, 3, 512).astype(np.int32)
+        return Dataset(x[:448], y[:448], x[448:], y[448:])
+
+    def build_model(self) -> Any:
+        L = keras.layers
+        return keras.Sequential(
+            [
+                keras.Input((16, 16, 3)),
+                L.Conv2D(8, 3, padding="same", use_bias=False),
+                L.BatchNormalization(),
+                L.Activation("relu"),
+                L.MaxPooling2D(),
+                L.Conv2D(8, 3, activation="relu"),
+                L.GlobalAveragePooling2D(),
+                L.Dense(3, activation="softmax"),
+            ]
+        )
+
+
+def pack_rates(k: int, epochs: int) -> None:
+    """SmallCNN: one pack of k replicas per formulation, and 4 replicas one at a time."""
+    specs = [ReplicaSpec(i, {"learning_rate": 10 ** (-3 + i / k)}, i, 100 + i) for i in range(k)]
+    t = time.perf_counter()
+    SingleTrainer().train(SmallCNN(), specs[:4], epochs, NullObserver())
+    print(f"single (one at a time): {4 * epochs / (time.perf_counter() - t):.1f} replica-epochs/s all in")
+    chosen = stacked_conv.conv_formulation
+    try:
+        for how in ("grouped", "matmul"):
+            stacked_conv.conv_formulation = lambda *, xla, how=how: how  # type: ignore[misc]
+            trainer = PackTrainer()
+            t = time.perf_counter()
+            trainer.train(SmallCNN(), specs, epochs, NullObserver())
+            total, st = time.perf_counter() - t, trainer.stats
+            print(
+                f"pack K={k} {how}: {k * epochs / (st.step_s + st.eval_s):.1f} replica-epochs/s steady, "
+                f"{k * epochs / total:.1f} all in (compile {st.compile_s:.1f} s, steps {st.step_s:.1f} s, "
+                f"evaluation {st.eval_s:.1f} s)",
+                flush=True,
+            )
+    finally:
+        stacked_conv.conv_formulation = chosen
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ks", default="1,4,16,32")
@@ -82,6 +146,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=30)
     ap.add_argument("--workloads", default=",".join(WORKLOADS))
     ap.add_argument("--xla", action="store_true", help="also time under XLA (jit_compile=True)")
+    ap.add_argument("--pack", type=int, default=0, help="also train SmallCNN in a pack of this many replicas")
+    ap.add_argument("--epochs", type=int, default=10, help="epochs of the --pack runs")
     args = ap.parse_args()
     device = "GPU" if tf.config.list_logical_devices("GPU") else "CPU"
     print(f"device {device}, batch {args.batch}, ms per training step (median of {args.repeats})")
@@ -92,6 +158,8 @@ def main() -> None:
                 g = time_step(name, k, args.batch, "grouped", jit, args.repeats)
                 m = time_step(name, k, args.batch, "matmul", jit, args.repeats)
                 print(f"{name:8} {k:3d} {int(jit):3d} {g:9.2f} {m:9.2f} {m / g:15.2f}", flush=True)
+    if args.pack:
+        pack_rates(args.pack, args.epochs)
 
 
 if __name__ == "__main__":
