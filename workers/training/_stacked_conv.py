@@ -31,7 +31,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from workers.training._stacked_errors import Unpackable
+from workers.training._stacked_errors import Unpackable, static_output_shape
 
 if TYPE_CHECKING:
     from workers.training._stacked_model import LayerPlan
@@ -80,7 +80,7 @@ def plan_conv(layer: Any) -> dict[str, Any] | None:
         "units": int(layer.filters),
         "use_bias": bool(layer.use_bias),
         "config": spec,
-        "out_shape": tuple(int(d) for d in layer.output.shape[1:]),
+        "out_shape": static_output_shape(layer),
     }
 
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import keras
 import tensorflow as tf
 
-from workers.training._stacked_errors import Unpackable
+from workers.training._stacked_errors import Unpackable, static_output_shape
 
 if TYPE_CHECKING:
     from workers.training._stacked_model import LayerPlan
@@ -39,7 +39,7 @@ def plan_shape_layer(layer: Any) -> dict[str, Any] | None:
     """``LayerPlan`` fields of a pooling, Reshape or Permute layer; None for other layers."""
     L = keras.layers
     t = type(layer)
-    out_shape = {"out_shape": tuple(int(d) for d in layer.output.shape[1:])} if t in _KINDS else {}
+    out_shape = {"out_shape": static_output_shape(layer)} if t in _KINDS else {}
     if t in (L.MaxPooling1D, L.MaxPooling2D, L.AveragePooling1D, L.AveragePooling2D):
         _channels_last(layer)
         if layer.padding not in ("valid", "same"):

@@ -74,6 +74,12 @@ def test_unsupported_options_say_why(layer: Any, reason: str) -> None:
         plan_model(model)
 
 
+def test_variable_length_inputs_say_why() -> None:
+    model = keras.Sequential([keras.Input((None, 3)), L.Conv1D(2, 3), L.GlobalMaxPooling1D()])
+    with pytest.raises(Unpackable, match="unknown size"):
+        plan_model(model)
+
+
 def test_formulation_by_device() -> None:
     # CPU figures in _stacked_conv's docstring: grouped without XLA, matmul under XLA.
     assert conv_formulation(xla=False) == "grouped"
