@@ -106,9 +106,7 @@ class PackTrainer:
                 reason,
                 len(replicas),
             )
-            fallback: list[ReplicaResult] = self._single().train(workload, replicas, epochs, observer)
-            for r in fallback:
-                r.training = RunTraining(mode="single", fallback_reason=reason)
+            fallback: list[ReplicaResult] = self._single(reason).train(workload, replicas, epochs, observer)
             return fallback
         # Pack size from the workload's size and the device's memory, max_replicas as the cap.
         batch = next(iter(sizes))
@@ -146,11 +144,11 @@ class PackTrainer:
 
     # --------------------------------------------------------------- one pack
 
-    def _single(self) -> Any:
-        if self._fallback is None:
+    def _single(self, reason: str) -> Any:
+        if self._fallback is None or self._fallback.training.fallback_reason != reason:
             from workers.training.single import SingleTrainer
 
-            self._fallback = SingleTrainer(plan=self.plan)
+            self._fallback = SingleTrainer(plan=self.plan, fallback_reason=reason)
         return self._fallback
 
     def _train_pack_safely(
