@@ -20,8 +20,16 @@ from dataclasses import dataclass
 from workers.training.packs.sizing import pack_bucket
 
 # Without XLA: compact once the live replicas are at most this share of the pack.
-# Measured (benchmarks/bench_compaction.py --profile, 2-core CPU, one thread): a pack's epoch
-# costs a fixed part plus a part per replica; see MEASURED_COMPACTION below for the figures.
+# Measured on the 2-core CPU, one thread: an epoch's cost grows at least linearly with the
+# pack's replicas once packs hold more than a few (least_squares n 4096 d 1024 batch 256,
+# `bench_compaction.py --profile`: K 32/24/16/8 cost 1.00/0.44/0.29/0.13 of K 32's 232 ms
+# epoch; sensor_lstm batch 32, benchmarks/README.md: 43-49 replica-epochs/s at K 16-64, i.e.
+# linear), while compacting costs one gather of the stacked state (0.7 ms for sensor_lstm
+# K 64 -> 32, 0.13 ms for least_squares K 32 -> 16) and no compilation. So any shrink pays;
+# the threshold only keeps a pack from re-stacking for every single replica that ends (each
+# re-stacking may change how the batched kernels round the survivors' last bit, which
+# chaotic runs amplify). A sweep where half the replicas end by epoch 3 of 20 ran 1.78x
+# faster end to end with it (bench_compaction.py, K 32).
 COMPACT_AT = 0.75
 
 # Under XLA, a compilation of unknown cost is assumed to take this long (the CPU XLA epoch
