@@ -45,6 +45,11 @@ class CompactionPlan:
     k: int
 
 
+def stacked_size(live: int, k: int, *, jit: bool, cap: int) -> int:
+    """How a pack of ``live`` replicas is stacked after compaction: as is, or in an XLA bucket."""
+    return pack_bucket(live, max(live, min(cap, k))) if jit else live
+
+
 def plan_compaction(
     *,
     live: int,
@@ -73,7 +78,7 @@ def plan_compaction(
         return None
     if not jit:
         return CompactionPlan(live, live) if live <= COMPACT_AT * k else None
-    bucket = pack_bucket(live, max(live, min(cap, k)))
+    bucket = stacked_size(live, k, jit=True, cap=cap)
     if bucket >= k:
         return None
     if cached:

@@ -21,7 +21,7 @@ from workers.training.interface import (
     TrainingObserver,
 )
 from workers.training.packs.caches import PackCaches
-from workers.training.packs.compaction import plan_compaction
+from workers.training.packs.compaction import plan_compaction, stacked_size
 from workers.training.packs.compiled import CompiledPack, CompileRequest
 from workers.training.packs.epoch_function import EpochInputs, OptimizerState
 from workers.training.packs.evaluation import EvalResult, Evaluator
@@ -229,8 +229,9 @@ class PackTrainer:
         if not self.compaction or not live:
             return None
         cap = self.pack_cap(pack.batch)
-        smaller_k = pack_bucket(len(live), max(len(live), min(cap, pack.k))) if pack.jit else len(live)
-        request = self._compile_request(workload, data, pack, k=smaller_k)
+        request = self._compile_request(
+            workload, data, pack, k=stacked_size(len(live), pack.k, jit=pack.jit, cap=cap)
+        )
         target = plan_compaction(
             live=len(live),
             k=pack.k,
