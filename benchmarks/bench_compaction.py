@@ -21,7 +21,7 @@ records are identical (exactly, or to float32 rounding) with and without.
 several sizes (the figures behind ``packs.compaction.COMPACT_AT``).
 
 Usage:
-  python benchmarks/bench_compaction.py --quick     # ~2 minutes on 2 cores
+  python benchmarks/bench_compaction.py --quick     # under a minute on 2 cores
   python benchmarks/bench_compaction.py --profile   # the reference figures
 """
 
@@ -125,16 +125,16 @@ def main() -> None:
         help="preset param NAME=VALUE (repeatable); default least_squares n=4096 d=1024",
     )
     ap.add_argument("--k", type=int, default=None, help="replicas (default 32, --quick 16)")
-    ap.add_argument("--epochs", type=int, default=None, help="default 20, --quick 10")
+    ap.add_argument("--epochs", type=int, default=None, help="default 20, --quick 15")
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--good", type=float, nargs="+", default=[0.1, 0.3, 1.0])
     ap.add_argument("--bad", type=float, nargs="+", default=[3.0, 4.0])
-    ap.add_argument("--repeats", type=int, default=2, help="timed pairs, alternating the order")
+    ap.add_argument("--repeats", type=int, default=3, help="timed pairs, alternating the order")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--profile", action="store_true", help="also the epoch cost per pack size")
     args = ap.parse_args()
     k = args.k or (16 if args.quick else 32)
-    epochs = args.epochs or (10 if args.quick else 20)
+    epochs = args.epochs or (15 if args.quick else 20)
     params = _params(args.param or ["n=4096", "d=1024"])
 
     import tensorflow as tf
