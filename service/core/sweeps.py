@@ -25,6 +25,7 @@ from service.core.repo import optuna_trials
 from service.core.repo import sweeps as sweeps_repo
 from service.core.repo import workloads as workloads_repo
 from service.core.spec import (
+    MAX_DB_ID,
     EntryPointWorkload,
     PresetWorkload,
     SweepSpec,
@@ -63,8 +64,10 @@ def resolve_workload(db: Database, spec: SweepSpec) -> ResolvedWorkload:
             workload={"preset": ref.preset, "params": params},
         )
     if isinstance(ref, UploadedWorkload):
-        with db.transaction() as s:
-            uploaded = workloads_repo.find_workload(s, workload_id=ref.id)
+        uploaded = None
+        if ref.id <= MAX_DB_ID:  # a larger id cannot be stored, so names nothing (and overflows SQLite)
+            with db.transaction() as s:
+                uploaded = workloads_repo.find_workload(s, workload_id=ref.id)
         if uploaded is None:
             raise NotFound(
                 f"workload.id: workload {ref.id} does not exist; upload one with POST /v1/workloads "
