@@ -65,6 +65,9 @@ RegionMetric = Annotated[
 
 def region_slice(request: Request, *, x: str, y: str, reserved: Collection[str]) -> dict[str, str]:
     """The dimensions a region map is sliced at: every query parameter but the reserved ones."""
+    for axis, name in (("x", x), ("y", y)):
+        if name not in DIMENSIONS:  # as the document's enum says, whether or not the sweep has results yet
+            raise InvalidSpec(f"{axis}: {name!r} is not a dimension; choose one of {', '.join(DIMENSIONS)}")
     if x == y:
         raise InvalidSpec("x and y must be two different dimensions")
     return {k: v for k, v in request.query_params.items() if k not in reserved}
