@@ -122,14 +122,17 @@ def create_sweep(
     idempotency_key: str | None = None,
     token_id: int | None = None,
 ) -> tuple[SweepRecord, bool]:
-    """Returns (sweep, created). A repeated idempotency key returns the first sweep."""
+    """Returns (sweep, created). A repeated idempotency key returns the first sweep.
+
+    The spec is checked whole (workload, thresholds) before the key is looked up: a bad spec is
+    refused whatever key it carries (schemathesis found a replayed key that skipped the checks)."""
+    resolved = resolve_workload(db, spec)
+    _check_thresholds(spec)
     if idempotency_key is not None:
         with db.transaction() as s:
             found = sweeps_repo.find_by_idempotency_key(s, key=idempotency_key)
         if found is not None:
             return found, False
-    resolved = resolve_workload(db, spec)
-    _check_thresholds(spec)
     if spec.sampler.type == "grid":
         n_configs = count_grid(spec, resolved.default_optimizer)
     else:
