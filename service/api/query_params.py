@@ -9,8 +9,10 @@ from typing import Annotated, Literal
 from fastapi import Query, Request
 from pydantic import StringConstraints
 
+from service.core.analysis.regions import REGION_METRICS
 from service.core.errors import InvalidSpec
 from service.core.repo.runs import ParamFilter
+from service.core.spec import DIMENSIONS
 
 _PARAM_HELP = (
     "Filter on a parameter, repeatable: `name=value` (e.g. `batch_size=32`, `optimizer=adam`) "
@@ -44,8 +46,28 @@ def parse_param_filters(raw: list[str] | None) -> list[ParamFilter]:
     return out
 
 
+REGION_METRIC_HELP = (
+    "What colours the map (each cell's `value`): "
+    + ", ".join(f"`{m}`" for m in REGION_METRICS)
+    + ". Fluctuation metrics are the median over the cell's seeds (docs/architecture.md, Fluctuation)."
+)
+# A map's axes: two different dimensions that the sweep swept. Which ones it swept depends on the
+# sweep, so a dimension it did not sweep (or x = y) is a 422 that lists the sweep's dimensions.
+_AXIS_HELP = "A dimension of the sweep's space; the sweep must have swept it, and x and y must differ."
+RegionAxis = Annotated[
+    str, Query(max_length=64, description=_AXIS_HELP, json_schema_extra={"enum": list(DIMENSIONS)})
+]
+RegionMetric = Annotated[
+    str,
+    Query(max_length=32, description=REGION_METRIC_HELP, json_schema_extra={"enum": list(REGION_METRICS)}),
+]
+
+
 def region_slice(request: Request, *, x: str, y: str, reserved: Collection[str]) -> dict[str, str]:
     """The dimensions a region map is sliced at: every query parameter but the reserved ones."""
+    for axis, name in (("x", x), ("y", y)):
+        if name not in DIMENSIONS:  # as the document's enum says, whether or not the sweep has results yet
+            raise InvalidSpec(f"{axis}: {name!r} is not a dimension; choose one of {', '.join(DIMENSIONS)}")
     if x == y:
         raise InvalidSpec("x and y must be two different dimensions")
     return {k: v for k, v in request.query_params.items() if k not in reserved}

@@ -9,10 +9,12 @@ dimension. The configurations a spec names are enumerated in
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
+
+from service.core import spec_schema
 
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
 SCHEDULES = (
@@ -58,26 +60,57 @@ LOG_DIMENSIONS = ("learning_rate", "epsilon", "weight_decay")
 
 class _Strict(BaseModel):
     # strict: JSON types as the OpenAPI document states them (no "3" for 3, no 0 for false);
-    # a float field still takes an integer.
+    # a float field still takes an integer, and an integer field a whole float (below).
     model_config = ConfigDict(extra="forbid", strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _whole_floats_are_integers(cls, data: Any) -> Any:
+        """3.0 where an integer goes is 3: JSON Schema's "integer" is any number without a
+        fraction, so the document promises it, and strict validation alone would refuse it."""
+        if not isinstance(data, dict):
+            return data
+        out = dict(data)
+        for name, value in data.items():
+            field = cls.model_fields.get(name)
+            if field is not None and _wants_integer(field.annotation):
+                out[name] = _whole(value) if not isinstance(value, list) else [_whole(v) for v in value]
+        return out
+
+
+def _whole(v: Any) -> Any:
+    return int(v) if isinstance(v, float) and v.is_integer() else v
+
+
+def _leaf_types(tp: Any) -> set[Any]:
+    args = get_args(tp)
+    if not args:
+        return {tp}
+    return set().union(*(_leaf_types(a) for a in args))
+
+
+def _wants_integer(tp: Any) -> bool:
+    leaves = _leaf_types(tp)
+    return int in leaves and float not in leaves and Any not in leaves
 
 
 class Range(_Strict):
-    """A numeric range: ``{low, high, log, points}``. ``points`` makes it a grid axis."""
+    """A numeric range: ``{low, high, log, points}``, ends in either order; ``points`` makes a grid axis."""
 
     low: float
     high: float
     log: bool = False
-    points: int | None = Field(None, ge=1, le=1000)
+    points: int | None = Field(None, ge=1, le=spec_schema.MAX_POINTS)
 
     @model_validator(mode="after")
     def _ordered(self) -> Range:
         if not (math.isfinite(self.low) and math.isfinite(self.high)):
             raise ValueError("low and high must be finite numbers")
         if self.high < self.low:
-            raise ValueError(f"high ({self.high}) must be >= low ({self.low})")
+            # The two ends, in either order: a rule JSON Schema could not state otherwise.
+            self.low, self.high = self.high, self.low
         if self.log and self.low <= 0:
-            raise ValueError("a log range needs low > 0")
+            raise ValueError("a log range needs both ends > 0")
         return self
 
     def grid(self) -> list[float]:
@@ -100,20 +133,29 @@ class Values(_Strict):
 Dimension = Range | Values | list[Any]
 
 
+def _dim(name: str) -> Any:
+    """A dimension field whose OpenAPI schema states what ``Space``'s validator accepts."""
+    if name in ("optimizer", "schedule"):
+        schema = spec_schema.enum_dimension_schema(name, OPTIMIZERS if name == "optimizer" else SCHEDULES)
+    else:
+        schema = spec_schema.dimension_schema(name)
+    return WithJsonSchema(schema)
+
+
 class Space(_Strict):
-    learning_rate: Dimension | None = None
-    batch_size: Dimension | None = None
-    optimizer: list[str] | Values | None = None
-    beta_1: Dimension | None = None
-    beta_2: Dimension | None = None
-    epsilon: Dimension | None = None
-    weight_decay: Dimension | None = None
-    rho: Dimension | None = None
-    momentum: Dimension | None = None
-    nesterov: list[bool] | Values | None = None
-    clipnorm: Dimension | None = None
-    schedule: list[str] | Values | None = None
-    shuffle: list[bool] | Values | None = None
+    learning_rate: Annotated[Dimension | None, _dim("learning_rate")] = None
+    batch_size: Annotated[Dimension | None, _dim("batch_size")] = None
+    optimizer: Annotated[list[str] | Values | None, _dim("optimizer")] = None
+    beta_1: Annotated[Dimension | None, _dim("beta_1")] = None
+    beta_2: Annotated[Dimension | None, _dim("beta_2")] = None
+    epsilon: Annotated[Dimension | None, _dim("epsilon")] = None
+    weight_decay: Annotated[Dimension | None, _dim("weight_decay")] = None
+    rho: Annotated[Dimension | None, _dim("rho")] = None
+    momentum: Annotated[Dimension | None, _dim("momentum")] = None
+    nesterov: Annotated[list[bool] | Values | None, _dim("nesterov")] = None
+    clipnorm: Annotated[Dimension | None, _dim("clipnorm")] = None
+    schedule: Annotated[list[str] | Values | None, _dim("schedule")] = None
+    shuffle: Annotated[list[bool] | Values | None, _dim("shuffle")] = None
 
     @model_validator(mode="after")
     def _check_values(self) -> Space:
@@ -122,17 +164,37 @@ class Space(_Strict):
             if dim is None:
                 continue
             if isinstance(dim, Range):
-                if name in ("optimizer", "schedule", "nesterov", "shuffle"):
+                if name not in spec_schema.RANGE_DIMENSIONS:
                     raise ValueError(f"space.{name}: give a list of values, not a range")
+                _check_range(name, dim)
                 continue
             values = dim.values if isinstance(dim, Values) else dim
             if len(values) == 0:
                 raise ValueError(f"space.{name}: give at least one value")
             for v in values:
                 _check_value(name, v)
-            if len({repr(v) for v in values}) != len(values):
+            if len({_same_json_value(v) for v in values}) != len(values):
                 raise ValueError(f"space.{name}: values repeat; list each value once")
         return self
+
+
+def _same_json_value(v: Any) -> tuple[str, Any]:
+    """Equal for values JSON Schema's uniqueItems calls equal: 1 and 1.0 repeat, true and 1 do not."""
+    if isinstance(v, bool):
+        return ("bool", v)
+    if isinstance(v, (int, float)):
+        return ("number", float(v))
+    return ("other", repr(v))
+
+
+def _check_range(name: str, r: Range) -> None:
+    """A range's ends obey the dimension's bounds (a batch-size range's ends need not be whole)."""
+    for end in (r.low, r.high):
+        if name == "batch_size":
+            if end < 1:
+                raise ValueError(f"space.batch_size: a range's ends must be >= 1, got {end!r}")
+        else:
+            _check_value(name, end)
 
 
 def _check_value(name: str, v: Any) -> None:
@@ -166,13 +228,25 @@ def _check_value(name: str, v: Any) -> None:
             raise ValueError(f"space.{name}: {v!r} must be >= 0 (0 means off)")
 
 
+def _preset_schema(schema: dict[str, Any]) -> None:
+    schema.clear()
+    schema.update(spec_schema.preset_workload_schema())
+
+
 class PresetWorkload(_Strict):
+    # The document lists the presets, each with its parameters' types and bounds.
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra=_preset_schema)
+
     preset: str = Field(min_length=1, max_length=100)
     params: dict[str, Any] = Field(default_factory=dict)
 
 
+MAX_DB_ID = 2**63 - 1  # database ids are 64-bit integers from 1
+
+
 class UploadedWorkload(_Strict):
-    id: int = Field(ge=1, le=2**63 - 1)  # a 64-bit database id
+    # Any id from 1: one past 64 bits names nothing, a 404 like any missing workload (resolve_workload).
+    id: int = Field(ge=1, json_schema_extra={"minimum": 1})
 
 
 class EntryPointWorkload(_Strict):
@@ -186,8 +260,8 @@ WorkloadRef = PresetWorkload | UploadedWorkload | EntryPointWorkload
 class CrossedSeeds(_Strict):
     """Init seeds x data-order seeds, crossed, to separate their effects (report 3)."""
 
-    init: int | list[int]
-    data: int | list[int]
+    init: Annotated[int | list[int], WithJsonSchema(spec_schema.SEED_COUNT_OR_LIST)]
+    data: Annotated[int | list[int], WithJsonSchema(spec_schema.SEED_COUNT_OR_LIST)]
 
 
 class GridSampler(_Strict):
@@ -256,15 +330,20 @@ class ScheduleOptions(_Strict):
 
 
 class SweepSpec(_Strict):
+    # The grid-needs-points rule in the document too (spec_schema.GRID_NEEDS_POINTS).
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra=spec_schema.GRID_NEEDS_POINTS)
+
     name: str = Field(min_length=1, max_length=200)
     workload: WorkloadRef
     epochs: int = Field(ge=1)
-    seeds: int | list[int] | CrossedSeeds = 3
+    seeds: Annotated[int | list[int] | CrossedSeeds, WithJsonSchema(spec_schema.SEEDS)] = 3
     space: Space = Field(default_factory=Space)
     sampler: Sampler = Field(default_factory=GridSampler)
     schedule_options: ScheduleOptions = Field(default_factory=ScheduleOptions)
     # Per-sweep overrides of the run-class thresholds (service.core.analysis.thresholds).
-    stability: dict[str, float] = Field(default_factory=dict)
+    stability: Annotated[dict[str, float], WithJsonSchema(spec_schema.stability_schema())] = Field(
+        default_factory=dict
+    )
     refine_edge: RefineEdge | None = None
     record_steps: bool = Field(False, description="also store downsampled mini-batch losses")
     description: str | None = Field(None, max_length=5000)

@@ -25,6 +25,7 @@ from service.core.repo import optuna_trials
 from service.core.repo import sweeps as sweeps_repo
 from service.core.repo import workloads as workloads_repo
 from service.core.spec import (
+    MAX_DB_ID,
     EntryPointWorkload,
     PresetWorkload,
     SweepSpec,
@@ -63,8 +64,10 @@ def resolve_workload(db: Database, spec: SweepSpec) -> ResolvedWorkload:
             workload={"preset": ref.preset, "params": params},
         )
     if isinstance(ref, UploadedWorkload):
-        with db.transaction() as s:
-            uploaded = workloads_repo.find_workload(s, workload_id=ref.id)
+        uploaded = None
+        if ref.id <= MAX_DB_ID:  # a larger id cannot be stored, so names nothing (and overflows SQLite)
+            with db.transaction() as s:
+                uploaded = workloads_repo.find_workload(s, workload_id=ref.id)
         if uploaded is None:
             raise NotFound(
                 f"workload.id: workload {ref.id} does not exist; upload one with POST /v1/workloads "
@@ -119,14 +122,17 @@ def create_sweep(
     idempotency_key: str | None = None,
     token_id: int | None = None,
 ) -> tuple[SweepRecord, bool]:
-    """Returns (sweep, created). A repeated idempotency key returns the first sweep."""
+    """Returns (sweep, created). A repeated idempotency key returns the first sweep.
+
+    The spec is checked whole (workload, thresholds) before the key is looked up: a bad spec is
+    refused whatever key it carries (schemathesis found a replayed key that skipped the checks)."""
+    resolved = resolve_workload(db, spec)
+    _check_thresholds(spec)
     if idempotency_key is not None:
         with db.transaction() as s:
             found = sweeps_repo.find_by_idempotency_key(s, key=idempotency_key)
         if found is not None:
             return found, False
-    resolved = resolve_workload(db, spec)
-    _check_thresholds(spec)
     if spec.sampler.type == "grid":
         n_configs = count_grid(spec, resolved.default_optimizer)
     else:

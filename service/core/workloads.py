@@ -116,6 +116,11 @@ _RULES: dict[str, dict[str, ParamRule]] = {
 }
 
 
+def preset_rules(name: str) -> Mapping[str, ParamRule]:
+    """Type and bounds of each parameter of a preset (for the OpenAPI document)."""
+    return _RULES[name]
+
+
 def _defaults(name: str) -> dict[str, Any]:
     return {k: r.default for k, r in _RULES[name].items()}
 

@@ -7,7 +7,7 @@ from pydantic import ValidationError
 
 from service.core.config import Settings
 from service.core.db import Database
-from service.core.errors import InvalidSpec, LimitExceeded
+from service.core.errors import InvalidSpec, LimitExceeded, NotFound
 from service.core.spec import SweepSpec, n_seeds, seed_pairs
 from service.core.sweeps import create_sweep, parse_spec
 from tests.conftest import small_spec
@@ -42,7 +42,10 @@ def test_init_and_data_seeds_are_independent_streams() -> None:
         ({"beta_1": [1.0]}, "beta_1"),
         ({"optimizer": ["adagrad"]}, "optimizer"),
         ({"learning_rate": {"low": 1e-4, "high": 1e-1, "log": True}}, "points"),
-        ({"learning_rate": {"low": 1.0, "high": 0.1, "points": 3}}, "high"),
+        ({"beta_1": {"low": 0.5, "high": 1.5, "points": 3}}, "beta_1"),
+        ({"weight_decay": {"low": 0, "high": 0.1, "log": True, "points": 3}}, "weight_decay"),
+        ({"momentum": [0.5, 0.5]}, "momentum"),
+        ({"batch_size": [4, 4.0]}, "batch_size"),  # equal numbers repeat, as JSON Schema's uniqueItems says
     ],
 )
 def test_bad_space_is_rejected_with_the_field_named(space: dict[str, object], field: str) -> None:
@@ -104,3 +107,36 @@ def test_a_float_field_still_takes_an_integer() -> None:
         small_spec(space={"learning_rate": {"low": 1, "high": 2, "points": 2}, "batch_size": [4]})
     )
     assert spec.space.learning_rate is not None
+
+
+def test_a_range_takes_its_ends_in_either_order() -> None:
+    """JSON Schema cannot say "high >= low", so the document promises either order and the spec keeps it."""
+    spec = _spec(space={"learning_rate": {"low": 1e-1, "high": 1e-3, "log": True, "points": 3}})
+    assert spec.space.learning_rate is not None
+    assert (spec.space.learning_rate.low, spec.space.learning_rate.high) == (1e-3, 1e-1)  # type: ignore[union-attr]
+    assert spec.space.learning_rate.grid() == [0.001, 0.01, 0.1]  # type: ignore[union-attr]
+
+
+def test_an_integer_field_takes_a_whole_float_as_json_schema_does() -> None:
+    """Found by schemathesis: JSON Schema's "integer" is any number without a fraction (3.0 too)."""
+    spec = _spec(epochs=3.0, seeds=[0.0, 2.0], sampler={"type": "tpe", "n_trials": 4.0})
+    assert spec.epochs == 3 and isinstance(spec.epochs, int) and spec.seeds == [0, 2]
+    assert spec.sampler.n_trials == 4
+    with pytest.raises(ValidationError, match="epochs"):
+        _spec(epochs=3.5)
+    with pytest.raises(ValidationError, match="nesterov"):
+        _spec(space={"nesterov": [True, 1]})
+
+
+def test_true_and_1_are_different_values_but_1_and_1_0_repeat() -> None:
+    assert _spec(space={"shuffle": [True, False]}).space.shuffle == [True, False]
+    with pytest.raises(ValidationError, match="repeat"):
+        _spec(space={"clipnorm": [1, 1.0]})
+
+
+def test_an_uploaded_workload_id_past_64_bits_is_a_404_like_any_missing_one(
+    db: Database, settings: Settings
+) -> None:
+    spec = parse_spec(small_spec(workload={"id": 2**64}))
+    with pytest.raises(NotFound, match="does not exist"):
+        create_sweep(db, settings, spec)

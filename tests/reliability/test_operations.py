@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 
 import optuna
+import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
@@ -13,6 +14,7 @@ from sqlalchemy import func, select
 from service.api.app import create_app
 from service.core.config import Settings
 from service.core.db import Database
+from service.core.errors import InvalidSpec
 from service.core.records import RunOutcome
 from service.core.repo import workers as workers_repo
 from service.core.repo.models import Sweep
@@ -122,3 +124,14 @@ def test_racing_requests_with_one_idempotency_key_get_one_sweep(db: Database, se
         assert s.scalar(select(func.count()).select_from(Sweep)) == 1
     # The losers' Optuna studies were deleted: no orphan study is left behind.
     assert len(optuna.get_all_study_names(storage=db.url)) == 1
+
+
+def test_a_replayed_idempotency_key_does_not_skip_the_spec_checks(db: Database, settings: Settings) -> None:
+    """Found by schemathesis: the key was looked up first, so a bad spec replaying a used key got 200."""
+    first, created = create_sweep(db, settings, parse_spec(small_spec()), idempotency_key="replay-1")
+    assert created
+    bad = parse_spec(small_spec(stability={"no_such_threshold": 1.0}))
+    with pytest.raises(InvalidSpec, match="no_such_threshold"):
+        create_sweep(db, settings, bad, idempotency_key="replay-1")
+    again, created = create_sweep(db, settings, parse_spec(small_spec()), idempotency_key="replay-1")
+    assert again.id == first.id and not created

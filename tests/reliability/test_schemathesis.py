@@ -36,16 +36,17 @@ _TOKEN: dict[str, str] = {}
 _DIR = tempfile.mkdtemp(prefix="sweeps-schemathesis-")
 
 
-def _live_app() -> FastAPI:
+def _live_app(name: str = "sweeps") -> FastAPI:
     """Built at import: schemathesis needs the schema when pytest collects (its from_fixture
-    loader does not work with this pytest). A real SQLite file in a temp dir, seeded with sweeps."""
-    url = f"sqlite:///{Path(_DIR) / 'sweeps.db'}"
+    loader does not work with this pytest). A real SQLite file in a temp dir, seeded with sweeps;
+    its token in ``_TOKEN[name]``."""
+    url = f"sqlite:///{Path(_DIR) / f'{name}.db'}"
     upgrade(url)
     # Limits low enough that generated specs hit them (413s) without queueing huge grids.
     cfg = make_settings(url, max_configs=50, max_runs=200, max_seeds=8, max_epochs=50, max_body_bytes=65_536)
     db = Database(url)
     with db.transaction() as s:
-        _, _TOKEN["secret"] = tokens.create_token(s, name="schemathesis")
+        _, _TOKEN[name] = tokens.create_token(s, name="schemathesis")
     seed(db, cfg)
     return create_app(cfg, db)
 
@@ -57,7 +58,7 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 @schema.parametrize()
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 def test_api_conforms_and_never_5xx(case: schemathesis.Case) -> None:
-    headers = {"Authorization": f"Bearer {_TOKEN['secret']}"}
+    headers = {"Authorization": f"Bearer {_TOKEN['sweeps']}"}
     case.call_and_validate(
         headers=headers,
         checks=[
@@ -83,7 +84,9 @@ def test_schemathesis_cli_every_check_every_phase_finds_nothing() -> None:
 
     The command and its summary lines are printed for the CI log (run pytest with -s to see them)."""
     exe = Path(sys.executable).with_name("schemathesis")
-    with LiveServer(APP) as live:
+    # A database of its own: the run above deletes and cancels the seeded sweeps (path ids have
+    # the example 1), and this run must start from real finished, running and queued sweeps.
+    with LiveServer(_live_app("cli")) as live:
         cmd = [
             str(exe),
             "--config-file",
@@ -95,7 +98,7 @@ def test_schemathesis_cli_every_check_every_phase_finds_nothing() -> None:
             "--max-examples",
             os.environ.get("SWEEPS_SCHEMATHESIS_EXAMPLES", "12"),
             "-H",
-            f"Authorization: Bearer {_TOKEN['secret']}",
+            f"Authorization: Bearer {_TOKEN['cli']}",
             "--no-color",
         ]
         # cwd: schemathesis keeps a cache folder where it runs.

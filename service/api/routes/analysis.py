@@ -3,26 +3,20 @@ and the CSV export. (Configurations over their seeds are in ``routes.configs``.)
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from service.api.csv_export import csv_response
 from service.api.deps import DbDep, ReaderDep
-from service.api.query_params import region_slice
+from service.api.query_params import RegionAxis, RegionMetric, region_slice
 from service.api.schemas.analysis import EdgeReportOut, RegionOut, ReportOut
 from service.api.schemas.common import SWEEP_ERRORS
-from service.core.analysis.regions import REGION_METRICS, check_metric
+from service.core.analysis.regions import check_metric
 from service.core.results.loading import load
 from service.core.results.reports import report_json, report_markdown, stored_report
 from service.core.results.views import edge_view, region_view
-
-REGION_METRIC_HELP = (
-    "What colours the map (each cell's `value`): "
-    + ", ".join(f"`{m}`" for m in REGION_METRICS)
-    + ". Fluctuation metrics are the median over the cell's seeds (docs/architecture.md, Fluctuation)."
-)
 
 router = APIRouter(prefix="/v1/sweeps/{sweep_id}", tags=["analysis"])
 
@@ -34,9 +28,9 @@ def regions(
     request: Request,
     db: DbDep,
     _: ReaderDep,
-    x: Annotated[str, Query(max_length=64)] = "learning_rate",
-    y: Annotated[str, Query(max_length=64)] = "batch_size",
-    metric: Annotated[str, Query(max_length=32, description=REGION_METRIC_HELP)] = "success",
+    x: RegionAxis = "learning_rate",
+    y: RegionAxis = "batch_size",
+    metric: RegionMetric = "success",
 ) -> Any:
     """Matrix over two swept dimensions, each cell coloured by `metric` (`value`) and carrying
     its success rate and fluctuation. Other query parameters fix a slice, e.g.

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 
 from service.api.deps import DbDep, PageReader
-from service.api.query_params import region_slice
+from service.api.query_params import RegionAxis, RegionMetric, region_slice
 from service.api.schemas.common import SWEEP_ERRORS
 from service.api.schemas.dashboard import BandOut, HeatmapOut, PlotsOut, PollOut
 from service.api.schemas.sweeps import ProgressOut
@@ -71,9 +71,9 @@ def heatmap(
     request: Request,
     db: DbDep,
     _: PageReader,
-    x: Annotated[str, Query(max_length=64)] = "learning_rate",
-    y: Annotated[str, Query(max_length=64)] = "batch_size",
-    metric: Annotated[str, Query(max_length=32)] = "success",
+    x: RegionAxis = "learning_rate",
+    y: RegionAxis = "batch_size",
+    metric: RegionMetric = "success",
 ) -> Any:
     """The map of /regions (coloured by `metric`), slimmed for drawing (each cell names one
     configuration when it holds one). Other query parameters fix a slice, e.g.

@@ -153,6 +153,11 @@ _RANGES: dict[str, tuple[float, float, bool, bool]] = {
 }
 
 
+def valid_range(name: str) -> tuple[float, float, bool, bool]:
+    """(low, high, low inclusive, high inclusive) of a threshold (for the OpenAPI document)."""
+    return _RANGES[name]
+
+
 def _coerce(name: str, value: Any, *, is_int: bool) -> float | int:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise InvalidSpec(f"stability.{name}: {value!r} is not a finite number")

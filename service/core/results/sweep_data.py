@@ -105,7 +105,7 @@ def run_summary(row: AnalysisRow) -> RunSummary:
         final_accuracy=row.final_accuracy,
         epochs_to_target=row.epochs_to_target,
         l0=row.l0,
-        fluctuation={k: v for k, v in row.fluctuation.items() if v is not None},
+        fluctuation=row.fluctuation,  # measured values only, read-only: shared, not copied
     )
 
 
