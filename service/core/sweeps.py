@@ -14,6 +14,7 @@ from typing import Any
 import optuna
 from pydantic import ValidationError
 
+from service.core import spec_checks
 from service.core import workloads as catalogue
 from service.core.analysis.thresholds import Thresholds
 from service.core.config import Settings
@@ -41,6 +42,9 @@ class ResolvedWorkload:
     key: str
     default_optimizer: str
     workload: dict[str, Any]  # the spec's workload block with parameters filled in
+    n_train: int | None = None  # training examples, when known before a worker builds it
+    has_weights: bool = False
+    origin: str = "the default optimizer"  # where default_optimizer comes from, for messages
 
 
 def parse_spec(data: Any) -> SweepSpec:
@@ -61,6 +65,8 @@ def resolve_workload(db: Database, spec: SweepSpec) -> ResolvedWorkload:
             key=f"preset:{ref.preset}",
             default_optimizer=str(info.default_params.get("optimizer", "adam")),
             workload={"preset": ref.preset, "params": params},
+            n_train=catalogue.training_size(ref.preset, params),
+            origin=f"preset {ref.preset}'s optimizer",
         )
     if isinstance(ref, UploadedWorkload):
         with db.transaction() as s:
@@ -70,8 +76,15 @@ def resolve_workload(db: Database, spec: SweepSpec) -> ResolvedWorkload:
                 f"workload.id: workload {ref.id} does not exist; upload one with POST /v1/workloads "
                 "or list them with GET /v1/workloads"
             )
+        compiled = (uploaded.compile or {}).get("params") or {}
+        n_train = uploaded.summary.get("n_train")
         return ResolvedWorkload(
-            key=f"workload:{ref.id}:{uploaded.name}", default_optimizer="adam", workload={"id": ref.id}
+            key=f"workload:{ref.id}:{uploaded.name}",
+            default_optimizer=str(compiled.get("optimizer", "adam")),
+            workload={"id": ref.id},
+            n_train=int(n_train) if isinstance(n_train, int) else None,
+            has_weights=uploaded.has_weights,
+            origin="the model's compiled optimizer" if compiled else "the default optimizer",
         )
     assert isinstance(ref, EntryPointWorkload)
     return ResolvedWorkload(
@@ -127,6 +140,9 @@ def create_sweep(
             return found, False
     resolved = resolve_workload(db, spec)
     _check_thresholds(spec)
+    spec_checks.check_init(spec, resolved.has_weights, resolved.key)
+    spec_checks.check_dimensions_apply(spec, resolved.default_optimizer, resolved.origin)
+    spec_checks.check_batch_size(spec, resolved.n_train, resolved.key)
     if spec.sampler.type == "grid":
         n_configs = count_grid(spec, resolved.default_optimizer)
     else:

@@ -63,17 +63,9 @@ from typing import Any
 
 import keras
 
+from service.core.compile_settings import DEFAULT_OPTIMIZER, KERAS_DEFAULTS
 from service.core.spec import APPLIES_TO, OPTIMIZERS, SCHEDULES, ScheduleOptions
 
-# Keras 3 defaults, written out so that the pack trainer and reports can use
-# them without constructing optimizers (checked against Keras in the tests).
-KERAS_DEFAULTS: dict[str, dict[str, Any]] = {
-    "adam": {"learning_rate": 1e-3, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7},
-    "adamw": {"learning_rate": 1e-3, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7, "weight_decay": 0.004},
-    "rmsprop": {"learning_rate": 1e-3, "rho": 0.9, "momentum": 0.0, "epsilon": 1e-7},
-    "sgd": {"learning_rate": 0.01, "momentum": 0.0, "nesterov": False},
-}
-DEFAULT_OPTIMIZER = "adam"
 # Epoch-level schedules are applied by the trainer, not by the optimizer.
 EPOCH_LEVEL_SCHEDULES = ("reduce_on_plateau",)
 

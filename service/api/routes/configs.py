@@ -41,9 +41,7 @@ def list_configs(
         data = load(s, sweep_id=sweep_id, cache=db.analysis_cache)
     summaries = {
         c["config_id"]: c["summary"]
-        for c in configs_view(
-            data, run_class=run_class, min_success=min_success, max_success=max_success
-        )
+        for c in configs_view(data, run_class=run_class, min_success=min_success, max_success=max_success)
     }
     by_outcome = run_class is not None or min_success is not None or max_success is not None
     with db.transaction() as s:

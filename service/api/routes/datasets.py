@@ -28,15 +28,17 @@ router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 _CHUNK = 1 << 20
 
 
-async def _read_limited(upload: StarletteUpload, limit: int) -> bytes:
+async def read_limited(upload: StarletteUpload, limit: int, *, what: str = "the dataset") -> bytes:
+    """The uploaded file's bytes; ``LimitExceeded`` as soon as they pass ``limit``."""
     chunks: list[bytes] = []
     seen = 0
     while chunk := await upload.read(_CHUNK):
         seen += len(chunk)
         if seen > limit:
+            hint = " (np.savez_compressed helps)" if what == "the dataset" else ""
             raise LimitExceeded(
-                f"the dataset is over this server's upload limit of {limit} bytes "
-                "(setting SWEEPS_MAX_UPLOAD_BYTES); upload a smaller .npz (np.savez_compressed helps)"
+                f"{what} is over this server's upload limit of {limit} bytes "
+                f"(setting SWEEPS_MAX_UPLOAD_BYTES); upload a smaller file{hint}"
             )
         chunks.append(chunk)
     return b"".join(chunks)
@@ -91,7 +93,7 @@ async def upload_dataset(
     if not isinstance(file, StarletteUpload):
         raise InvalidUpload("the form has no file in the field 'file'; send the .npz as file=@data.npz")
     name = raw_name if isinstance(raw_name, str) else None
-    data = await _read_limited(file, settings.max_upload_bytes)
+    data = await read_limited(file, settings.max_upload_bytes)
     if not data:
         raise InvalidUpload("the uploaded file is empty; send the .npz in the multipart field 'file'")
     label = (name or file.filename or "dataset").strip()[:200] or "dataset"

@@ -132,14 +132,15 @@ def build_data(
         rows=runs,
         points=points,
         swept=available_dimensions(points) if points else {},
-        num_classes=_num_classes(sweep, any(r.l_chance is not None for r in runs)),
+        num_classes=_num_classes(sweep, any(r.final_accuracy is not None for r in runs)),
         l0=float(np.median(l0s)) if l0s else None,
         refine_rounds=dict(refine_rounds or {}),
     )
 
 
 def _num_classes(sweep: SweepRecord, has_chance: bool) -> int:
-    """Classes of the sweep's preset; for other workloads 2 when runs measured a chance loss, else 0."""
+    """Classes of the sweep's preset; for other workloads 2 when runs measured an accuracy (a
+    classifier), else 0 (regression: its runs may have a chance loss, the constant predictor's)."""
     preset = sweep.spec.get("workload", {}).get("preset")
     if preset:
         info = PRESETS.get(preset)

@@ -1,0 +1,404 @@
+"""A Keras model's compile settings (``model.get_compile_config()``) as a sweep uses them.
+
+Pure Python (no TensorFlow): the API checks an upload's compile configuration
+at once, and the worker turns the stored result back into training settings.
+
+- **Optimizer**: the compiled optimizer (adam, adamw, rmsprop, sgd) and every
+  one of its settings become the workload's defaults, named as the sweep spec
+  names them (``learning_rate``, ``rho``, ``momentum``, ``epsilon``,
+  ``clipnorm``, ...). Every dimension a sweep's space does not vary takes
+  these values. A setting the trainers cannot reproduce (``centered=True``,
+  ``amsgrad``, ``clipvalue``, EMA, a learning-rate schedule object, ...) is
+  refused with what to change, never dropped silently.
+- **Loss**: any built-in Keras loss that compares one prediction row with one
+  label row, by Keras name (``"mse"``, ``"mean_squared_error"``, ...) or as
+  its serialized config (``keras.losses.serialize(loss)``, e.g.
+  ``BinaryCrossentropy(from_logits=True)``). ``LossInfo.spec`` is what the
+  trainers deserialize: the canonical name, or the config as canonical JSON.
+- **Metrics**: built-in Keras metrics by name or serialized config; they are
+  recorded (the trainers measure loss and accuracy themselves).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from service.core.errors import InvalidUpload
+
+LossFamily = Literal["sparse", "categorical", "binary", "regression"]
+TaskKind = Literal["binary", "multiclass", "regression"]
+
+# Canonical Keras loss function name -> the labels it compares predictions with.
+LOSS_FAMILY: dict[str, LossFamily] = {
+    "sparse_categorical_crossentropy": "sparse",
+    "categorical_crossentropy": "categorical",
+    "categorical_focal_crossentropy": "categorical",
+    "categorical_hinge": "categorical",
+    "kl_divergence": "categorical",
+    "binary_crossentropy": "binary",
+    "binary_focal_crossentropy": "binary",
+    "hinge": "binary",
+    "squared_hinge": "binary",
+    "mean_squared_error": "regression",
+    "mean_absolute_error": "regression",
+    "mean_absolute_percentage_error": "regression",
+    "mean_squared_logarithmic_error": "regression",
+    "huber": "regression",
+    "log_cosh": "regression",
+    "poisson": "regression",
+}
+# Keras' other names for the same functions, and the classes of keras.losses.
+LOSS_ALIASES: dict[str, str] = {
+    "mse": "mean_squared_error",
+    "mae": "mean_absolute_error",
+    "mape": "mean_absolute_percentage_error",
+    "msle": "mean_squared_logarithmic_error",
+    "kld": "kl_divergence",
+    "bce": "binary_crossentropy",
+    "huber_loss": "huber",
+    "logcosh": "log_cosh",
+}
+LOSS_CLASSES: dict[str, str] = {
+    "SparseCategoricalCrossentropy": "sparse_categorical_crossentropy",
+    "CategoricalCrossentropy": "categorical_crossentropy",
+    "CategoricalFocalCrossentropy": "categorical_focal_crossentropy",
+    "CategoricalHinge": "categorical_hinge",
+    "KLDivergence": "kl_divergence",
+    "BinaryCrossentropy": "binary_crossentropy",
+    "BinaryFocalCrossentropy": "binary_focal_crossentropy",
+    "Hinge": "hinge",
+    "SquaredHinge": "squared_hinge",
+    "MeanSquaredError": "mean_squared_error",
+    "MeanAbsoluteError": "mean_absolute_error",
+    "MeanAbsolutePercentageError": "mean_absolute_percentage_error",
+    "MeanSquaredLogarithmicError": "mean_squared_logarithmic_error",
+    "Huber": "huber",
+    "LogCosh": "log_cosh",
+    "Poisson": "poisson",
+}
+# Cross-entropies whose best constant prediction is the label prior (its entropy is chance).
+PRIOR_ENTROPY_LOSSES = frozenset(
+    {"sparse_categorical_crossentropy", "categorical_crossentropy", "kl_divergence", "binary_crossentropy"}
+)
+# Losses that compare a margin with 0 (labels 0/1 become -1/+1): accuracy thresholds at 0.
+MARGIN_LOSSES = frozenset({"hinge", "squared_hinge"})
+
+# Keras optimizer class -> the spec's name, and each spec parameter it has.
+OPTIMIZER_CLASSES = {"Adam": "adam", "AdamW": "adamw", "RMSprop": "rmsprop", "SGD": "sgd"}
+OPTIMIZER_SETTINGS: dict[str, tuple[str, ...]] = {
+    "adam": ("learning_rate", "beta_1", "beta_2", "epsilon"),
+    "adamw": ("learning_rate", "beta_1", "beta_2", "epsilon", "weight_decay"),
+    "rmsprop": ("learning_rate", "rho", "momentum", "epsilon"),
+    "sgd": ("learning_rate", "momentum", "nesterov"),
+}
+# Keras 3 defaults, written out so that the API, the pack trainer and reports can use them
+# without constructing optimizers (checked against Keras in the tests).
+KERAS_DEFAULTS: dict[str, dict[str, Any]] = {
+    "adam": {"learning_rate": 1e-3, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7},
+    "adamw": {"learning_rate": 1e-3, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7, "weight_decay": 0.004},
+    "rmsprop": {"learning_rate": 1e-3, "rho": 0.9, "momentum": 0.0, "epsilon": 1e-7},
+    "sgd": {"learning_rate": 0.01, "momentum": 0.0, "nesterov": False},
+}
+DEFAULT_OPTIMIZER = "adam"
+# Base-optimizer settings the trainers reproduce only at these values.
+_FIXED_SETTINGS: dict[str, tuple[Any, ...]] = {
+    "global_clipnorm": (None,),
+    "clipvalue": (None,),
+    "use_ema": (False,),
+    "loss_scale_factor": (None,),
+    "gradient_accumulation_steps": (None, 1),
+    "amsgrad": (False,),
+    "centered": (False,),
+}
+# Settings that change nothing in training.
+_IGNORED_SETTINGS = frozenset({"name", "ema_momentum", "ema_overwrite_frequency"})
+
+METRIC_NAMES = frozenset(
+    {
+        "accuracy",
+        "acc",
+        "binary_accuracy",
+        "categorical_accuracy",
+        "sparse_categorical_accuracy",
+        "top_k_categorical_accuracy",
+        "sparse_top_k_categorical_accuracy",
+        "auc",
+        "precision",
+        "recall",
+        "mse",
+        "mae",
+        "mape",
+        "msle",
+        "mean_squared_error",
+        "mean_absolute_error",
+        "mean_absolute_percentage_error",
+        "mean_squared_logarithmic_error",
+        "root_mean_squared_error",
+        "r2_score",
+        "log_cosh_error",
+        "binary_crossentropy",
+        "categorical_crossentropy",
+        "sparse_categorical_crossentropy",
+        "kl_divergence",
+        "hinge",
+        "squared_hinge",
+        "categorical_hinge",
+        "poisson",
+        "cosine_similarity",
+    }
+)
+
+
+@dataclass(frozen=True)
+class LossInfo:
+    """A loss as the sweep trains with it."""
+
+    name: str  # the canonical Keras function name
+    family: LossFamily
+    spec: str  # what the trainers deserialize: ``name``, or the serialized config as canonical JSON
+    from_logits: bool
+
+    @property
+    def chance_is_prior_entropy(self) -> bool:
+        return self.name in PRIOR_ENTROPY_LOSSES and not self.label_smoothing
+
+    @property
+    def label_smoothing(self) -> float:
+        if self.spec == self.name:
+            return 0.0
+        return float(json.loads(self.spec).get("config", {}).get("label_smoothing") or 0.0)
+
+    @property
+    def binary_threshold(self) -> float:
+        """Where a single output splits class 0 from class 1: 0 for logits and margins, else 0.5."""
+        return 0.0 if self.from_logits or self.name in MARGIN_LOSSES else 0.5
+
+
+def _supported_losses() -> str:
+    return ", ".join(sorted(LOSS_FAMILY))
+
+
+def parse_loss(loss: Any) -> LossInfo:
+    """A loss name or serialized loss config -> ``LossInfo``; ``InvalidUpload`` says what is accepted."""
+    if isinstance(loss, str):
+        name = LOSS_ALIASES.get(loss, loss)
+        if name not in LOSS_FAMILY:
+            raise InvalidUpload(
+                f"loss {loss!r} is not a built-in Keras loss the sweep can train with; use one of "
+                f"{_supported_losses()} (or its short name: {', '.join(sorted(LOSS_ALIASES))})"
+            )
+        return LossInfo(name=name, family=LOSS_FAMILY[name], spec=name, from_logits=False)
+    if not isinstance(loss, dict):
+        raise InvalidUpload(
+            "loss must be a Keras loss name or a serialized loss (keras.losses.serialize(loss)); got "
+            f"{type(loss).__name__}"
+        )
+    module = loss.get("module")
+    if module not in (None, "keras.losses") or loss.get("registered_name") not in (
+        None,
+        loss.get("class_name"),
+    ):
+        raise InvalidUpload(
+            f"loss {loss.get('class_name')!r} from module {module!r} is not a built-in Keras loss; "
+            "custom losses are not allowed"
+        )
+    cls = loss.get("class_name")
+    if cls == "function" and isinstance(loss.get("config"), str):
+        return parse_loss(loss["config"])  # a plain function, serialized
+    if not isinstance(cls, str) or cls not in LOSS_CLASSES:
+        raise InvalidUpload(
+            f"loss class {cls!r} is not supported; use one of {', '.join(sorted(LOSS_CLASSES))} "
+            f"or a name: {_supported_losses()}"
+        )
+    config = loss.get("config") or {}
+    if not isinstance(config, dict):
+        raise InvalidUpload(f"loss {cls}: its config must be an object, got {type(config).__name__}")
+    reduction = config.get("reduction", "sum_over_batch_size")
+    if reduction not in ("sum_over_batch_size", "mean", None, "auto"):
+        raise InvalidUpload(
+            f"loss {cls}: reduction {reduction!r} is not supported; the sweep averages over the batch "
+            "(sum_over_batch_size, Keras' default)"
+        )
+    axis = config.get("axis", -1)
+    if axis != -1:
+        raise InvalidUpload(f"loss {cls}: axis {axis!r} is not supported; use the last axis (-1)")
+    for key, value in config.items():
+        if isinstance(value, (dict, list)):
+            raise InvalidUpload(
+                f"loss {cls}: setting {key!r} must be a plain value, not {type(value).__name__}"
+            )
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InvalidUpload(f"loss {cls}: setting {key!r} must be finite")
+    name = LOSS_CLASSES[cls]
+    clean = {"module": "keras.losses", "class_name": cls, "config": config, "registered_name": None}
+    return LossInfo(
+        name=name,
+        family=LOSS_FAMILY[name],
+        spec=json.dumps(clean, sort_keys=True, separators=(",", ":")),
+        from_logits=bool(config.get("from_logits", False)),
+    )
+
+
+def loss_from_spec(spec: str) -> LossInfo:
+    """The ``LossInfo`` of a stored ``LossInfo.spec``."""
+    return parse_loss(json.loads(spec) if spec.startswith("{") else spec)
+
+
+def _number(owner: str, key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InvalidUpload(f"{owner}.{key} must be a finite number, got {value!r}")
+    # Keras stores settings as float32; 7 significant digits give back what the user typed.
+    return float(f"{float(value):.7g}")
+
+
+def optimizer_params(optimizer: Any) -> dict[str, Any]:
+    """A serialized Keras optimizer -> the spec parameters that reproduce it (``optimizer`` included)."""
+    owner = "compile_config.optimizer"
+    if isinstance(optimizer, str):
+        name = optimizer.lower()
+        if name not in OPTIMIZER_SETTINGS:
+            raise InvalidUpload(f"{owner}: {optimizer!r} is not supported; use adam, adamw, rmsprop or sgd")
+        return {"optimizer": name}
+    if not isinstance(optimizer, dict):
+        raise InvalidUpload(f"{owner} must be a serialized Keras optimizer (an object), got {optimizer!r}")
+    cls = optimizer.get("class_name")
+    if optimizer.get("module") not in (None, "keras.optimizers") or cls not in OPTIMIZER_CLASSES:
+        raise InvalidUpload(
+            f"{owner}: {cls!r} is not supported; the sweep trains with Adam, AdamW, RMSprop or SGD "
+            "(compile the model with one of them)"
+        )
+    name = OPTIMIZER_CLASSES[cls]
+    config = optimizer.get("config") or {}
+    if not isinstance(config, dict):
+        raise InvalidUpload(f"{owner}.config must be an object")
+    out: dict[str, Any] = {"optimizer": name}
+    for key, value in config.items():
+        where = f"{owner} ({cls}).{key}"
+        if key in _IGNORED_SETTINGS:
+            continue
+        if key in OPTIMIZER_SETTINGS[name]:
+            if key == "learning_rate" and isinstance(value, dict):
+                raise InvalidUpload(
+                    f"{where}: a learning-rate schedule object is not supported; compile with a constant "
+                    "learning rate and sweep `schedule` instead"
+                )
+            out[key] = bool(value) if key == "nesterov" else _number(owner, key, value)
+        elif key == "clipnorm":
+            if value is not None:
+                out["clipnorm"] = _number(owner, key, value)
+        elif key == "weight_decay":
+            if value not in (None, 0, 0.0):
+                raise InvalidUpload(
+                    f"{where}={value!r}: weight decay is supported with AdamW only; compile with AdamW "
+                    "or without weight_decay"
+                )
+        elif key in _FIXED_SETTINGS:
+            if value not in _FIXED_SETTINGS[key]:
+                raise InvalidUpload(
+                    f"{where}={value!r} is not supported by the sweep's trainers; compile without it "
+                    f"(supported: {', '.join(repr(v) for v in _FIXED_SETTINGS[key])})"
+                )
+        else:
+            raise InvalidUpload(f"{where} is not a setting the sweep knows; compile without it")
+    return out
+
+
+def metric_names(metrics: Any) -> list[str]:
+    """Built-in Keras metrics (names or serialized configs) -> their names, checked."""
+    if metrics is None:
+        return []
+    if isinstance(metrics, dict):
+        raise InvalidUpload("compile_config.metrics per output is not supported; give a list of metrics")
+    if not isinstance(metrics, list):
+        metrics = [metrics]
+    out: list[str] = []
+    for m in metrics:
+        if isinstance(m, str):
+            name = m
+        elif isinstance(m, dict) and m.get("module") in ("keras.metrics", None):
+            cfg = m.get("config")
+            name = cfg.get("name", "") if isinstance(cfg, dict) else str(cfg or m.get("class_name", ""))
+            if m.get("class_name") not in _METRIC_CLASSES and name not in METRIC_NAMES:
+                name = ""
+        else:
+            name = ""
+        if not name:
+            raise InvalidUpload(
+                f"metric {m!r} is not a built-in Keras metric; use names such as "
+                f"{', '.join(sorted(METRIC_NAMES)[:8])}, ..."
+            )
+        if isinstance(m, str) and name not in METRIC_NAMES:
+            raise InvalidUpload(
+                f"metric {name!r} is not supported; use one of {', '.join(sorted(METRIC_NAMES))}"
+            )
+        out.append(name)
+    return out
+
+
+_METRIC_CLASSES = frozenset(
+    {
+        "Accuracy",
+        "BinaryAccuracy",
+        "CategoricalAccuracy",
+        "SparseCategoricalAccuracy",
+        "TopKCategoricalAccuracy",
+        "SparseTopKCategoricalAccuracy",
+        "AUC",
+        "Precision",
+        "Recall",
+        "MeanSquaredError",
+        "MeanAbsoluteError",
+        "RootMeanSquaredError",
+        "R2Score",
+        "BinaryCrossentropy",
+        "CategoricalCrossentropy",
+        "SparseCategoricalCrossentropy",
+        "MeanMetricWrapper",
+    }
+)
+
+
+@dataclass(frozen=True)
+class CompileSettings:
+    """What a workload's compile configuration fixes for every sweep on it."""
+
+    params: dict[str, Any]  # the optimizer and its settings, with the spec's names
+    loss: Any  # the loss as given (a name or a serialized config), None when absent
+    metrics: list[str]
+
+    def full_params(self) -> dict[str, Any]:
+        """Every setting of the optimizer: the compiled ones, Keras' defaults for the rest."""
+        name = str(self.params.get("optimizer", DEFAULT_OPTIMIZER))
+        return {"optimizer": name, **KERAS_DEFAULTS[name], "clipnorm": None, **self.params}
+
+    def record(self, loss: LossInfo) -> dict[str, Any]:
+        """The ``compile`` record the API shows (and the worker reads back)."""
+        return {
+            "params": self.full_params(),
+            "loss": loss.name,
+            "loss_spec": loss.spec,
+            "from_logits": loss.from_logits,
+            "metrics": list(self.metrics),
+        }
+
+
+def parse_compile_config(config: Any) -> CompileSettings:
+    """``model.get_compile_config()`` -> ``CompileSettings``; refusals name the setting to change."""
+    if not isinstance(config, dict):
+        raise InvalidUpload("compile_config must be the object model.get_compile_config() returns")
+    for key in ("loss_weights", "weighted_metrics"):
+        if config.get(key) not in (None, [], {}):
+            raise InvalidUpload(f"compile_config.{key} is not supported; compile without {key}")
+    params = optimizer_params(config["optimizer"]) if config.get("optimizer") is not None else {}
+    return CompileSettings(
+        params=params, loss=config.get("loss"), metrics=metric_names(config.get("metrics"))
+    )
+
+
+def task_kind(family: LossFamily, num_classes: int) -> TaskKind:
+    if family == "regression":
+        return "regression"
+    return "binary" if num_classes == 2 else "multiclass"
