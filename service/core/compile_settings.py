@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from service.core.errors import InvalidUpload
+from service.core.spec import APPLIES_TO, OPTIMIZERS, SCHEDULES
 
 LossFamily = Literal["sparse", "categorical", "binary", "regression"]
 TaskKind = Literal["binary", "multiclass", "regression"]
@@ -402,3 +404,40 @@ def task_kind(family: LossFamily, num_classes: int) -> TaskKind:
     if family == "regression":
         return "regression"
     return "binary" if num_classes == 2 else "multiclass"
+
+
+def resolve_optimizer_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The optimizer's effective hyperparameters: Keras defaults overridden by ``params``.
+
+    Returns ``optimizer``, every hyperparameter of that optimizer, ``clipnorm``
+    (``None`` when off) and ``schedule``. Unknown optimizer/schedule names raise
+    ``ValueError`` naming the valid ones.
+    """
+    name = str(params.get("optimizer", DEFAULT_OPTIMIZER))
+    if name not in KERAS_DEFAULTS:
+        raise ValueError(f"unknown optimizer {name!r}; use one of {', '.join(OPTIMIZERS)}")
+    schedule = str(params.get("schedule", "constant"))
+    if schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule {schedule!r}; use one of {', '.join(SCHEDULES)}")
+    out: dict[str, Any] = {"optimizer": name}
+    for key, default in KERAS_DEFAULTS[name].items():
+        if key != "learning_rate" and name not in APPLIES_TO.get(key, OPTIMIZERS):
+            continue
+        value = params.get(key, default)
+        out[key] = bool(value) if isinstance(default, bool) else float(value)
+    clip = params.get("clipnorm")
+    out["clipnorm"] = float(clip) if clip else None
+    out["schedule"] = schedule
+    return out
+
+
+def trained_with(defaults: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
+    """What a configuration trained with: its ``params`` over the workload's ``defaults`` (compiled
+    or the preset's), the optimizer's settings completed with Keras' defaults, as the trainers
+    merge them (``{**defaults, **params}``)."""
+    merged = {**defaults, **params}
+    out = resolve_optimizer_params(merged)
+    for key in ("batch_size", "shuffle"):
+        if key in merged:
+            out[key] = merged[key]
+    return out

@@ -74,7 +74,12 @@ def _spec(workload_id: int, **extra: object) -> dict[str, object]:
 def test_compile_config_becomes_the_workloads_defaults(client: TestClient) -> None:
     ds = _dataset(client)
     model = _model(keras.optimizers.RMSprop(learning_rate=3e-3, rho=0.8, clipnorm=1.0))
-    body = {"name": "rms", "dataset_id": ds, "model": model.to_json(), "compile_config": model.get_compile_config()}
+    body = {
+        "name": "rms",
+        "dataset_id": ds,
+        "model": model.to_json(),
+        "compile_config": model.get_compile_config(),
+    }
     r = client.post("/v1/workloads", json=body)
     assert r.status_code == 201, r.text
     w = r.json()
@@ -97,7 +102,12 @@ def test_compile_config_becomes_the_workloads_defaults(client: TestClient) -> No
 def test_sgd_without_beta_1_and_explicit_loss_names(client: TestClient) -> None:
     ds = _dataset(client, binary=True)
     model = _model("sgd", loss="binary_crossentropy")
-    body = {"name": "b", "dataset_id": ds, "model": model.to_json(), "compile_config": model.get_compile_config()}
+    body = {
+        "name": "b",
+        "dataset_id": ds,
+        "model": model.to_json(),
+        "compile_config": model.get_compile_config(),
+    }
     w = client.post("/v1/workloads", json=body).json()
     assert w["task"] == "binary" and w["loss"] == "binary_crossentropy"
     r = client.post("/v1/sweeps", json=_spec(w["id"], space={"beta_1": [0.9]}))
@@ -149,7 +159,11 @@ def test_keras_upload_refusals(client: TestClient, tmp_path: Path) -> None:
         (_upload_keras(client, good, 999), 404, "dataset 999"),
         (_upload_keras(client, b"", ds), 422, "empty"),
         (client.post("/v1/workloads/keras", json={"dataset_id": ds}), 422, "multipart/form-data"),
-        (client.post("/v1/workloads/keras", data={"dataset_id": str(ds)}, files={"x": ("a", b"1")}), 422, "no file"),
+        (
+            client.post("/v1/workloads/keras", data={"dataset_id": str(ds)}, files={"x": ("a", b"1")}),
+            422,
+            "no file",
+        ),
     ]
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:

@@ -73,7 +73,9 @@ def test_other_optimizers(optimizer: object, expected: dict) -> None:  # type: i
         ("adadelta", "'adadelta' is not supported"),
     ],
 )
-def test_optimizer_settings_the_trainers_cannot_reproduce_are_refused(optimizer: object, message: str) -> None:
+def test_optimizer_settings_the_trainers_cannot_reproduce_are_refused(
+    optimizer: object, message: str
+) -> None:
     config = _compiled(optimizer) if not isinstance(optimizer, str) else {"optimizer": optimizer}
     with pytest.raises(InvalidSpec, match=message):
         parse_compile_config(config)

@@ -17,7 +17,9 @@ LIMIT = 10_000_000
 
 
 def _model() -> keras.Model:
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.Dense(1, activation="sigmoid")])
+    model = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Dense(3), keras.layers.Dense(1, activation="sigmoid")]
+    )
     model.compile(optimizer=keras.optimizers.RMSprop(rho=0.8), loss="binary_crossentropy")
     return model
 

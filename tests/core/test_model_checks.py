@@ -77,7 +77,12 @@ def test_regression_losses_and_whole_number_targets() -> None:
         (_dense_json(), _summary(), "ctc", "not a built-in Keras loss the sweep can train with"),
         (_dense_json(units=3), _summary("integer", 3), "binary_crossentropy", "is for two classes"),
         (_dense_json(units=2), _summary("integer", 2), "binary_crossentropy", "needs one"),
-        (_dense_json(units=1), _summary("regression", 0), "categorical_crossentropy", "does not fit regression"),
+        (
+            _dense_json(units=1),
+            _summary("regression", 0),
+            "categorical_crossentropy",
+            "does not fit regression",
+        ),
         (_dense_json(), _summary(), {"class_name": "MyLoss", "module": "team.losses"}, "custom losses"),
         (_dense_json(), _summary(), {"class_name": "Dice", "config": {}}, "not supported"),
         (
@@ -89,7 +94,9 @@ def test_regression_losses_and_whole_number_targets() -> None:
         (_dense_json(), _summary(), 3, "must be a Keras loss name"),
     ],
 )
-def test_model_dataset_mismatches(model_json: str, summary: DatasetSummary, loss: object, message: str) -> None:
+def test_model_dataset_mismatches(
+    model_json: str, summary: DatasetSummary, loss: object, message: str
+) -> None:
     with pytest.raises(InvalidSpec) as err:
         inspect_keras_model(model_json, summary, loss)
     assert message in err.value.detail

@@ -126,5 +126,3 @@ def test_fixed_seeds_are_removed() -> None:
     )
     _, warnings = safe_model_from_json(model.to_json())
     assert any("fixed seed 42" in w for w in warnings)
-
-

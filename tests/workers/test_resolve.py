@@ -79,7 +79,9 @@ def _register(db: Database, model: object, *, weights: bytes | None = None) -> i
 def _binary_model(optimizer: object) -> object:
     import keras
 
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(4), keras.layers.Dense(1, activation="sigmoid")])
+    model = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Dense(4), keras.layers.Dense(1, activation="sigmoid")]
+    )
     model.compile(optimizer=optimizer, loss="binary_crossentropy")  # type: ignore[arg-type]
     return model
 
@@ -100,7 +102,9 @@ def test_an_uploaded_workload_trains_with_its_compiled_optimizer(db: Database) -
     assert optimizer.rho == pytest.approx(0.8) and optimizer.clipnorm == pytest.approx(0.5)
     assert float(optimizer.learning_rate) == pytest.approx(0.01)
     # Without a swept learning rate the compiled one is used.
-    assert float(build_optimizer(workload.default_params, steps_per_epoch=2).learning_rate) == pytest.approx(2e-3)
+    assert float(build_optimizer(workload.default_params, steps_per_epoch=2).learning_rate) == pytest.approx(
+        2e-3
+    )
 
 
 def test_init_saved_starts_every_seed_from_the_saved_weights(db: Database, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -86,6 +86,7 @@ class SweepData:
                 fit=self.fits(),
                 sensitivity=self.sensitivity(),
                 num_classes=self.num_classes,
+                init=str(self.sweep.spec.get("init", "seeded")),
             )
         report: Report = self._memo["report"]
         return report

@@ -19,7 +19,9 @@ from workers.workloads.base import Dataset
 def test_every_loss_by_name_matches_keras_and_works_on_packs(name: str) -> None:
     rng = np.random.default_rng(0)
     family = LOSS_FAMILY[name]
-    pred = rng.uniform(0.05, 0.95, size=(5, 3 if family in ("sparse", "categorical") else 1)).astype("float32")
+    pred = rng.uniform(0.05, 0.95, size=(5, 3 if family in ("sparse", "categorical") else 1)).astype(
+        "float32"
+    )
     if family == "sparse":
         y = np.array([0, 1, 2, 1, 0], dtype="int32")
         pred = pred / pred.sum(axis=1, keepdims=True)
