@@ -19,29 +19,13 @@ from starlette.datastructures import UploadFile as StarletteUpload
 from service.api.deps import DbDep, ReaderDep, SettingsDep, WriterDep
 from service.api.schemas.common import UPLOAD_ERRORS, Page
 from service.api.schemas.datasets import DatasetOut
+from service.api.uploaded_files import read_limited
 from service.core.db import Database
-from service.core.errors import InvalidUpload, LimitExceeded
+from service.core.errors import InvalidUpload
 from service.core.repo import datasets as datasets_repo
 from service.core.uploads import inspect_npz
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
-_CHUNK = 1 << 20
-
-
-async def read_limited(upload: StarletteUpload, limit: int, *, what: str = "the dataset") -> bytes:
-    """The uploaded file's bytes; ``LimitExceeded`` as soon as they pass ``limit``."""
-    chunks: list[bytes] = []
-    seen = 0
-    while chunk := await upload.read(_CHUNK):
-        seen += len(chunk)
-        if seen > limit:
-            hint = " (np.savez_compressed helps)" if what == "the dataset" else ""
-            raise LimitExceeded(
-                f"{what} is over this server's upload limit of {limit} bytes "
-                f"(setting SWEEPS_MAX_UPLOAD_BYTES); upload a smaller file{hint}"
-            )
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 _UPLOAD_BODY = {

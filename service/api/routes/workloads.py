@@ -20,7 +20,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile as StarletteUpload
 
 from service.api.deps import DbDep, ReaderDep, SettingsDep, WriterDep
-from service.api.routes.datasets import read_limited
 from service.api.schemas.common import UPLOAD_ERRORS, Page
 from service.api.schemas.workloads import (
     CatalogueOut,
@@ -29,6 +28,7 @@ from service.api.schemas.workloads import (
     WorkloadIn,
     WorkloadOut,
 )
+from service.api.uploaded_files import read_limited
 from service.core.errors import InvalidUpload, NotFound
 from service.core.repo import workloads as workloads_repo
 from service.core.workload_uploads import ModelUpload, register_keras_file, register_model
