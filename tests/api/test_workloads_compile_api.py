@@ -192,3 +192,9 @@ def test_compile_config_refusals(client: TestClient, compile_config: dict, messa
     body = {"name": "x", "dataset_id": ds, "model": _model().to_json(), "compile_config": compile_config}
     r = client.post("/v1/workloads", json=body)
     assert r.status_code == 422 and message in r.json()["detail"], r.text
+
+
+def test_the_keras_upload_path_is_post_only(client: TestClient) -> None:
+    r = client.get("/v1/workloads/keras")
+    assert r.status_code == 405 and r.headers["Allow"] == "POST"
+    assert client.get("/v1/workloads/12345").status_code == 404  # an id is still a workload id

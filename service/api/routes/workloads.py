@@ -84,7 +84,8 @@ def get_preset(name: str, _: ReaderDep) -> PresetOut:
     raise NotFound(f"unknown preset {name!r}; available presets: {', '.join(sorted(PRESETS))}")
 
 
-@router.get("/{workload_id}", response_model=WorkloadOut, responses=UPLOAD_ERRORS)
+# `:int`: the path /v1/workloads/keras is the .keras upload (POST only), not a workload id.
+@router.get("/{workload_id:int}", response_model=WorkloadOut, responses=UPLOAD_ERRORS)
 def get_workload(workload_id: int, db: DbDep, _: ReaderDep) -> WorkloadOut:
     with db.transaction() as s:
         record = workloads_repo.find_workload(s, workload_id=workload_id)
