@@ -184,7 +184,13 @@ def _supported_losses() -> str:
 
 
 def parse_loss(loss: Any) -> LossInfo:
-    """A loss name or serialized loss config -> ``LossInfo``; ``InvalidUpload`` says what is accepted."""
+    """A loss name or serialized loss config (or its JSON) -> ``LossInfo``; ``InvalidUpload`` says
+    what is accepted."""
+    if isinstance(loss, str) and loss.lstrip().startswith("{"):
+        try:
+            loss = json.loads(loss)
+        except json.JSONDecodeError as exc:
+            raise InvalidUpload(f"loss looks like a serialized config but is not JSON ({exc})") from None
     if isinstance(loss, str):
         name = LOSS_ALIASES.get(loss, loss)
         if name not in LOSS_FAMILY:
@@ -246,7 +252,7 @@ def parse_loss(loss: Any) -> LossInfo:
 
 def loss_from_spec(spec: str) -> LossInfo:
     """The ``LossInfo`` of a stored ``LossInfo.spec``."""
-    return parse_loss(json.loads(spec) if spec.startswith("{") else spec)
+    return parse_loss(spec)
 
 
 def _number(owner: str, key: str, value: Any) -> float:
