@@ -104,3 +104,10 @@ def test_a_float_field_still_takes_an_integer() -> None:
         small_spec(space={"learning_rate": {"low": 1, "high": 2, "points": 2}, "batch_size": [4]})
     )
     assert spec.space.learning_rate is not None
+
+
+def test_init_is_seeded_by_default_or_saved() -> None:
+    assert SweepSpec.model_validate(small_spec()).init == "seeded"
+    assert SweepSpec.model_validate(small_spec(init="saved")).init == "saved"
+    with pytest.raises(InvalidSpec, match="init"):
+        parse_spec(small_spec(init="pretrained"))
