@@ -4,23 +4,12 @@ from __future__ import annotations
 
 import json
 
-import keras
 import pytest
 
 from service.core.errors import InvalidSpec
 from service.core.model_checks import inspect_keras_model
 from service.core.uploads import DatasetSummary
-
-
-def _dense_json(inputs: int = 5, units: int = 3, activation: str = "softmax") -> str:
-    model = keras.Sequential(
-        [
-            keras.Input((inputs,)),
-            keras.layers.Dense(8, activation="relu"),
-            keras.layers.Dense(units, activation=activation),
-        ]
-    )
-    return str(model.to_json())
+from tests.core.test_uploads import _dense_json
 
 
 def _summary(label_format: str = "one_hot", num_classes: int = 3) -> DatasetSummary:

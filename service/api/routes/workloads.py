@@ -17,7 +17,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile as StarletteUpload
 
 from service.api.deps import DbDep, ReaderDep, SettingsDep, WriterDep
 from service.api.schemas.common import UPLOAD_ERRORS, Page
@@ -28,7 +27,7 @@ from service.api.schemas.workloads import (
     WorkloadIn,
     WorkloadOut,
 )
-from service.api.uploaded_files import read_limited
+from service.api.uploaded_files import multipart_body, read_upload_form
 from service.core.errors import InvalidUpload, NotFound
 from service.core.repo import workloads as workloads_repo
 from service.core.workload_uploads import ModelUpload, register_keras_file, register_model
@@ -117,32 +116,13 @@ def create_workload(body: WorkloadIn, db: DbDep, _: WriterDep, response: Respons
     return out
 
 
-_KERAS_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file", "dataset_id"],
-                    "properties": {
-                        "file": {
-                            "type": "string",
-                            "format": "binary",
-                            "description": (
-                                "a .keras archive from model.save('m.keras'), with or without weights: "
-                                "only config.json, metadata.json and model.weights.h5, no paths, each "
-                                "member under the size limit and compressed at most 200:1 when over 1 MiB"
-                            ),
-                        },
-                        "dataset_id": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
-                        "name": {"type": "string", "maxLength": 200},
-                    },
-                }
-            }
-        },
-    }
-}
+_KERAS_BODY = multipart_body(
+    "a .keras archive from model.save('m.keras'), with or without weights: only config.json, "
+    "metadata.json and model.weights.h5, no paths, each member under the size limit and compressed "
+    "at most 200:1 when over 1 MiB",
+    dataset_id={"type": "integer", "minimum": 1, "maximum": 2**63 - 1, "required": True},
+    name={"type": "string", "maxLength": 200},
+)
 
 
 @router.post(
@@ -159,26 +139,20 @@ async def upload_keras_workload(
 
     The archive is checked before it is opened: member names, count, declared sizes and ratios.
     """
-    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-        raise InvalidUpload(
-            "send the model as multipart/form-data with the .keras file in the field 'file' and the "
-            "dataset's id in 'dataset_id', e.g. curl -F file=@m.keras -F dataset_id=1 .../v1/workloads/keras"
-        )
-    form = await request.form(max_files=1, max_fields=4)
-    file = form.get("file")
-    if not isinstance(file, StarletteUpload):
-        raise InvalidUpload("the form has no file in the field 'file'; send the model as file=@m.keras")
-    raw_id = form.get("dataset_id")
-    if not isinstance(raw_id, str) or not raw_id.strip().isdigit() or not 1 <= int(raw_id) < 2**63:
+    form = await read_upload_form(
+        request,
+        settings.max_upload_bytes,
+        what="the .keras file",
+        example="curl -F file=@m.keras -F dataset_id=1 .../v1/workloads/keras",
+    )
+    raw_id = form.fields.get("dataset_id")
+    if raw_id is None or not raw_id.strip().isdigit() or not 1 <= int(raw_id) < 2**63:
         raise InvalidUpload(
             f"the form's dataset_id {raw_id!r} is not a dataset id; upload the data with POST /v1/datasets "
             "and send its id as dataset_id"
         )
-    raw_name = form.get("name")
-    name = (raw_name if isinstance(raw_name, str) else file.filename or "model").strip()[:200] or "model"
-    data = await read_limited(file, settings.max_upload_bytes, what="the .keras file")
-    if not data:
-        raise InvalidUpload("the uploaded file is empty; send the .keras file in the multipart field 'file'")
+    name = (form.fields.get("name") or form.filename or "model").strip()[:200] or "model"
+    data = form.data
     record = await run_in_threadpool(
         register_keras_file,
         db,
