@@ -1,6 +1,6 @@
 """Does an uploaded Keras model fit its dataset and its loss? Checked once, at upload.
 
-The loss decides the kind of task (``compile_settings.task_kind``) and so what
+The loss decides the kind of task (``losses.task_kind``) and so what
 the labels and the model's output must look like:
 
 - ``sparse`` losses: integer labels 0..C-1, at least C outputs.
@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from service.core.compile_settings import LossInfo, parse_loss, task_kind
 from service.core.errors import InvalidUpload
+from service.core.losses import LossInfo, parse_loss, task_kind
 from service.core.uploads import DatasetSummary, safe_model_from_json
 
 _FAMILY_LABELS = {

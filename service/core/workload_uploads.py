@@ -12,9 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from service.core.compile_settings import CompileSettings, metric_names, parse_compile_config, parse_loss
+from service.core.compile_settings import CompileSettings, metric_names, parse_compile_config
 from service.core.db import Database
 from service.core.keras_archive import load_with_weights, read_archive
+from service.core.losses import parse_loss
 from service.core.model_checks import inspect_model
 from service.core.repo import datasets as datasets_repo
 from service.core.repo import workloads as workloads_repo

@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import json
-
 import keras
 import pytest
 
 from service.core.compile_settings import (
     KERAS_DEFAULTS,
-    LOSS_CLASSES,
-    LOSS_FAMILY,
     CompileSettings,
-    loss_from_spec,
     metric_names,
     optimizer_params,
     parse_compile_config,
-    parse_loss,
 )
 from service.core.errors import InvalidSpec
+from service.core.losses import parse_loss
 
 
 def _compiled(optimizer: object, loss: object = "sparse_categorical_crossentropy", **kw: object) -> dict:  # type: ignore[type-arg]
@@ -91,26 +86,6 @@ def test_compile_config_refusals() -> None:
     with pytest.raises(InvalidSpec, match="must be a finite number"):
         optimizer_params({"class_name": "Adam", "config": {"beta_1": "high"}})
     assert parse_compile_config({}) == CompileSettings(params={}, loss=None, metrics=[])
-
-
-def test_every_loss_name_and_class_keras_has() -> None:
-    for name in LOSS_FAMILY:
-        assert keras.losses.get(name).__name__ == name
-        assert parse_loss(name).spec == name
-    for cls, name in LOSS_CLASSES.items():
-        serialized = keras.losses.serialize(getattr(keras.losses, cls)())
-        info = parse_loss(json.loads(json.dumps(serialized)))
-        assert info.name == name and loss_from_spec(info.spec) == info
-    assert parse_loss("mse").name == "mean_squared_error" and parse_loss("kld").family == "categorical"
-
-
-def test_loss_settings_travel_in_the_spec() -> None:
-    logits = parse_loss(keras.losses.serialize(keras.losses.BinaryCrossentropy(from_logits=True)))
-    assert logits.from_logits and logits.binary_threshold == 0.0 and logits.chance_is_prior_entropy
-    smooth = parse_loss(keras.losses.serialize(keras.losses.CategoricalCrossentropy(label_smoothing=0.1)))
-    assert smooth.label_smoothing == 0.1 and not smooth.chance_is_prior_entropy
-    assert parse_loss("hinge").binary_threshold == 0.0 and parse_loss("bce").binary_threshold == 0.5
-    assert not parse_loss("categorical_hinge").chance_is_prior_entropy
 
 
 def test_metrics() -> None:

@@ -3,7 +3,7 @@
 - Loss: the workload's Keras loss function applied per sample, then the
   **mean over the samples** of the batch or data set (Keras'
   ``sum_over_batch_size``). The loss is any built-in Keras loss of
-  ``service.core.compile_settings`` by name, or a serialized loss whose
+  ``service.core.losses`` by name, or a serialized loss whose
   settings (``from_logits``, ``label_smoothing``, ``delta``, ...) are passed to
   the same function. Regularisation penalties (``model.losses``) are added to
   the training objective but are *not* part of the recorded losses.
@@ -31,7 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from service.core.analysis.classify import label_prior
-from service.core.compile_settings import loss_from_spec
+from service.core.losses import loss_from_spec
 
 LabelKind = Literal["one_hot", "integer", "binary", "regression"]
 

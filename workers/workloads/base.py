@@ -28,7 +28,7 @@ class Dataset:
 
 class Workload(Protocol):
     name: str
-    # A built-in Keras loss: its name, or its serialized config as JSON (service.core.compile_settings).
+    # A built-in Keras loss: its name, or its serialized config as JSON (service.core.losses).
     loss: str
     # Number of classes for classifiers; 0 for regression (no accuracy, no chance level).
     num_classes: int

@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from service.core.compile_settings import loss_from_spec
 from service.core.keras_archive import set_saved_weights
+from service.core.losses import loss_from_spec
 from service.core.model_checks import inspect_keras_model
 from service.core.uploads import Task, inspect_npz, load_npz_arrays, safe_model_from_json
 from workers.workloads.base import Dataset

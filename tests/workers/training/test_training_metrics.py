@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import pytest
 
-from service.core.compile_settings import LOSS_FAMILY, parse_loss
+from service.core.losses import LOSS_FAMILY, parse_loss
 from workers.training.metrics import chance_levels, hits, label_kind, per_sample_loss
 from workers.workloads.base import Dataset
 
