@@ -21,7 +21,6 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from service.core.analysis.classify import label_prior
 from service.core.config import Settings
 from service.core.db import Database
 from service.core.errors import DatabaseUnavailable
@@ -277,7 +276,10 @@ class WorkerLoop:
         self._last_train = 0.0
         try:
             try:
-                workload = self._resolver.resolve(first.spec.workload.model_dump(mode="json"))
+                block = first.spec.workload.model_dump(mode="json")
+                if first.spec.init == "saved":
+                    block["init"] = "saved"  # every seed starts from the workload's saved weights
+                workload = self._resolver.resolve(block)
                 trainer = self._trainer_for(workload, first)
                 replicas = [
                     ReplicaSpec(
@@ -389,7 +391,6 @@ def _id_ranges(keys: Sequence[Hashable]) -> str:
 
 
 def _label_prior(workload: Workload) -> tuple[int, float | None, float | None]:
-    if workload.num_classes == 0:
-        return 0, None, None
-    l_chance, majority = label_prior(workload.dataset().y_train)
-    return workload.num_classes, l_chance, majority
+    from workers.training.metrics import chance_levels  # loads TensorFlow, as training just did
+
+    return chance_levels(workload)

@@ -49,6 +49,15 @@ class WorkloadResolver:
             raise NotFound(f"workload {workload_id} was deleted")
         if stored.npz is None:
             raise NotFound(f"dataset {stored.dataset_id} of workload {workload_id} was deleted")
+        saved = block.get("init") == "saved"
+        if saved and stored.initial_weights is None:
+            raise NotFound(f"workload {workload_id} has no saved weights for init: saved")
         return KerasJsonWorkload(
-            model_json=stored.model_json, npz_bytes=stored.npz, loss=stored.loss, name=stored.name
+            model_json=stored.model_json,
+            npz_bytes=stored.npz,
+            loss=stored.loss,
+            name=stored.name,
+            # The compiled optimizer and all its settings: what the space does not vary.
+            default_params=(stored.compile or {}).get("params"),
+            initial_weights=stored.initial_weights if saved else None,
         )

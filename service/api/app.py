@@ -45,7 +45,7 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.upload_max_bytes if scope["path"] == "/v1/datasets" else self.max_bytes
+        limit = self.upload_max_bytes if scope["path"] in openapi.UPLOAD_PATHS else self.max_bytes
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             await _too_large(send, limit)

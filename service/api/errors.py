@@ -80,10 +80,14 @@ def _expected(msg: str) -> str:
 
 def _allowed_methods(request: Request) -> list[str]:
     """Every method the OpenAPI document lists for the path (Starlette names only those of the
-    first route that matched), HEAD with GET as Starlette answers it."""
+    first route that matched), HEAD with GET as Starlette answers it. A path the document lists
+    literally (``/v1/workloads/keras``) is that path alone, not a template's id (``{workload_id}``
+    takes integers only)."""
     path = request.url.path
     methods: set[str] = set()
-    for template, operations in request.app.openapi()["paths"].items():
+    paths = request.app.openapi()["paths"]
+    literal = {path: paths[path]} if path in paths else None
+    for template, operations in (literal or paths).items():
         if re.fullmatch(re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(template)), path):
             methods |= {m.upper() for m in operations if m.upper() in _METHODS}
     return sorted(methods | ({"HEAD"} if "GET" in methods else set()))

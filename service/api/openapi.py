@@ -16,7 +16,8 @@ from service.api.deps import MAX_ID
 from service.api.errors import ERROR_CODES, error_codes_markdown
 from service.core.config import Settings
 
-_UPLOAD_PATH = "/v1/datasets"
+# Multipart uploads: their limit is SWEEPS_MAX_UPLOAD_BYTES; the form fields each one reads.
+UPLOAD_PATHS = {"/v1/datasets": 2, "/v1/workloads/keras": 3}
 
 
 def _operations(doc: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
@@ -48,11 +49,11 @@ def _limits(doc: dict[str, Any], settings: Settings) -> None:
         body = op.get("requestBody")
         if body is None:
             continue
-        if path == _UPLOAD_PATH:
+        if path in UPLOAD_PATHS:
             limit, setting = settings.max_upload_bytes, "SWEEPS_MAX_UPLOAD_BYTES"
             form = body["content"]["multipart/form-data"]["schema"]
             # The form is parsed with at most one file and four parts; no other field is read.
-            form.update(additionalProperties=False, maxProperties=2)
+            form.update(additionalProperties=False, maxProperties=UPLOAD_PATHS[path])
         else:
             limit, setting = settings.max_body_bytes, "SWEEPS_MAX_BODY_BYTES"
         body["description"] = (

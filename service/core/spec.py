@@ -346,6 +346,11 @@ class SweepSpec(_Strict):
     )
     refine_edge: RefineEdge | None = None
     record_steps: bool = Field(False, description="also store downsampled mini-batch losses")
+    init: Literal["seeded", "saved"] = Field(
+        "seeded",
+        description="seeded: each seed draws fresh initial weights; saved: every seed starts from the "
+        "weights of the .keras file the workload was uploaded with, and only the data order varies",
+    )
     description: str | None = Field(None, max_length=5000)
 
     @field_validator("sampler", mode="before")

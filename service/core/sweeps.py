@@ -14,6 +14,7 @@ from typing import Any
 import optuna
 from pydantic import ValidationError
 
+from service.core import spec_checks
 from service.core import workloads as catalogue
 from service.core.analysis.thresholds import Thresholds
 from service.core.config import Settings
@@ -42,6 +43,9 @@ class ResolvedWorkload:
     key: str
     default_optimizer: str
     workload: dict[str, Any]  # the spec's workload block with parameters filled in
+    n_train: int | None = None  # training examples, when known before a worker builds it
+    has_weights: bool = False
+    origin: str = "the default optimizer"  # where default_optimizer comes from, for messages
 
 
 def parse_spec(data: Any) -> SweepSpec:
@@ -62,6 +66,8 @@ def resolve_workload(db: Database, spec: SweepSpec) -> ResolvedWorkload:
             key=f"preset:{ref.preset}",
             default_optimizer=str(info.default_params.get("optimizer", "adam")),
             workload={"preset": ref.preset, "params": params},
+            n_train=catalogue.training_size(ref.preset, params),
+            origin=f"preset {ref.preset}'s optimizer",
         )
     if isinstance(ref, UploadedWorkload):
         uploaded = None
@@ -73,8 +79,15 @@ def resolve_workload(db: Database, spec: SweepSpec) -> ResolvedWorkload:
                 f"workload.id: workload {ref.id} does not exist; upload one with POST /v1/workloads "
                 "or list them with GET /v1/workloads"
             )
+        compiled = (uploaded.compile or {}).get("params") or {}
+        n_train = uploaded.summary.get("n_train")
         return ResolvedWorkload(
-            key=f"workload:{ref.id}:{uploaded.name}", default_optimizer="adam", workload={"id": ref.id}
+            key=f"workload:{ref.id}:{uploaded.name}",
+            default_optimizer=str(compiled.get("optimizer", "adam")),
+            workload={"id": ref.id},
+            n_train=int(n_train) if isinstance(n_train, int) else None,
+            has_weights=uploaded.has_weights,
+            origin="the model's compiled optimizer" if compiled else "the default optimizer",
         )
     assert isinstance(ref, EntryPointWorkload)
     return ResolvedWorkload(
@@ -124,10 +137,13 @@ def create_sweep(
 ) -> tuple[SweepRecord, bool]:
     """Returns (sweep, created). A repeated idempotency key returns the first sweep.
 
-    The spec is checked whole (workload, thresholds) before the key is looked up: a bad spec is
+    The spec is checked whole (workload, thresholds, what the workload allows) before the key is looked up: a bad spec is
     refused whatever key it carries (schemathesis found a replayed key that skipped the checks)."""
     resolved = resolve_workload(db, spec)
     _check_thresholds(spec)
+    spec_checks.check_init(spec, resolved.has_weights, resolved.key)
+    spec_checks.check_dimensions_apply(spec, resolved.default_optimizer, resolved.origin)
+    spec_checks.check_batch_size(spec, resolved.n_train, resolved.key)
     if idempotency_key is not None:
         with db.transaction() as s:
             found = sweeps_repo.find_by_idempotency_key(s, key=idempotency_key)

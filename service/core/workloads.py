@@ -224,6 +224,15 @@ PRESETS: dict[str, PresetInfo] = {
 }
 
 
+def training_size(name: str, params: Mapping[str, Any]) -> int:
+    """Examples in the training set of a preset with resolved ``params``."""
+    if name == "least_squares":
+        return int(params["n"])
+    if "n_train" in params:
+        return int(params["n_train"])
+    return int(params["n_train_per_class"]) * PRESETS[name].num_classes
+
+
 def _check(preset: str, key: str, value: Any, rule: ParamRule) -> Any:
     where = f"workload.params.{key} of preset {preset!r}"
     if rule.choices is not None:

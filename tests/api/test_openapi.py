@@ -57,6 +57,15 @@ def test_body_and_upload_limits_are_documented(settings: Settings, db: Database)
     assert upload["x-max-bytes"] == settings.max_upload_bytes
     form = upload["content"]["multipart/form-data"]["schema"]
     assert form["additionalProperties"] is False and form["maxProperties"] == 2
+    keras_file = ops["POST /v1/workloads/keras"]["requestBody"]
+    assert keras_file["x-max-bytes"] == settings.max_upload_bytes
+    form = keras_file["content"]["multipart/form-data"]["schema"]
+    assert form["additionalProperties"] is False and form["maxProperties"] == 3
+    assert (
+        form["required"] == ["file", "dataset_id"]
+        and "zip bomb" not in form["properties"]["file"]["description"]
+    )
+    assert "model.weights.h5" in form["properties"]["file"]["description"]
 
 
 def test_sampler_is_a_discriminated_union(settings: Settings, db: Database) -> None:

@@ -140,3 +140,10 @@ def test_an_uploaded_workload_id_past_64_bits_is_a_404_like_any_missing_one(
     spec = parse_spec(small_spec(workload={"id": 2**64}))
     with pytest.raises(NotFound, match="does not exist"):
         create_sweep(db, settings, spec)
+
+
+def test_init_is_seeded_by_default_or_saved() -> None:
+    assert SweepSpec.model_validate(small_spec()).init == "seeded"
+    assert SweepSpec.model_validate(small_spec(init="saved")).init == "saved"
+    with pytest.raises(InvalidSpec, match="init"):
+        parse_spec(small_spec(init="pretrained"))

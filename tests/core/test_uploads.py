@@ -1,4 +1,4 @@
-"""Upload validation: every acceptance and rejection path of the npz and model checks."""
+"""Upload validation: every acceptance and rejection path of the npz check and the safe model loading."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from service.core.errors import InvalidSpec
-from service.core.uploads import DatasetSummary, inspect_keras_model, inspect_npz, safe_model_from_json
+from service.core.model_checks import inspect_keras_model
+from service.core.uploads import DatasetSummary, inspect_npz, safe_model_from_json
 
 
 def _npz(**arrays: Any) -> bytes:
@@ -93,16 +94,6 @@ def _summary(label_format: str = "one_hot", num_classes: int = 3) -> DatasetSumm
     return DatasetSummary(20, 0, (5,), label_format, num_classes, "float32")  # type: ignore[arg-type]
 
 
-def test_good_model() -> None:
-    info = inspect_keras_model(_dense_json(), _summary(), "categorical_crossentropy")
-    assert info["output_units"] == 3 and info["input_shape"] == [5] and info["layers"] == ["Dense", "Dense"]
-    assert info["num_params"] == 5 * 8 + 8 + 8 * 3 + 3 and info["warnings"] == []
-    more = inspect_keras_model(
-        _dense_json(units=4), _summary("integer", 3), "sparse_categorical_crossentropy"
-    )
-    assert "4 outputs for 3 classes" in more["warnings"][0]
-
-
 def test_lambda_layer_is_refused() -> None:
     model = keras.Sequential([keras.Input((5,)), keras.layers.Lambda(lambda t: t * 2), keras.layers.Dense(3)])
     with pytest.raises(InvalidSpec, match="Lambda layer"):
@@ -135,25 +126,3 @@ def test_fixed_seeds_are_removed() -> None:
     )
     _, warnings = safe_model_from_json(model.to_json())
     assert any("fixed seed 42" in w for w in warnings)
-
-
-@pytest.mark.parametrize(
-    ("model_json", "summary", "loss", "message"),
-    [
-        (_dense_json(inputs=6), _summary(), "categorical_crossentropy", "expects inputs of shape (6,)"),
-        (
-            _dense_json(units=4),
-            _summary(),
-            "categorical_crossentropy",
-            "4 outputs but the one-hot labels have 3",
-        ),
-        (_dense_json(units=2), _summary("integer", 3), "sparse_categorical_crossentropy", "at least 3 units"),
-        (_dense_json(units=2), _summary("regression", 0), "mse", "needs 1"),
-        (_dense_json(), _summary(), "sparse_categorical_crossentropy", "use 'categorical_crossentropy'"),
-        (_dense_json(), _summary(), "hinge", "not supported"),
-    ],
-)
-def test_model_dataset_mismatches(model_json: str, summary: DatasetSummary, loss: str, message: str) -> None:
-    with pytest.raises(InvalidSpec) as err:
-        inspect_keras_model(model_json, summary, loss)
-    assert message in err.value.detail

@@ -63,44 +63,13 @@ from typing import Any
 
 import keras
 
-from service.core.spec import APPLIES_TO, OPTIMIZERS, SCHEDULES, ScheduleOptions
+from service.core.compile_settings import KERAS_DEFAULTS, resolve_optimizer_params
+from service.core.spec import ScheduleOptions
 
-# Keras 3 defaults, written out so that the pack trainer and reports can use
-# them without constructing optimizers (checked against Keras in the tests).
-KERAS_DEFAULTS: dict[str, dict[str, Any]] = {
-    "adam": {"learning_rate": 1e-3, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7},
-    "adamw": {"learning_rate": 1e-3, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7, "weight_decay": 0.004},
-    "rmsprop": {"learning_rate": 1e-3, "rho": 0.9, "momentum": 0.0, "epsilon": 1e-7},
-    "sgd": {"learning_rate": 0.01, "momentum": 0.0, "nesterov": False},
-}
-DEFAULT_OPTIMIZER = "adam"
+__all__ = ["KERAS_DEFAULTS", "resolve_optimizer_params"]  # defined with the compile settings, used here
+
 # Epoch-level schedules are applied by the trainer, not by the optimizer.
 EPOCH_LEVEL_SCHEDULES = ("reduce_on_plateau",)
-
-
-def resolve_optimizer_params(params: Mapping[str, Any]) -> dict[str, Any]:
-    """The optimizer's effective hyperparameters: Keras defaults overridden by ``params``.
-
-    Returns ``optimizer``, every hyperparameter of that optimizer, ``clipnorm``
-    (``None`` when off) and ``schedule``. Unknown optimizer/schedule names raise
-    ``ValueError`` naming the valid ones.
-    """
-    name = str(params.get("optimizer", DEFAULT_OPTIMIZER))
-    if name not in KERAS_DEFAULTS:
-        raise ValueError(f"unknown optimizer {name!r}; use one of {', '.join(OPTIMIZERS)}")
-    schedule = str(params.get("schedule", "constant"))
-    if schedule not in SCHEDULES:
-        raise ValueError(f"unknown schedule {schedule!r}; use one of {', '.join(SCHEDULES)}")
-    out: dict[str, Any] = {"optimizer": name}
-    for key, default in KERAS_DEFAULTS[name].items():
-        if key != "learning_rate" and name not in APPLIES_TO.get(key, OPTIMIZERS):
-            continue
-        value = params.get(key, default)
-        out[key] = bool(value) if isinstance(default, bool) else float(value)
-    clip = params.get("clipnorm")
-    out["clipnorm"] = float(clip) if clip else None
-    out["schedule"] = schedule
-    return out
 
 
 @keras.saving.register_keras_serializable(package="stability_sweeps")

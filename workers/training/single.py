@@ -74,7 +74,7 @@ from workers.training.interface import (
     ReplicaSpec,
     TrainingObserver,
 )
-from workers.training.metrics import LabelKind, per_sample_loss
+from workers.training.metrics import LabelKind, hits, per_sample_loss
 from workers.training.optimizers import (
     PlateauController,
     build_optimizer,
@@ -242,7 +242,7 @@ class SingleTrainer:
             model=fresh_model,
             optimizer=optimizer,
             train_step=_make_train_step(fresh_model, optimizer, loss_fn, data, self.jit_compile),
-            eval_step=_make_eval_step(fresh_model, loss_fn, data, self.jit_compile),
+            eval_step=_make_eval_step(fresh_model, loss_fn, data, str(workload.loss), self.jit_compile),
         )
         self._compiled[key] = entry
         while len(self._compiled) > _CACHE_SIZE:
@@ -392,16 +392,13 @@ def _make_train_step(
     return compiled
 
 
-def _make_eval_step(model: Any, loss_fn: Callable[[Any, Any], Any], data: TrainingData, jit: bool) -> _Step:
+def _make_eval_step(
+    model: Any, loss_fn: Callable[[Any, Any], Any], data: TrainingData, loss_spec: str, jit: bool
+) -> _Step:
     def evaluate(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         pred = model(x, training=False)
         loss_sum = tf.reduce_sum(tf.cast(loss_fn(y, pred), tf.float64))
-        if data.kind == "one_hot":
-            hit = tf.equal(tf.argmax(y, axis=-1), tf.argmax(pred, axis=-1))
-        elif data.kind == "integer":
-            hit = tf.equal(tf.cast(tf.reshape(y, [-1]), tf.int64), tf.argmax(pred, axis=-1))
-        else:
-            hit = tf.zeros([tf.shape(x)[0]], tf.bool)
+        hit = hits(data.kind, y, pred, loss_spec)
         return loss_sum, tf.reduce_sum(tf.cast(hit, tf.float64))
 
     signature = [

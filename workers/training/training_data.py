@@ -31,12 +31,14 @@ class TrainingData:
 def _labels(y: np.ndarray, kind: LabelKind) -> np.ndarray:
     if kind == "integer":
         return y.reshape(-1).astype(np.int32)
+    if kind == "binary":
+        return y.reshape(-1, 1).astype(np.float32)
     return y.astype(np.float32, copy=False)
 
 
 def load_training_data(workload: Any) -> TrainingData:
     ds = workload.dataset()
-    kind = label_kind(np.asarray(ds.y_train), int(workload.num_classes))
+    kind = label_kind(np.asarray(ds.y_train), int(workload.num_classes), str(workload.loss))
     has_val = ds.x_val is not None and ds.y_val is not None and len(ds.x_val) > 0
     return TrainingData(
         x=tf.constant(np.asarray(ds.x_train).astype(np.float32, copy=False)),

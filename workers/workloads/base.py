@@ -7,11 +7,9 @@ database; the worker resolves a sweep's ``workload`` block to one of these.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import numpy as np
-
-LossName = Literal["categorical_crossentropy", "sparse_categorical_crossentropy", "mse"]
 
 
 @dataclass(frozen=True)
@@ -30,7 +28,8 @@ class Dataset:
 
 class Workload(Protocol):
     name: str
-    loss: LossName
+    # A built-in Keras loss: its name, or its serialized config as JSON (service.core.losses).
+    loss: str
     # Number of classes for classifiers; 0 for regression (no accuracy, no chance level).
     num_classes: int
     # Optimizer settings the user of the report had (e.g. rmsprop, lr 1e-3); a

@@ -13,6 +13,7 @@ from service.api.schemas.common import SWEEP_ERRORS, Page
 from service.api.schemas.configs import ConfigDetailOut, ConfigOut
 from service.core.repo import runs as runs_repo
 from service.core.results.loading import load
+from service.core.results.training_settings import configuration_settings, workload_defaults
 from service.core.results.views import config_detail, configs_view
 from service.core.states import ConfigState
 
@@ -41,12 +42,11 @@ def list_configs(
         data = load(s, sweep_id=sweep_id, cache=db.analysis_cache)
     summaries = {
         c["config_id"]: c["summary"]
-        for c in configs_view(
-            data, run_class=run_class, min_success=min_success, max_success=max_success
-        )
+        for c in configs_view(data, run_class=run_class, min_success=min_success, max_success=max_success)
     }
     by_outcome = run_class is not None or min_success is not None or max_success is not None
     with db.transaction() as s:
+        defaults = workload_defaults(s, data.sweep.spec)
         records, total = runs_repo.list_configs(
             s,
             sweep_id=sweep_id,
@@ -56,7 +56,9 @@ def list_configs(
             limit=limit,
             offset=offset,
         )
-    items = [ConfigOut.of(r, summaries.get(r.id)) for r in records]
+    items = [
+        ConfigOut.of(r, summaries.get(r.id), configuration_settings(defaults, r.params)) for r in records
+    ]
     return Page(items=items, total=total, limit=limit, offset=offset)
 
 
@@ -67,4 +69,7 @@ def get_config(sweep_id: int, config_id: int, db: DbDep, _: ReaderDep) -> Config
         data = load(s, sweep_id=sweep_id, cache=db.analysis_cache)
     with db.transaction() as s:
         record = runs_repo.get_config(s, sweep_id=sweep_id, config_id=config_id)
-    return ConfigDetailOut.of_detail(record, config_detail(data, config_id))
+        defaults = workload_defaults(s, data.sweep.spec)
+    return ConfigDetailOut.of_detail(
+        record, config_detail(data, config_id), configuration_settings(defaults, record.params)
+    )

@@ -14,55 +14,21 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile as StarletteUpload
 
 from service.api.deps import DbDep, ReaderDep, SettingsDep, WriterDep
 from service.api.schemas.common import UPLOAD_ERRORS, Page
 from service.api.schemas.datasets import DatasetOut
+from service.api.uploaded_files import multipart_body, read_upload_form
 from service.core.db import Database
-from service.core.errors import InvalidUpload, LimitExceeded
 from service.core.repo import datasets as datasets_repo
 from service.core.uploads import inspect_npz
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
-_CHUNK = 1 << 20
 
 
-async def _read_limited(upload: StarletteUpload, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    seen = 0
-    while chunk := await upload.read(_CHUNK):
-        seen += len(chunk)
-        if seen > limit:
-            raise LimitExceeded(
-                f"the dataset is over this server's upload limit of {limit} bytes "
-                "(setting SWEEPS_MAX_UPLOAD_BYTES); upload a smaller .npz (np.savez_compressed helps)"
-            )
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-_UPLOAD_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {
-                        "file": {
-                            "type": "string",
-                            "format": "binary",
-                            "description": ".npz with x_train, y_train and optionally x_val, y_val",
-                        },
-                        "name": {"type": "string", "maxLength": 200},
-                    },
-                }
-            }
-        },
-    }
-}
+_UPLOAD_BODY = multipart_body(
+    ".npz with x_train, y_train and optionally x_val, y_val", name={"type": "string", "maxLength": 200}
+)
 
 
 @router.post(
@@ -75,26 +41,15 @@ _UPLOAD_BODY = {
 async def upload_dataset(
     request: Request, db: DbDep, settings: SettingsDep, _: WriterDep, response: Response
 ) -> DatasetOut:
-    """Upload a dataset, checked at once: shapes agree, finite numbers, integer or one-hot labels.
-
-    The form is parsed here rather than by FastAPI so that a body cut off at
-    the size limit is a 413, not a generic "error parsing the body".
-    """
-    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-        raise InvalidUpload(
-            "send the dataset as multipart/form-data with the .npz in the field 'file', e.g. "
-            "curl -F file=@data.npz -F name=mydata .../v1/datasets"
-        )
-    form = await request.form(max_files=1, max_fields=4)
-    file = form.get("file")
-    raw_name = form.get("name")
-    if not isinstance(file, StarletteUpload):
-        raise InvalidUpload("the form has no file in the field 'file'; send the .npz as file=@data.npz")
-    name = raw_name if isinstance(raw_name, str) else None
-    data = await _read_limited(file, settings.max_upload_bytes)
-    if not data:
-        raise InvalidUpload("the uploaded file is empty; send the .npz in the multipart field 'file'")
-    label = (name or file.filename or "dataset").strip()[:200] or "dataset"
+    """Upload a dataset, checked at once: shapes agree, finite numbers, integer or one-hot labels."""
+    form = await read_upload_form(
+        request,
+        settings.max_upload_bytes,
+        what="the dataset",
+        example="curl -F file=@data.npz -F name=mydata .../v1/datasets",
+    )
+    data = form.data
+    label = (form.fields.get("name") or form.filename or "dataset").strip()[:200] or "dataset"
     # Validation and the insert block: keep them off the event loop.
     out = await run_in_threadpool(_store, db, data, label)
     response.headers["Location"] = f"/v1/datasets/{out.id}"

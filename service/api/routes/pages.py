@@ -25,6 +25,7 @@ from service.core.repo import runs as runs_repo
 from service.core.repo import sweeps as sweeps_repo
 from service.core.results.loading import load
 from service.core.results.sweep_data import SweepData
+from service.core.results.training_settings import configuration_settings, settings_text, workload_defaults
 from service.core.results.views import config_detail, configs_view
 from service.core.states import ACTIVE_SWEEP_STATES, SweepState
 
@@ -175,6 +176,7 @@ def config_page(
             config = runs_repo.get_config(s, sweep_id=sweep_id, config_id=config_id)
             runs, _ = runs_repo.list_runs(s, sweep_id=sweep_id, config_id=config_id, limit=10_000)
             curves = runs_repo.curves_for_runs(s, run_ids=[r.id for r in runs])
+            defaults = workload_defaults(s, data.sweep.spec)
     except NotFound as exc:
         return render_error(request, 404, exc.detail)
     detail = config_detail(data, config_id)
@@ -186,6 +188,7 @@ def config_page(
             "title": f"Configuration {config_id} of sweep {sweep_id}",
             "sweep": data.sweep,
             "config": config,
+            "trained_with": settings_text(configuration_settings(defaults, config.params)),
             "detail": detail,
             "runs": runs,
             "swept": set(data.swept),

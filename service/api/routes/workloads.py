@@ -1,10 +1,13 @@
-"""Workloads: the built-in presets, uploaded Keras-JSON workloads, installed entry points.
+"""Workloads: the built-in presets, uploaded Keras models, installed entry points.
 
 ``POST /v1/workloads`` takes a model as ``model.to_json()`` (a string or the
-parsed object), an uploaded dataset's id, a loss and metrics. The model is
-deserialised in Keras safe mode (no Lambda layers, no custom objects, nothing
-that runs user code) and built once against the dataset's shapes, so a
-mistake is a 422 now rather than a failed sweep later.
+parsed object), an uploaded dataset's id and optionally its compile
+configuration (``model.get_compile_config()``), a loss and metrics;
+``POST /v1/workloads/keras`` takes a ``.keras`` file (multipart) instead,
+with or without weights. The model is deserialised in Keras safe mode (no
+Lambda layers, no custom objects, nothing that runs user code) and built once
+against the dataset's shapes, so a mistake is a 422 now rather than a failed
+sweep later.
 """
 
 from __future__ import annotations
@@ -12,9 +15,10 @@ from __future__ import annotations
 import json
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
+from starlette.concurrency import run_in_threadpool
 
-from service.api.deps import DbDep, ReaderDep, WriterDep
+from service.api.deps import DbDep, ReaderDep, SettingsDep, WriterDep
 from service.api.schemas.common import UPLOAD_ERRORS, Page
 from service.api.schemas.workloads import (
     CatalogueOut,
@@ -23,10 +27,10 @@ from service.api.schemas.workloads import (
     WorkloadIn,
     WorkloadOut,
 )
-from service.core.errors import NotFound
-from service.core.repo import datasets as datasets_repo
+from service.api.uploaded_files import multipart_body, read_upload_form
+from service.core.errors import InvalidUpload, NotFound
 from service.core.repo import workloads as workloads_repo
-from service.core.uploads import DatasetSummary, inspect_keras_model
+from service.core.workload_uploads import ModelUpload, register_keras_file, register_model
 from service.core.workloads import PRESETS
 from workers.workloads.registry import list_entry_points
 
@@ -79,7 +83,8 @@ def get_preset(name: str, _: ReaderDep) -> PresetOut:
     raise NotFound(f"unknown preset {name!r}; available presets: {', '.join(sorted(PRESETS))}")
 
 
-@router.get("/{workload_id}", response_model=WorkloadOut, responses=UPLOAD_ERRORS)
+# `:int`: the path /v1/workloads/keras is the .keras upload (POST only), not a workload id.
+@router.get("/{workload_id:int}", response_model=WorkloadOut, responses=UPLOAD_ERRORS)
 def get_workload(workload_id: int, db: DbDep, _: ReaderDep) -> WorkloadOut:
     with db.transaction() as s:
         record = workloads_repo.find_workload(s, workload_id=workload_id)
@@ -93,32 +98,69 @@ def get_workload(workload_id: int, db: DbDep, _: ReaderDep) -> WorkloadOut:
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=WorkloadOut, responses=UPLOAD_ERRORS)
 def create_workload(body: WorkloadIn, db: DbDep, _: WriterDep, response: Response) -> WorkloadOut:
-    """Register a Keras model (safe mode, built once against the dataset) on an uploaded dataset."""
+    """Register a Keras model (safe mode, built once against the dataset) with its compile settings."""
     model_json = body.model if isinstance(body.model, str) else json.dumps(body.model)
-    with db.transaction() as s:
-        stored = datasets_repo.get_dataset(s, dataset_id=body.dataset_id).summary
-    summary = DatasetSummary(
-        n_train=int(stored["n_train"]),
-        n_val=int(stored["n_val"]),
-        input_shape=tuple(int(d) for d in stored["input_shape"]),
-        label_format=stored["label_format"],
-        num_classes=int(stored["num_classes"]),
-        x_dtype=str(stored["x_dtype"]),
-        class_counts=stored.get("class_counts"),
-    )
-    loss = body.loss or summary.suggested_loss
-    info = inspect_keras_model(model_json, summary, loss)
-    with db.transaction() as s:
-        datasets_repo.get_dataset(s, dataset_id=body.dataset_id)  # still there
-        record = workloads_repo.insert_workload(
-            s,
+    record = register_model(
+        db,
+        ModelUpload(
             name=body.name,
             dataset_id=body.dataset_id,
             model_json=model_json,
-            loss=loss,
-            metrics=list(body.metrics),
-            summary=info,
+            compile_config=body.compile_config,
+            loss=body.loss,
+            metrics=body.metrics,
+        ),
+    )
+    out = WorkloadOut.of(record)
+    response.headers["Location"] = f"/v1/workloads/{out.id}"
+    return out
+
+
+_KERAS_BODY = multipart_body(
+    "a .keras archive from model.save('m.keras'), with or without weights: only config.json, "
+    "metadata.json and model.weights.h5, no paths, each member under the size limit and compressed "
+    "at most 200:1 when over 1 MiB",
+    dataset_id={"type": "integer", "minimum": 1, "maximum": 2**63 - 1, "required": True},
+    name={"type": "string", "maxLength": 200},
+)
+
+
+@router.post(
+    "/keras",
+    status_code=status.HTTP_201_CREATED,
+    response_model=WorkloadOut,
+    responses=UPLOAD_ERRORS,
+    openapi_extra=_KERAS_BODY,
+)
+async def upload_keras_workload(
+    request: Request, db: DbDep, settings: SettingsDep, _: WriterDep, response: Response
+) -> WorkloadOut:
+    """Register a `.keras` file (its compile settings, and its weights for `init: saved`) on a dataset.
+
+    The archive is checked before it is opened: member names, count, declared sizes and ratios.
+    """
+    form = await read_upload_form(
+        request,
+        settings.max_upload_bytes,
+        what="the .keras file",
+        example="curl -F file=@m.keras -F dataset_id=1 .../v1/workloads/keras",
+    )
+    raw_id = form.fields.get("dataset_id")
+    if raw_id is None or not raw_id.strip().isdigit() or not 1 <= int(raw_id) < 2**63:
+        raise InvalidUpload(
+            f"the form's dataset_id {raw_id!r} is not a dataset id; upload the data with POST /v1/datasets "
+            "and send its id as dataset_id"
         )
+    name = (form.fields.get("name") or form.filename or "model").strip()[:200] or "model"
+    data = form.data
+    record = await run_in_threadpool(
+        register_keras_file,
+        db,
+        name=name,
+        dataset_id=int(raw_id),
+        data=data,
+        max_bytes=settings.max_upload_bytes,
+    )
     out = WorkloadOut.of(record)
     response.headers["Location"] = f"/v1/workloads/{out.id}"
     return out

@@ -29,10 +29,18 @@ class ConfigOut(BaseModel):
     finished_at: datetime | None
     error: str | None
     summary: SeedSummaryOut | None = Field(description="its finished seeds (None until one finishes)")
+    trained_with: dict[str, Any] = Field(
+        default_factory=dict,
+        description="what it trained with: its params over the workload's defaults (an uploaded model's "
+        "compiled optimizer with all its settings, or a preset's), Keras' defaults for the rest, "
+        "and the loss",
+    )
 
     @classmethod
-    def of(cls, record: ConfigRecord, summary: dict[str, Any] | None) -> ConfigOut:
-        return cls.model_validate(_fields(record, summary))
+    def of(
+        cls, record: ConfigRecord, summary: dict[str, Any] | None, trained_with: dict[str, Any] | None = None
+    ) -> ConfigOut:
+        return cls.model_validate({**_fields(record, summary), "trained_with": trained_with or {}})
 
 
 class ConfigDetailOut(ConfigOut):
@@ -42,12 +50,15 @@ class ConfigDetailOut(ConfigOut):
     by_data_seed: dict[int, SeedSummaryOut]
 
     @classmethod
-    def of_detail(cls, record: ConfigRecord, detail: dict[str, Any] | None) -> ConfigDetailOut:
+    def of_detail(
+        cls, record: ConfigRecord, detail: dict[str, Any] | None, trained_with: dict[str, Any] | None = None
+    ) -> ConfigDetailOut:
         """``detail`` as ``results.views.config_detail`` gives it (None before a seed finished)."""
         detail = detail or {}
         return cls.model_validate(
             {
                 **_fields(record, detail.get("summary")),
+                "trained_with": trained_with or {},
                 "by_init_seed": detail.get("by_init_seed", {}),
                 "by_data_seed": detail.get("by_data_seed", {}),
             }

@@ -35,10 +35,19 @@ class WorkloadOut(BaseModel):
     summary: dict[str, Any]
     created_at: datetime
     sweep_ref: dict[str, Any]
+    compile: dict[str, Any] | None = Field(
+        description="what every sweep on it uses for each dimension its space does not vary: `params` "
+        "(the optimizer and all its settings, with the spec's names), `loss`, `loss_spec`, "
+        "`from_logits`, `metrics`"
+    )
+    task: Literal["binary", "multiclass", "regression"]
+    has_weights: bool = Field(description="uploaded as .keras with weights: sweeps may use `init: saved`")
 
     @classmethod
     def of(cls, r: WorkloadRecord) -> WorkloadOut:
-        return cls(**asdict(r), sweep_ref={"id": r.id})
+        return cls(
+            **asdict(r), sweep_ref={"id": r.id}, compile=r.compile, task=r.task, has_weights=r.has_weights
+        )
 
 
 class EntryPointOut(BaseModel):
@@ -54,10 +63,6 @@ class CatalogueOut(BaseModel):
     entry_points: list[EntryPointOut]
 
 
-# The Keras metrics a workload may name.
-Metric = Literal["accuracy", "categorical_accuracy", "sparse_categorical_accuracy", "mse", "mae"]
-
-
 class WorkloadIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -66,7 +71,20 @@ class WorkloadIn(BaseModel):
     model: str | dict[str, Any] = Field(
         description="the output of model.to_json(), as a string or parsed JSON"
     )
-    loss: Literal["categorical_crossentropy", "sparse_categorical_crossentropy", "mse"] | None = Field(
-        None, description="defaults to the one the dataset's labels call for"
+    compile_config: dict[str, Any] | None = Field(
+        None,
+        description="model.get_compile_config() of the compiled model: its optimizer (Adam, AdamW, RMSprop "
+        "or SGD) with all its settings, loss and metrics. Every dimension a sweep does not vary takes "
+        "these values; without it the optimizer is Adam with Keras' defaults",
     )
-    metrics: list[Metric] = Field(default_factory=lambda: list[Metric](["accuracy"]), max_length=8)
+    loss: str | dict[str, Any] | None = Field(
+        None,
+        description="a built-in Keras loss by name (e.g. mean_squared_error, mse, binary_crossentropy, "
+        "huber, kl_divergence, hinge) or serialized (keras.losses.serialize(loss)); defaults to the "
+        "compiled loss, else to the one the dataset's labels call for",
+    )
+    metrics: list[str] | None = Field(
+        None,
+        max_length=8,
+        description="built-in Keras metric names; defaults to the compiled ones, else accuracy",
+    )

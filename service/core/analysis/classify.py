@@ -11,9 +11,11 @@ Rules, first match wins:
    (momentum near its stability limit), is not divergence: recovered spikes
    are the ``spikes`` flag, counted and sized in the metrics (``fluctuation``).
 2. ``rises_after_min``: R > ``rebound_rises`` with t_min < ``rebound_tmin_frac`` T.
-3. ``stuck_at_chance`` (classifiers only): final accuracy <= majority-class
-   accuracy, or L_end within ``chance_band`` of l_chance and L_min never below
-   ``chance_floor`` l_chance.
+3. ``stuck_at_chance``: final accuracy <= majority-class accuracy
+   (classifiers), or L_end within ``chance_band`` of l_chance and L_min never
+   below ``chance_floor`` l_chance. For regression l_chance is the loss of the
+   best constant prediction (the mean of the targets for MSE): a run whose
+   loss never leaves it learned nothing from the inputs.
 4. ``noisy``: late increases or detrended late std above their thresholds.
 5. ``slow``: target not reached and late log-slope <= ``slow_log_slope``.
 6. ``converged``: target reached and R <= ``converged_rebound``.
@@ -157,8 +159,9 @@ def classify_run(
 ) -> RunVerdict:
     """Class, flags and metrics of one run (rules in the module docstring).
 
-    ``num_classes == 0`` means regression: no chance level, no accuracy rule,
-    and the target is ``L_end <= target_loss_frac * l0``. ``l_chance`` defaults
+    ``num_classes == 0`` means regression: no accuracy rule, the target is
+    ``L_end <= target_loss_frac * l0`` and ``l_chance`` (optional) is the
+    constant predictor's loss. For classifiers ``l_chance`` defaults
     to ln(num_classes); pass the label-prior entropy (``label_prior``) when
     classes are unbalanced. ``majority_accuracy`` defaults to 1/num_classes.
     """
@@ -174,7 +177,7 @@ def classify_run(
         if majority_accuracy is None:
             majority_accuracy = 1.0 / num_classes
     else:
-        l_chance = None
+        # Regression: l_chance, when given, is the loss of the best constant prediction.
         majority_accuracy = None
 
     finite = np.isfinite(loss)
@@ -267,7 +270,9 @@ def classify_run(
     if rebound > th.rebound_rises and t_min < th.rebound_tmin_frac * T:
         return RunVerdict(RISES_AFTER_MIN, tuple(f for f in flags if f != FLAG_REGRESSING), m)
     # Rule 3.
-    if num_classes > 0 and _stuck(m["final_accuracy"], majority_accuracy, u_end, u_min, l_chance, scale, th):
+    if (num_classes > 0 or l_chance is not None) and _stuck(
+        m["final_accuracy"], majority_accuracy, u_end, u_min, l_chance, scale, th
+    ):
         return RunVerdict(STUCK_AT_CHANCE, tuple(flags), m)
     # Rule 4.
     inc, std = late["late_increase_frac"], late["late_detrended_std"]

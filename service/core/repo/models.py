@@ -188,6 +188,8 @@ class UserWorkload(Base):
     metrics: Mapped[list[Any]] = mapped_column(JSON, default=list)
     summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # The model.weights.h5 of a .keras upload saved with weights (init: saved); NULL otherwise.
+    initial_weights: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, deferred=True)
 
 
 class SweepReport(Base):

@@ -1,4 +1,9 @@
-"""Uploaded workloads: a Keras model (as ``model.to_json()``) on an uploaded dataset."""
+"""Uploaded workloads: a Keras model (``model.to_json()`` or a ``.keras`` file) on an uploaded dataset.
+
+``summary`` holds what the upload's checks found, ``summary["compile"]`` the
+compile settings the sweeps use (``service.core.compile_settings``) and
+``summary["has_weights"]`` whether saved weights are kept for ``init: saved``.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +28,20 @@ class WorkloadRecord:
     summary: dict[str, Any]  # what building the model against the dataset found
     created_at: datetime
 
+    @property
+    def compile(self) -> dict[str, Any] | None:
+        """The compile settings sweeps on this workload use (None for uploads without them)."""
+        found = self.summary.get("compile")
+        return dict(found) if isinstance(found, dict) else None
+
+    @property
+    def task(self) -> str:
+        return str(self.summary.get("task", "multiclass"))
+
+    @property
+    def has_weights(self) -> bool:
+        return bool(self.summary.get("has_weights"))
+
 
 @dataclass(frozen=True)
 class StoredModel:
@@ -30,9 +49,11 @@ class StoredModel:
 
     name: str
     model_json: str
-    loss: str
+    loss: str  # the loss spec the trainers deserialize (a Keras name or a serialized config as JSON)
     dataset_id: int
     npz: bytes | None
+    compile: dict[str, Any] | None  # WorkloadRecord.compile
+    initial_weights: bytes | None
 
 
 def _record(row: UserWorkload) -> WorkloadRecord:
@@ -56,7 +77,9 @@ def insert_workload(
     loss: str,
     metrics: list[str],
     summary: dict[str, Any],
+    initial_weights: bytes | None = None,
 ) -> WorkloadRecord:
+    summary = {**summary, "has_weights": initial_weights is not None}
     row = UserWorkload(
         name=name,
         dataset_id=dataset_id,
@@ -65,6 +88,7 @@ def insert_workload(
         metrics=list(metrics),
         summary=summary,
         created_at=utcnow(),
+        initial_weights=initial_weights,
     )
     session.add(row)
     session.flush()
@@ -88,10 +112,13 @@ def stored_model(session: Session, *, workload_id: int) -> StoredModel | None:
     if row is None:
         return None
     blob = session.scalar(select(DatasetBlob.data).where(DatasetBlob.id == row.dataset_id))
+    record = _record(row)
     return StoredModel(
         name=row.name,
         model_json=row.model_json,
-        loss=row.loss,
+        loss=str(record.summary.get("loss_spec") or row.loss),
         dataset_id=row.dataset_id,
         npz=None if blob is None else bytes(blob),
+        compile=record.compile,
+        initial_weights=None if row.initial_weights is None else bytes(row.initial_weights),
     )

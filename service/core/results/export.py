@@ -7,6 +7,7 @@ from typing import Any
 
 from service.core.repo.analysis_rows import RunDetails
 from service.core.results.sweep_data import SweepData, all_dims
+from service.core.results.training_settings import configuration_settings, settings_text
 
 EXPORT_METRICS = (
     "l0",
@@ -25,8 +26,13 @@ EXPORT_METRICS = (
 _NO_DETAILS = RunDetails(None, None)
 
 
-def export_rows(data: SweepData, details: Mapping[int, RunDetails] | None = None) -> Iterator[list[Any]]:
-    """The header, then a row per run. ``details`` (``rows_repo.run_details``) supplies metrics and flags."""
+def export_rows(
+    data: SweepData,
+    details: Mapping[int, RunDetails] | None = None,
+    defaults: Mapping[str, Any] | None = None,
+) -> Iterator[list[Any]]:
+    """The header, then a row per run. ``details`` (``rows_repo.run_details``) supplies metrics and
+    flags; ``defaults`` (``training_settings.workload_defaults``) the ``trained_with`` column."""
     dims = sorted(all_dims(data.points) | {k for r in data.rows for k in r.params})
     yield [
         "run_id",
@@ -41,6 +47,7 @@ def export_rows(data: SweepData, details: Mapping[int, RunDetails] | None = None
         "final_loss",
         "final_accuracy",
         *EXPORT_METRICS,
+        "trained_with",
     ]
     details = details or {}
     for r in data.rows:
@@ -59,4 +66,5 @@ def export_rows(data: SweepData, details: Mapping[int, RunDetails] | None = None
             "" if r.final_loss is None else r.final_loss,
             "" if r.final_accuracy is None else r.final_accuracy,
             *["" if metrics.get(m) is None else metrics.get(m) for m in EXPORT_METRICS],
+            settings_text(configuration_settings(defaults or {}, r.params)),
         ]

@@ -86,6 +86,7 @@ class SweepData:
                 fit=self.fits(),
                 sensitivity=self.sensitivity(),
                 num_classes=self.num_classes,
+                init=str(self.sweep.spec.get("init", "seeded")),
             )
         report: Report = self._memo["report"]
         return report
@@ -132,14 +133,18 @@ def build_data(
         rows=runs,
         points=points,
         swept=available_dimensions(points) if points else {},
-        num_classes=_num_classes(sweep, any(r.l_chance is not None for r in runs)),
+        num_classes=_num_classes(
+            sweep, any(r.l_chance is not None and r.final_accuracy is not None for r in runs)
+        ),
         l0=float(np.median(l0s)) if l0s else None,
         refine_rounds=dict(refine_rounds or {}),
     )
 
 
 def _num_classes(sweep: SweepRecord, has_chance: bool) -> int:
-    """Classes of the sweep's preset; for other workloads 2 when runs measured a chance loss, else 0."""
+    """Classes of the sweep's preset; for other workloads 2 when runs measured a chance loss and an
+    accuracy (a classifier), else 0 (a regression's runs have a chance loss, the constant
+    predictor's, and no accuracy)."""
     preset = sweep.spec.get("workload", {}).get("preset")
     if preset:
         info = PRESETS.get(preset)

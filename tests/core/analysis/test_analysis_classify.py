@@ -169,10 +169,25 @@ def test_stuck_at_chance_by_loss_band_and_floor() -> None:
     assert run(0.951 * lc, 0.899 * lc) == SLOW  # it once went below 0.9 l_chance
 
 
-def test_regression_skips_chance_rule() -> None:
+def test_regression_without_a_constant_predictor_loss_skips_the_chance_rule() -> None:
     loss = plateau_after(0.95, 5, 0.95, l0=1.0)  # would be "at chance" if ln(C) were ~0.95
     v = verdict(loss, None, num_classes=0)
     assert v.run_class == SLOW and v.metrics["l_chance"] is None
+
+
+def test_regression_stuck_at_the_constant_predictors_loss() -> None:
+    # Targets of variance 1 (the MSE of predicting their mean); the model starts at MSE 3.
+    var = 1.0
+
+    def run(end: float, low: float) -> RunVerdict:
+        loss = np.concatenate([np.linspace(3.0, low, 6), np.full(T - 5, end)])
+        return verdict(loss, None, num_classes=0, l_chance=var)
+
+    stuck = run(1.02 * var, 1.0 * var)
+    assert stuck.run_class == STUCK_AT_CHANCE and stuck.metrics["l_chance"] == var
+    assert stuck.metrics["majority_accuracy"] is None
+    assert run(0.3 * var, 0.3 * var).run_class != STUCK_AT_CHANCE  # it learned from the inputs
+    assert run(1.02 * var, 0.85 * var).run_class != STUCK_AT_CHANCE  # once well below the constant
 
 
 def zigzag(increases: int, w: int = 10, up: float = 0.05) -> np.ndarray:

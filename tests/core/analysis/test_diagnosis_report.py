@@ -141,3 +141,24 @@ def test_empty_sweep() -> None:
     r = run_diagnosis([], {})
     assert r.headline == "No finished runs yet." and r.remedies == ()
     assert "# Diagnosis" in report_to_markdown(r)
+
+
+def test_init_saved_says_only_the_data_order_varied() -> None:
+    pts = [point(["converged", "diverged", "converged"], learning_rate=lr) for lr in LRS[:3]]
+    edges = edge_of_stability(pts)
+    kwargs: dict[str, Any] = {
+        "points": pts,
+        "params_swept": {"learning_rate": list(LRS[:3])},
+        "edges": edges,
+        "fit": [],
+        "sensitivity": [],
+        "num_classes": 4,
+    }
+    saved = diagnose(**kwargs, init="saved")
+    seeded = diagnose(**kwargs)
+    sentence = "Every seed started from the same saved weights (init: saved)"
+    assert saved.seed_dependence.text.startswith(sentence)
+    seed_answer = next(a for a in saved.answers if a.key == "seed_luck")
+    assert seed_answer.answer.startswith(sentence)
+    assert sentence not in seeded.seed_dependence.text
+    assert sentence in report_to_markdown(saved) and sentence not in report_to_markdown(seeded)

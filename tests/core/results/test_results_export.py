@@ -22,9 +22,10 @@ def test_one_row_per_run_with_its_details() -> None:
         ),
         2: RunDetails({"l0": None}, ["nonfinite", "diverged_early"]),  # a driver that decodes JSON itself
     }
-    header, first, second = export_rows(build_data(sweep_record(), rows), details)
+    defaults = {"optimizer": "rmsprop", "rho": 0.8, "loss": "mean_squared_error"}  # a compiled model's
+    header, first, second = export_rows(build_data(sweep_record(), rows), details, defaults)
     assert header[:4] == ["run_id", "config_id", "batch_size", "learning_rate"]
-    assert header[-len(EXPORT_METRICS) :] == list(EXPORT_METRICS)
+    assert header[-len(EXPORT_METRICS) - 1 : -1] == list(EXPORT_METRICS) and header[-1] == "trained_with"
     by_name = dict(zip(header, first, strict=True))
     assert by_name["learning_rate"] == 0.01 and by_name["batch_size"] == ""
     assert by_name["flags"] == "regressing" and by_name["l0"] == 1.8 and by_name["target_reached"] is False
@@ -32,6 +33,13 @@ def test_one_row_per_run_with_its_details() -> None:
     second_by_name = dict(zip(header, second, strict=True))
     assert second_by_name["flags"] == "nonfinite;diverged_early" and second_by_name["final_loss"] == ""
     assert second_by_name["status"] == "nonfinite"
+    # What each run trained with: its params over the compiled optimizer's settings.
+    assert by_name["trained_with"].startswith("optimizer=rmsprop;learning_rate=0.01;rho=0.8;momentum=0.0")
+    assert by_name["trained_with"].endswith("schedule=constant;loss=mean_squared_error")
+    assert (
+        "learning_rate=0.001;" in second_by_name["trained_with"]
+        and "batch_size=4" in second_by_name["trained_with"]
+    )
 
 
 def test_runs_without_details_export_empty_metrics() -> None:

@@ -8,7 +8,8 @@ import keras
 import numpy as np
 from sklearn.datasets import load_digits
 
-from service.core.uploads import inspect_keras_model, inspect_npz
+from service.core.model_checks import inspect_keras_model
+from service.core.uploads import inspect_npz
 from workers.training.interface import NullObserver, ReplicaSpec
 from workers.training.single import SingleTrainer
 from workers.workloads.keras_json import KerasJsonWorkload

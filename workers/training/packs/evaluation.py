@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from workers.training._stacked_layers import lstm_eval_in_loop
 from workers.training._stacked_model import StackedPlan
-from workers.training.metrics import per_sample_loss
+from workers.training.metrics import hits, per_sample_loss
 from workers.training.packs.stats import PackStats
 from workers.training.packs.workload_data import WorkloadData
 
@@ -83,12 +83,7 @@ def make_eval_fn(req: CompileRequest, chunk: int) -> Callable[..., tuple[tf.Tens
         per = tf.cast(loss_fn(yk, out), tf.float64)  # [K, chunk]
         maskf = tf.cast(mask, tf.float64)[None, :]
         loss_sum = tf.reduce_sum(per * maskf, axis=1)
-        if kind == "one_hot":
-            hit = tf.equal(tf.argmax(yk, axis=-1), tf.argmax(out, axis=-1))
-        elif kind == "integer":
-            hit = tf.equal(tf.cast(yk, tf.int64), tf.argmax(out, axis=-1))
-        else:
-            hit = tf.zeros(tf.shape(per), tf.bool)
+        hit = hits(kind, yk, out, req.loss)
         return loss_sum, tf.reduce_sum(tf.cast(hit, tf.float64) * maskf, axis=1)
 
     signature = [

@@ -16,18 +16,14 @@ from typing import Any
 
 import numpy as np
 
+from service.core.errors import InvalidSpec
 from workers.training._stacked_model import StackedPlan, Unpackable, plan_model
 from workers.training.data_order import build_initial_model
+from workers.training.metrics import per_sample_loss
 from workers.training.training_data import TrainingData, load_training_data
 
 # Initial weights kept per workload (one entry per init seed).
 _INIT_CACHE = 1024
-_PACKABLE_LOSSES = (
-    "categorical_crossentropy",
-    "sparse_categorical_crossentropy",
-    "mse",
-    "mean_squared_error",
-)
 
 
 @dataclass(frozen=True)
@@ -43,8 +39,12 @@ def load_workload_data(workload: Any) -> WorkloadData:
     data = load_training_data(workload)
     model = build_initial_model(workload, 0, data.x.numpy()[:1])
     plan, _ = plan_model(model)
-    if workload.loss not in _PACKABLE_LOSSES:
-        raise Unpackable(f"loss {workload.loss!r} is not supported by training packs")
+    try:
+        # Packs compute every loss the single trainer does, with the same per-sample function
+        # (workers.training.metrics), on a leading replica axis: any loss it can build is packable.
+        per_sample_loss(str(workload.loss))
+    except (ValueError, InvalidSpec) as exc:
+        raise Unpackable(f"loss {workload.loss!r} is not supported by training packs: {exc}") from None
     return WorkloadData(**{f.name: getattr(data, f.name) for f in fields(TrainingData)}, plan=plan)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from service.core.workloads import PRESETS, resolve_preset_params
-from workers.workloads.base import Dataset, LossName
+from workers.workloads.base import Dataset
 
 
 def balanced_counts(n: int, k: int) -> list[int]:
@@ -29,14 +29,14 @@ class PresetWorkload(ABC):
     """
 
     name: str
-    loss: LossName
+    loss: str
     num_classes: int
     default_params: dict[str, Any]
 
     def __init__(self, params: Mapping[str, Any] | None = None) -> None:
         self.params = resolve_preset_params(self.name, params or {})
         info = PRESETS[self.name]
-        self.loss = info.loss  # type: ignore[assignment]  # catalogue strings are LossName values
+        self.loss = info.loss
         self.num_classes = info.num_classes
         self.default_params = dict(info.default_params)
         self._dataset: Dataset | None = None

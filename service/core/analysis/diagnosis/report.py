@@ -26,13 +26,22 @@ def diagnose(
     sensitivity: Sequence[Sensitivity],
     num_classes: int,
     lr_key: str = "learning_rate",
+    init: str = "seeded",
 ) -> Report:
-    """The sweep's diagnosis: stable region, failures, main dimension, seed luck, remedies."""
+    """The sweep's diagnosis: stable region, failures, main dimension, seed luck, remedies.
+
+    ``init`` is the spec's: with ``saved`` every seed started from the same saved weights, so the
+    seed-luck sentences say that only the data order varied.
+    """
     pts = [p for p in points if p.summary.n > 0]
     dims = [d for d, vals in params_swept.items() if len(vals) > 1]
     failures = _failures(pts, edges, lr_key)
     effects = sorted((evidence.dimension_effect(pts, d) for d in dims), key=lambda e: -e.effect)
     seeds = _seed_dependence(pts)
+    seed_answer = questions.seed_answer(pts, seeds.seed_components)
+    if init == "saved":
+        seeds = dataclasses.replace(seeds, text=f"{wording.SAVED_INIT} {seeds.text}")
+        seed_answer = dataclasses.replace(seed_answer, answer=f"{wording.SAVED_INIT} {seed_answer.answer}")
     fluct = summarize_fluctuation(pts, lr_key=lr_key, n_boot=FLUCTUATION_BOOTSTRAP)
     report = Report(
         headline="",
@@ -48,7 +57,7 @@ def diagnose(
         answers=(
             questions.fluctuation_answer(fluct, params_swept, lr_key),
             questions.rises_answer(pts, params_swept, lr_key),
-            questions.seed_answer(pts, seeds.seed_components),
+            seed_answer,
         ),
     )
     return dataclasses.replace(report, headline=wording.headline(pts, report, lr_key))

@@ -35,6 +35,11 @@ LABEL = {
     SLOW: "are still improving when training stops (slow)",
     CONVERGED: "converge",
 }
+# Said first about seeds when a sweep's every seed started from a .keras file's weights.
+SAVED_INIT = (
+    "Every seed started from the same saved weights (init: saved), so only the order of the "
+    "mini-batches varied with the seed."
+)
 
 
 def fmt(v: Any) -> str:
