@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -15,7 +14,7 @@ import pytest
 import yaml
 
 from tests.conftest import small_spec
-from tests.helpers import ROOT, free_port, stop, wait_for, worker_env
+from tests.helpers import ROOT, free_port, live_server, stop, wait_for, worker_env
 
 pytestmark = pytest.mark.slow
 
@@ -32,44 +31,16 @@ def _sweeps(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.
     )
 
 
-@contextmanager
-def _serve(tmp_path: Path, workers: int) -> Iterator[tuple[str, dict[str, str]]]:
-    url = f"sqlite:///{tmp_path / 'cli.db'}"
-    port = free_port()
-    env = worker_env(url)
-    log = (tmp_path / "serve.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "service.cli", "serve", "--workers", str(workers), "--port", str(port)],
-        env=env,
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            return httpx.get(f"{base}/readyz", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        wait_for(up, 60, "sweeps serve to answer")
-        yield base, env
-    finally:
-        stop([proc])
-
-
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
-    with _serve(tmp_path, workers=1) as live:
+    with live_server(tmp_path, workers=1) as live:
         yield live
 
 
 @pytest.fixture
 def api_only(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     """`sweeps serve` with no local worker: sweeps stay queued."""
-    with _serve(tmp_path, workers=0) as live:
+    with live_server(tmp_path, workers=0) as live:
         yield live
 
 
