@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from stability_sweeps.payloads import KerasModel, compile_config, keras_archive, npz_bytes
 from stability_sweeps.sweeps import Sweep
 from stability_sweeps.transport import Transport
-from stability_sweeps.payloads import KerasModel, compile_config, keras_archive, npz_bytes
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 

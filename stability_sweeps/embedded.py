@@ -113,3 +113,11 @@ def shared() -> EmbeddedService:
     if _shared is None or _shared.process.poll() is not None:
         _shared = start()
     return _shared
+
+
+def stop_shared() -> None:
+    """Stop the background service now rather than at exit (the next ``shared()`` starts a new one)."""
+    global _shared
+    if _shared is not None:
+        _shared.stop()
+        _shared = None

@@ -15,18 +15,32 @@ class Bar(Protocol):
 
 class _TqdmBar:
     def __init__(self, label: str) -> None:
-        from tqdm.auto import tqdm
-
-        self._bar: Any = tqdm(total=None, desc=label, unit="run", dynamic_ncols=True)
+        self._tqdm = _tqdm_class()
+        self._label = label
+        self._bar: Any = None  # made at the first show, once the total is known
 
     def show(self, done: int, total: int, state: str) -> None:
+        if self._bar is None:
+            self._bar = self._tqdm(total=total, desc=self._label, unit="run", dynamic_ncols=True)
         self._bar.total = total
         self._bar.n = done
         self._bar.set_postfix_str(state, refresh=False)
         self._bar.refresh()
 
     def close(self) -> None:
-        self._bar.close()
+        if self._bar is not None:
+            self._bar.close()
+
+
+def _tqdm_class() -> Any:
+    """tqdm.auto's widget needs ipywidgets (it warns and falls back without it); the text bar
+    works in a terminal and in a notebook's output alike."""
+    try:
+        import ipywidgets  # noqa: F401
+        from tqdm.auto import tqdm
+    except ImportError:
+        from tqdm import tqdm
+    return tqdm
 
 
 class _LineBar:

@@ -8,8 +8,8 @@ from typing import Any
 
 from stability_sweeps import embedded
 from stability_sweeps.client import Client
-from stability_sweeps.sweeps import Sweep
 from stability_sweeps.payloads import KerasModel
+from stability_sweeps.sweeps import Sweep
 
 # Without a space: the learning rate over three decades, the dimension most runs fail on.
 DEFAULT_SPACE: dict[str, Any] = {"learning_rate": {"low": 1e-4, "high": 1e-1, "log": True, "points": 7}}

@@ -4,16 +4,40 @@ database (SQLite file, and PostgreSQL where configured), a real token."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 
 from service.api.app import create_app
+from service.core import tokens
 from service.core.config import Settings
 from service.core.db import Database
 from stability_sweeps import Client
-from tests.helpers import LiveServer
+from tests.helpers import LiveServer, live_server
+
+RUN_CLASSES = {"diverged", "rises_after_min", "stuck_at_chance", "noisy", "slow", "converged"}
+
+
+def token_for(env: dict[str, str]) -> str:
+    """A token in the live server's database, as `sweeps token create` makes one."""
+    db = Database(env["SWEEPS_DATABASE_URL"])
+    try:
+        with db.transaction() as s:
+            return tokens.create_token(s, name="client-tests")[1]
+    finally:
+        db.dispose()
+
+
+@pytest.fixture
+def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Client]:
+    """A Client on a live `sweeps serve` with one worker, found through SWEEPS_SERVER and SWEEPS_TOKEN."""
+    with live_server(tmp_path, workers=1) as (base, env):
+        monkeypatch.setenv("SWEEPS_SERVER", base)
+        monkeypatch.setenv("SWEEPS_TOKEN", token_for(env))
+        with Client() as c:
+            yield c
 
 
 @pytest.fixture
@@ -38,7 +62,11 @@ def tiny_data(n: int = 12, classes: int = 3) -> tuple[np.ndarray, np.ndarray]:
 
 def tiny_model(*, compiled: bool = True, classes: int = 3) -> keras.Model:
     model = keras.Sequential(
-        [keras.Input((4,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(classes, activation="softmax")],
+        [
+            keras.Input((4,)),
+            keras.layers.Dense(8, activation="relu"),
+            keras.layers.Dense(classes, activation="softmax"),
+        ],
         name="tiny_mlp",
     )
     if compiled:

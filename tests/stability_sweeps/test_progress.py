@@ -19,7 +19,7 @@ def test_tqdm_bar_when_tqdm_is_installed(capsys: pytest.CaptureFixture[str]) -> 
 
 
 def test_line_bar_without_tqdm(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+    monkeypatch.setitem(sys.modules, "tqdm", None)
     bar = progress.progress_bar("sweep 7")
     bar.show(0, 0, "queued")
     bar.show(2, 8, "running")

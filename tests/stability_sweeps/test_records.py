@@ -10,8 +10,13 @@ from stability_sweeps.records import Records, Report
 
 
 def test_records_are_a_list_with_nested_objects_as_dotted_columns() -> None:
-    records = Records([{"id": 1, "params": {"learning_rate": 0.1}}, {"id": 2, "params": {"learning_rate": 1.0}}])
-    assert records == [{"id": 1, "params": {"learning_rate": 0.1}}, {"id": 2, "params": {"learning_rate": 1.0}}]
+    records = Records(
+        [{"id": 1, "params": {"learning_rate": 0.1}}, {"id": 2, "params": {"learning_rate": 1.0}}]
+    )
+    assert records == [
+        {"id": 1, "params": {"learning_rate": 0.1}},
+        {"id": 2, "params": {"learning_rate": 1.0}},
+    ]
     assert records.meta == {}
     frame = records.to_pandas()
     assert list(frame.columns) == ["id", "params.learning_rate"]
