@@ -17,6 +17,7 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from service.core import tokens
 from service.core.config import Settings
 from service.core.db import Database
 from service.core.records import Claim, RunOutcome
@@ -116,6 +117,16 @@ def live_server(tmp_path: Path, workers: int) -> Iterator[tuple[str, dict[str, s
         yield base, env
     finally:
         stop([proc])
+
+
+def token_for(env: dict[str, str]) -> str:
+    """A token in the live server's database, as `sweeps token create` makes one."""
+    db = Database(env["SWEEPS_DATABASE_URL"])
+    try:
+        with db.transaction() as s:
+            return tokens.create_token(s, name="client-tests")[1]
+    finally:
+        db.dispose()
 
 
 def finish_claim(

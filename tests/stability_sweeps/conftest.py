@@ -11,23 +11,12 @@ import numpy as np
 import pytest
 
 from service.api.app import create_app
-from service.core import tokens
 from service.core.config import Settings
 from service.core.db import Database
 from stability_sweeps import Client
-from tests.helpers import LiveServer, live_server
+from tests.helpers import LiveServer, live_server, token_for
 
 RUN_CLASSES = {"diverged", "rises_after_min", "stuck_at_chance", "noisy", "slow", "converged"}
-
-
-def token_for(env: dict[str, str]) -> str:
-    """A token in the live server's database, as `sweeps token create` makes one."""
-    db = Database(env["SWEEPS_DATABASE_URL"])
-    try:
-        with db.transaction() as s:
-            return tokens.create_token(s, name="client-tests")[1]
-    finally:
-        db.dispose()
 
 
 @pytest.fixture
