@@ -3,6 +3,7 @@ ipykernel of this Python), against a live `sweeps serve` named by SWEEPS_SERVER 
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -38,6 +39,9 @@ def test_the_notebook_runs_against_a_live_server(tmp_path: Path, monkeypatch: py
     with live_server(tmp_path, workers=2) as (base, env):
         monkeypatch.setenv("SWEEPS_SERVER", base)  # the kernel inherits this process's environment
         monkeypatch.setenv("SWEEPS_TOKEN", token_for(env))
+        # This checkout's stability_sweeps, whatever is installed; the kernel starts where the notebook is.
+        paths = [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+        monkeypatch.setenv("PYTHONPATH", os.pathsep.join(paths))
         started = time.monotonic()
         NotebookClient(
             nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
