@@ -36,6 +36,13 @@ def test_sweep_on_a_live_server(served: Client) -> None:
     assert sweep.url.startswith(served.url + "/sweeps/")
     _check_trained_as_compiled(sweep)
 
+    # init="saved": the model goes with its weights (.keras) and every seed starts from them.
+    saved = stability_sweeps.sweep(
+        tiny_model(), x, y, space=SPACE, seeds=2, epochs=2, init="saved", wait=False
+    )
+    assert saved.info["spec"]["init"] == "saved"
+    saved.cancel()
+
 
 @pytest.fixture
 def no_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
