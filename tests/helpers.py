@@ -119,6 +119,21 @@ def live_server(tmp_path: Path, workers: int) -> Iterator[tuple[str, dict[str, s
         stop([proc])
 
 
+def processes_with(*, parent: int | None = None, group: int | None = None) -> list[int]:
+    """Live (not zombie) processes whose parent is ``parent`` or whose process group is ``group``,
+    read from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                state, ppid, pgrp = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:3]
+            except OSError:
+                continue
+            if state != "Z" and int(ppid if parent is not None else pgrp) == (parent or group):
+                found.append(int(entry.name))
+    return found
+
+
 def token_for(env: dict[str, str]) -> str:
     """A token in the live server's database, as `sweeps token create` makes one."""
     db = Database(env["SWEEPS_DATABASE_URL"])

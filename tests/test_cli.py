@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from tests.conftest import small_spec
-from tests.helpers import ROOT, free_port, live_server, stop, wait_for, worker_env
+from tests.helpers import ROOT, free_port, live_server, processes_with, stop, wait_for, worker_env
 
 pytestmark = pytest.mark.slow
 
@@ -139,19 +139,6 @@ def test_api_errors_print_the_apis_message_and_tables_keep_long_names(
     assert name in folded, table.stdout
 
 
-def _children(pid: int) -> list[int]:
-    out = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
-                out.append(int(entry.name))
-    return out
-
-
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -171,7 +158,7 @@ def test_sigterm_to_serve_stops_its_local_workers(tmp_path: Path) -> None:
         stderr=subprocess.STDOUT,
     )
     try:
-        wait_for(lambda: len(_children(proc.pid)) == 2, 60, "two local workers")
+        wait_for(lambda: len(processes_with(parent=proc.pid)) == 2, 60, "two local workers")
         wait_for(
             lambda: (
                 httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
@@ -181,7 +168,7 @@ def test_sigterm_to_serve_stops_its_local_workers(tmp_path: Path) -> None:
             60,
             "the API",
         )
-        workers = _children(proc.pid)
+        workers = processes_with(parent=proc.pid)
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=90)
         wait_for(lambda: not any(_alive(w) for w in workers), 30, "the workers to exit with the server")

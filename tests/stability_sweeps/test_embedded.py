@@ -4,26 +4,12 @@ SQLite file with local workers, in its own process group, stopped with everythin
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 
 from stability_sweeps import Client, EmbeddedServiceError, embedded
 from tests.conftest import small_spec
-
-
-def _group(pgid: int) -> list[int]:
-    """Live processes of a process group (zombies excluded)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[2]) == pgid and fields[0] != "Z":
-                found.append(int(entry.name))
-    return found
+from tests.helpers import processes_with
 
 
 @pytest.mark.slow
@@ -38,10 +24,10 @@ def test_starts_accepts_writes_without_a_token_and_stops_its_whole_group() -> No
         with Client(service.url) as c:  # no token: the service listens on loopback only
             assert c.ready()
             assert c.submit(small_spec()).cancel().state == "cancelled"
-        assert len(_group(service.process.pid)) >= 2  # the API and its worker
+        assert len(processes_with(group=service.process.pid)) >= 2  # the API and its worker
     finally:
         service.stop()
-    assert _group(service.process.pid) == [] and not service.workdir.exists()
+    assert processes_with(group=service.process.pid) == [] and not service.workdir.exists()
     service.stop()  # twice is harmless (atexit calls it again)
 
 
