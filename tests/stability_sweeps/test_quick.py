@@ -24,7 +24,9 @@ def _check_trained_as_compiled(sweep: Sweep) -> None:
     configs = sweep.configs()
     assert sorted(c["params"]["learning_rate"] for c in configs) == [1e-3, 1e-2]
     for c in configs:  # what the configuration trained with: the compiled optimizer and its rho
-        assert c["params"]["optimizer"] == "rmsprop" and c["params"]["rho"] == 0.8, c["params"]
+        used = c["trained_with"]
+        assert used["optimizer"] == "rmsprop" and used["rho"] == 0.8, used
+        assert used["learning_rate"] == c["params"]["learning_rate"] and used["batch_size"] == 4, used
     assert sweep.report().headline
 
 
