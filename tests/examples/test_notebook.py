@@ -49,7 +49,7 @@ def test_the_notebook_runs_against_a_live_server(tmp_path: Path, monkeypatch: py
         elapsed = time.monotonic() - started
     texts = [_text(c) for c in nb.cells if c.cell_type == "code"]
     everything = "\n".join(texts)
-    assert "completed: 12/12 runs" in everything, everything[-3000:]
+    assert "completed: 18/18 runs" in everything, everything[-3000:]
     assert "# Diagnosis of sweep 1: floor_lstm" in everything  # the report rendered as Markdown
     assert f"{base}/sweeps/1" in texts[-1]
     print(f"notebook executed in {elapsed:.0f} s")
