@@ -68,10 +68,13 @@ def start(*, workers: int | None = None, timeout_s: float = 180.0) -> EmbeddedSe
     port = _free_port()
     cmd = [sys.executable, "-m", "service.cli", "serve", "--port", str(port), "--open-writes"]
     cmd += ["--database-url", f"sqlite:///{workdir / 'sweeps.db'}"]
-    if workers is not None or "SWEEPS_WORKERS" not in os.environ:
-        cmd += ["--workers", str(workers or min(4, max(1, (os.cpu_count() or 2) // 2)))]
+    if workers is None and "SWEEPS_WORKERS" not in os.environ:
+        workers = min(4, max(1, (os.cpu_count() or 2) // 2))
+    if workers is not None:
+        cmd += ["--workers", str(workers)]
     path = os.pathsep.join(p for p in (str(_ROOT), os.environ.get("PYTHONPATH")) if p)
-    env = {**os.environ, "PYTHONPATH": path, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    # Its pages and reads are for this process only (loopback): no token, whatever the shell says.
+    env = {**os.environ, "PYTHONPATH": path, "SWEEPS_READ_ACCESS": "public", "TF_CPP_MIN_LOG_LEVEL": "2"}
     with (workdir / "serve.log").open("wb") as log:
         proc = subprocess.Popen(
             cmd,
