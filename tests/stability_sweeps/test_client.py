@@ -4,11 +4,14 @@ objects in, the API's records out."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
+import httpx
 import keras
 import pytest
 
+import stability_sweeps
 from stability_sweeps import ApiError, Client, Dataset, Sweep
 from tests.conftest import TINY_LSTM, small_spec
 from tests.stability_sweeps.conftest import tiny_data, tiny_model
@@ -90,3 +93,13 @@ def test_wait_gives_up_after_its_timeout(api: Client) -> None:
 def test_spec_file_that_does_not_exist(api: Client, tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="no sweep spec at"):
         api.submit(tmp_path / "missing.yaml")
+
+
+def test_every_path_the_client_calls_is_in_the_openapi_document(live_api: str) -> None:
+    """The OpenAPI document is the contract: the client calls only the operations it describes."""
+    source = "".join(p.read_text() for p in Path(stability_sweeps.__file__).parent.glob("*.py"))
+    called = {re.sub(r"\{[^}]+\}", "{}", p) for p in re.findall(r'"(/(?:v1/[^"?]*|readyz))"', source)}
+    documented = {
+        re.sub(r"\{[^}]+\}", "{}", p) for p in httpx.get(f"{live_api}/openapi.json").json()["paths"]
+    }
+    assert len(called) >= 12 and called <= documented, sorted(called - documented)
