@@ -17,6 +17,7 @@ COPY pyproject.toml README.md ./
 COPY service ./service
 COPY workers ./workers
 COPY migrations ./migrations
+COPY stability_sweeps ./stability_sweeps
 RUN case "$VARIANT" in \
       cpu) EXTRAS=dashboard ;; \
       gpu) EXTRAS=dashboard,gpu ;; \

@@ -16,9 +16,9 @@ export SWEEPS_TEST_POSTGRES_URL SWEEPS_TEST_REQUIRE_POSTGRES=1
 export SWEEPS_TEST_CHROMIUM=/usr/bin/chromium TF_CPP_MIN_LOG_LEVEL=2
 
 echo "== ruff"
-.venv/bin/ruff check service workers migrations tests benchmarks
-echo "== mypy (strict) on service/ and workers/"
-.venv/bin/mypy service workers
+.venv/bin/ruff check service workers migrations tests benchmarks stability_sweeps
+echo "== mypy (strict) on service/, workers/ and stability_sweeps/"
+.venv/bin/mypy service workers stability_sweeps
 
 echo "== pytest"
 set +e

@@ -8,13 +8,16 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from service.core import tokens
 from service.core.config import Settings
 from service.core.db import Database
 from service.core.records import Claim, RunOutcome
@@ -84,6 +87,61 @@ def stop(procs: list[subprocess.Popen[bytes]]) -> None:
             p.wait(timeout=60)
         except subprocess.TimeoutExpired:
             p.kill()
+
+
+@contextmanager
+def live_server(tmp_path: Path, workers: int) -> Iterator[tuple[str, dict[str, str]]]:
+    """A live `sweeps serve` (API + ``workers`` local workers) on a SQLite file in ``tmp_path``:
+    its base URL and the environment that points the CLI at the same database."""
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    port = free_port()
+    env = worker_env(url)
+    log = (tmp_path / "serve.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "serve", "--workers", str(workers), "--port", str(port)],
+        env=env,
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return httpx.get(f"{base}/readyz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_for(up, 60, "sweeps serve to answer")
+        yield base, env
+    finally:
+        stop([proc])
+
+
+def processes_with(*, parent: int | None = None, group: int | None = None) -> list[int]:
+    """Live (not zombie) processes whose parent is ``parent`` or whose process group is ``group``,
+    read from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                state, ppid, pgrp = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:3]
+            except OSError:
+                continue
+            if state != "Z" and int(ppid if parent is not None else pgrp) == (parent or group):
+                found.append(int(entry.name))
+    return found
+
+
+def token_for(env: dict[str, str]) -> str:
+    """A token in the live server's database, as `sweeps token create` makes one."""
+    db = Database(env["SWEEPS_DATABASE_URL"])
+    try:
+        with db.transaction() as s:
+            return tokens.create_token(s, name="client-tests")[1]
+    finally:
+        db.dispose()
 
 
 def finish_claim(

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -15,7 +14,7 @@ import pytest
 import yaml
 
 from tests.conftest import small_spec
-from tests.helpers import ROOT, free_port, stop, wait_for, worker_env
+from tests.helpers import ROOT, free_port, live_server, processes_with, stop, wait_for, worker_env
 
 pytestmark = pytest.mark.slow
 
@@ -32,44 +31,16 @@ def _sweeps(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.
     )
 
 
-@contextmanager
-def _serve(tmp_path: Path, workers: int) -> Iterator[tuple[str, dict[str, str]]]:
-    url = f"sqlite:///{tmp_path / 'cli.db'}"
-    port = free_port()
-    env = worker_env(url)
-    log = (tmp_path / "serve.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "service.cli", "serve", "--workers", str(workers), "--port", str(port)],
-        env=env,
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            return httpx.get(f"{base}/readyz", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        wait_for(up, 60, "sweeps serve to answer")
-        yield base, env
-    finally:
-        stop([proc])
-
-
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
-    with _serve(tmp_path, workers=1) as live:
+    with live_server(tmp_path, workers=1) as live:
         yield live
 
 
 @pytest.fixture
 def api_only(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     """`sweeps serve` with no local worker: sweeps stay queued."""
-    with _serve(tmp_path, workers=0) as live:
+    with live_server(tmp_path, workers=0) as live:
         yield live
 
 
@@ -168,19 +139,6 @@ def test_api_errors_print_the_apis_message_and_tables_keep_long_names(
     assert name in folded, table.stdout
 
 
-def _children(pid: int) -> list[int]:
-    out = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
-                out.append(int(entry.name))
-    return out
-
-
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -200,7 +158,7 @@ def test_sigterm_to_serve_stops_its_local_workers(tmp_path: Path) -> None:
         stderr=subprocess.STDOUT,
     )
     try:
-        wait_for(lambda: len(_children(proc.pid)) == 2, 60, "two local workers")
+        wait_for(lambda: len(processes_with(parent=proc.pid)) == 2, 60, "two local workers")
         wait_for(
             lambda: (
                 httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
@@ -210,7 +168,7 @@ def test_sigterm_to_serve_stops_its_local_workers(tmp_path: Path) -> None:
             60,
             "the API",
         )
-        workers = _children(proc.pid)
+        workers = processes_with(parent=proc.pid)
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=90)
         wait_for(lambda: not any(_alive(w) for w in workers), 30, "the workers to exit with the server")

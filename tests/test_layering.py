@@ -88,13 +88,25 @@ def test_analysis_is_pure() -> None:
     assert offenders == []
 
 
-@pytest.mark.parametrize("package", ["service"])
+@pytest.mark.parametrize("package", ["service", "stability_sweeps"])
 def test_api_process_does_not_import_tensorflow_at_module_level(package: str) -> None:
     offenders = [
         f"{name} imports {imp} at module level"
         for name, path in _modules(package)
         for imp in _imports(path, top_level_only=True)
         if imp.split(".")[0] in ("tensorflow", "keras")
+    ]
+    assert offenders == []
+
+
+def test_the_client_package_is_only_a_client_of_the_http_api() -> None:
+    """stability_sweeps talks to the service over HTTP: importing it loads neither the service nor
+    the workers (it reads spec YAML with the service's reader, lazily, inside a function)."""
+    offenders = [
+        f"{name} imports {imp} at module level"
+        for name, path in _modules("stability_sweeps")
+        for imp in _imports(path, top_level_only=True)
+        if imp.split(".")[0] in ("service", "workers")
     ]
     assert offenders == []
 
