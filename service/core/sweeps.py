@@ -137,8 +137,9 @@ def create_sweep(
 ) -> tuple[SweepRecord, bool]:
     """Returns (sweep, created). A repeated idempotency key returns the first sweep.
 
-    The spec is checked whole (workload, thresholds, what the workload allows) before the key is looked up: a bad spec is
-    refused whatever key it carries (schemathesis found a replayed key that skipped the checks)."""
+    The spec is checked whole (workload, thresholds, what the workload allows) before the key is
+    looked up: a bad spec is refused whatever key it carries (schemathesis found a replayed key
+    that skipped the checks)."""
     resolved = resolve_workload(db, spec)
     _check_thresholds(spec)
     spec_checks.check_init(spec, resolved.has_weights, resolved.key)
