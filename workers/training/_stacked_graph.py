@@ -29,6 +29,7 @@ from keras.src import tree
 
 from workers.training._layer_plan import MODEL_INPUT, Context, LayerPlan, Node, Unpackable
 from workers.training._stacked_layers import _activation, _dense, _gru, _lstm, _simple_rnn
+from workers.training._stacked_merge import apply_merge
 from workers.training._stacked_norm import apply_layer_norm
 
 if TYPE_CHECKING:
@@ -100,6 +101,7 @@ APPLY: dict[str, Apply] = {
     "flatten": _apply_flatten,
     "activation": _apply_activation,
     "layer_norm": apply_layer_norm,
+    "merge": apply_merge,
 }
 
 # Kinds that read Keras' mask; any other layer whose call takes a mask cannot be handed one.
@@ -199,6 +201,8 @@ def walk_graph(model: Any) -> list[GraphNode]:
             ):
                 raise Unpackable(f"layer {op.name!r} receives a mask packs cannot reproduce")
             output = node.outputs[0]
+            if any(d is None for d in output.shape[1:]):
+                raise Unpackable(f"layer {op.name!r} returns an axis of variable size {tuple(output.shape)}")
             where[id(output)] = len(out)
             if _passes_input_mask(op, args, model_input):
                 mask_ok.add(id(output))

@@ -18,7 +18,9 @@ Supported layers: InputLayer, Dense (on inputs of any rank), LSTM, GRU
 ``return_sequences`` either way, no go_backwards/stateful/return_state),
 Dropout (reproduced in distribution: masks come from a stateless RNG, not
 from Keras' SeedGenerator), Flatten, Activation, LayerNormalization over the
-last axis (``_stacked_norm``). Activations are Keras' own functions, applied
+last axis (``_stacked_norm``), and in Functional models the merge layers
+Add, Subtract, Multiply, Average, Maximum, Minimum and Concatenate
+(``_stacked_merge``). Activations are Keras' own functions, applied
 to stacked tensors (they act elementwise or on the last axis, which the
 replica axis does not disturb). Anything else (a layer called twice, a model
 with several inputs or outputs) raises ``Unpackable`` with the reason, and
@@ -45,6 +47,7 @@ from workers.training._layer_plan import (
     weight_shapes_of,
 )
 from workers.training._stacked_graph import MASK_AWARE, inputs_of, run_plan, walk_graph
+from workers.training._stacked_merge import plan_merge
 from workers.training._stacked_norm import plan_layer_norm
 
 __all__ = ["LayerPlan", "StackedPlan", "Unpackable", "plan_model"]
@@ -175,7 +178,7 @@ def _plan_layer(layer: Any) -> LayerPlan:
 
 
 # Planners of the other layer families: each returns None for a layer that is not its own.
-_PLANNERS = (plan_layer_norm,)
+_PLANNERS = (plan_layer_norm, plan_merge)
 
 
 def _plan_rnn(layer: Any) -> LayerPlan:
