@@ -28,6 +28,7 @@ from keras.src import backend as keras_backend
 from keras.src import tree
 
 from workers.training._layer_plan import MODEL_INPUT, Context, LayerPlan, Node, Unpackable
+from workers.training._stacked_embedding import apply_embedding, apply_masked_average_pooling
 from workers.training._stacked_layers import _activation, _dense, _gru, _lstm, _simple_rnn
 from workers.training._stacked_merge import apply_merge
 from workers.training._stacked_norm import apply_layer_norm
@@ -52,12 +53,13 @@ def _apply_dense(layer: LayerPlan, w: list[tf.Tensor], inputs: list[Node], ctx: 
 
 def _apply_rnn(layer: LayerPlan, w: list[tf.Tensor], inputs: list[Node], ctx: Context) -> Node:
     x = _one(inputs)
+    mask = ctx.mask if layer.masked else None
     if layer.kind == "lstm":
-        h = _lstm(x.h, w, layer, x.shared, ctx.training, ctx.fused_rnn)
+        h = _lstm(x.h, w, layer, x.shared, ctx.training, ctx.fused_rnn, mask=mask)
     elif layer.kind == "gru":
-        h = _gru(x.h, w, layer, x.shared)
+        h = _gru(x.h, w, layer, x.shared, mask=mask)
     else:
-        h = _simple_rnn(x.h, w, layer, x.shared)
+        h = _simple_rnn(x.h, w, layer, x.shared, mask=mask)
     return Node(h, h, False)
 
 
@@ -102,6 +104,8 @@ APPLY: dict[str, Apply] = {
     "activation": _apply_activation,
     "layer_norm": apply_layer_norm,
     "merge": apply_merge,
+    "embedding": apply_embedding,
+    "masked_average_pooling1d": apply_masked_average_pooling,
 }
 
 # Kinds that read Keras' mask; any other layer whose call takes a mask cannot be handed one.

@@ -20,7 +20,9 @@ Dropout (reproduced in distribution: masks come from a stateless RNG, not
 from Keras' SeedGenerator), Flatten, Activation, LayerNormalization over the
 last axis (``_stacked_norm``), and in Functional models the merge layers
 Add, Subtract, Multiply, Average, Maximum, Minimum and Concatenate
-(``_stacked_merge``). Activations are Keras' own functions, applied
+(``_stacked_merge``), Embedding, with ``mask_zero`` honoured by the LSTM,
+GRU, SimpleRNN and GlobalAveragePooling1D layers after it (``_stacked_embedding``;
+a masked recurrent layer runs the ``tf.scan`` path). Activations are Keras' own functions, applied
 to stacked tensors (they act elementwise or on the last axis, which the
 replica axis does not disturb). Anything else (a layer called twice, a model
 with several inputs or outputs) raises ``Unpackable`` with the reason, and
@@ -46,6 +48,7 @@ from workers.training._layer_plan import (
     check_no_extras,
     weight_shapes_of,
 )
+from workers.training._stacked_embedding import plan_embedding
 from workers.training._stacked_graph import MASK_AWARE, inputs_of, run_plan, walk_graph
 from workers.training._stacked_merge import plan_merge
 from workers.training._stacked_norm import plan_layer_norm
@@ -178,7 +181,7 @@ def _plan_layer(layer: Any) -> LayerPlan:
 
 
 # Planners of the other layer families: each returns None for a layer that is not its own.
-_PLANNERS = (plan_layer_norm, plan_merge)
+_PLANNERS = (plan_layer_norm, plan_merge, plan_embedding)
 
 
 def _plan_rnn(layer: Any) -> LayerPlan:
