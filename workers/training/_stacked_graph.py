@@ -29,9 +29,10 @@ from keras.src import tree
 
 from workers.training._layer_plan import MODEL_INPUT, Context, LayerPlan, Node, Unpackable
 from workers.training._stacked_embedding import apply_embedding, apply_masked_average_pooling
-from workers.training._stacked_layers import _activation, _dense, _gru, _lstm, _simple_rnn
+from workers.training._stacked_layers import _activation, _dense, recurrent
 from workers.training._stacked_merge import apply_merge
 from workers.training._stacked_norm import apply_layer_norm
+from workers.training._stacked_recurrent import apply_bidirectional
 
 if TYPE_CHECKING:
     from workers.training._stacked_model import StackedPlan
@@ -54,12 +55,7 @@ def _apply_dense(layer: LayerPlan, w: list[tf.Tensor], inputs: list[Node], ctx: 
 def _apply_rnn(layer: LayerPlan, w: list[tf.Tensor], inputs: list[Node], ctx: Context) -> Node:
     x = _one(inputs)
     mask = ctx.mask if layer.masked else None
-    if layer.kind == "lstm":
-        h = _lstm(x.h, w, layer, x.shared, ctx.training, ctx.fused_rnn, mask=mask)
-    elif layer.kind == "gru":
-        h = _gru(x.h, w, layer, x.shared, mask=mask)
-    else:
-        h = _simple_rnn(x.h, w, layer, x.shared, mask=mask)
+    h = recurrent(x.h, w, layer, x.shared, ctx.training, ctx.fused_rnn, mask)
     return Node(h, h, False)
 
 
@@ -106,6 +102,7 @@ APPLY: dict[str, Apply] = {
     "merge": apply_merge,
     "embedding": apply_embedding,
     "masked_average_pooling1d": apply_masked_average_pooling,
+    "bidirectional": apply_bidirectional,
 }
 
 # Kinds that read Keras' mask; any other layer whose call takes a mask cannot be handed one.

@@ -111,6 +111,23 @@ def lstm_eval_in_loop(layer: LayerPlan, timesteps: int | None) -> bool:
     )
 
 
+def recurrent(
+    h: tf.Tensor,
+    w: list[tf.Tensor],
+    layer: LayerPlan,
+    shared: bool,
+    training: bool,
+    fused: bool,
+    mask: tf.Tensor | None,
+) -> tf.Tensor:
+    """The LSTM, GRU or SimpleRNN ``layer.kind`` over ``h``, behind Keras' mask if any."""
+    if layer.kind == "lstm":
+        return _lstm(h, w, layer, shared, training, fused, mask=mask)
+    if layer.kind == "gru":
+        return _gru(h, w, layer, shared, mask=mask)
+    return _simple_rnn(h, w, layer, shared, mask=mask)
+
+
 def _lstm(
     h: tf.Tensor,
     w: list[tf.Tensor],

@@ -22,7 +22,8 @@ last axis (``_stacked_norm``), and in Functional models the merge layers
 Add, Subtract, Multiply, Average, Maximum, Minimum and Concatenate
 (``_stacked_merge``), Embedding, with ``mask_zero`` honoured by the LSTM,
 GRU, SimpleRNN and GlobalAveragePooling1D layers after it (``_stacked_embedding``;
-a masked recurrent layer runs the ``tf.scan`` path). Activations are Keras' own functions, applied
+a masked recurrent layer runs the ``tf.scan`` path), Bidirectional wrappers of
+LSTM/GRU/SimpleRNN (``_stacked_recurrent``). Activations are Keras' own functions, applied
 to stacked tensors (they act elementwise or on the last axis, which the
 replica axis does not disturb). Anything else (a layer called twice, a model
 with several inputs or outputs) raises ``Unpackable`` with the reason, and
@@ -52,6 +53,7 @@ from workers.training._stacked_embedding import plan_embedding
 from workers.training._stacked_graph import MASK_AWARE, inputs_of, run_plan, walk_graph
 from workers.training._stacked_merge import plan_merge
 from workers.training._stacked_norm import plan_layer_norm
+from workers.training._stacked_recurrent import plan_bidirectional, plan_rnn
 
 __all__ = ["LayerPlan", "StackedPlan", "Unpackable", "plan_model"]
 
@@ -99,9 +101,10 @@ class StackedPlan:
         """Rough count of float32 activations one sample keeps for the backward pass."""
         total = int(np.prod(self.input_shape))
         for layer, (shape_in, shape_out) in zip(self.layers, self.shapes(), strict=True):
-            if layer.kind in ("lstm", "gru", "simple_rnn"):
-                gates = {"lstm": 6, "gru": 5, "simple_rnn": 2}[layer.kind]
-                total += shape_in[0] * layer.units * gates
+            cell = layer.option("cell", layer.kind)  # a Bidirectional's cell runs twice
+            if cell in ("lstm", "gru", "simple_rnn"):
+                gates = {"lstm": 6, "gru": 5, "simple_rnn": 2}[cell]
+                total += shape_in[0] * layer.units * gates * (2 if layer.kind == "bidirectional" else 1)
             total += int(np.prod(shape_out)) * (2 if layer.kind in ("dropout", "layer_norm") else 1)
         return total
 
@@ -164,7 +167,7 @@ def _plan_layer(layer: Any) -> LayerPlan:
             weight_shapes=weight_shapes_of(layer),
         )
     if isinstance(layer, (L.LSTM, L.GRU, L.SimpleRNN)):
-        return _plan_rnn(layer)
+        return plan_rnn(layer)
     if isinstance(layer, L.Dropout) and type(layer) is L.Dropout:
         if layer.noise_shape is not None:
             raise Unpackable(f"dropout {name!r} has a noise_shape")
@@ -181,34 +184,7 @@ def _plan_layer(layer: Any) -> LayerPlan:
 
 
 # Planners of the other layer families: each returns None for a layer that is not its own.
-_PLANNERS = (plan_layer_norm, plan_merge, plan_embedding)
-
-
-def _plan_rnn(layer: Any) -> LayerPlan:
-    L = keras.layers
-    name = layer.name
-    for flag in ("go_backwards", "stateful", "return_state"):
-        if getattr(layer, flag, False):
-            raise Unpackable(f"recurrent layer {name!r} uses {flag}")
-    if getattr(layer, "dropout", 0) or getattr(layer, "recurrent_dropout", 0):
-        raise Unpackable(f"recurrent layer {name!r} uses dropout inside the cell")
-    if getattr(layer, "zero_output_for_mask", False):
-        raise Unpackable(f"recurrent layer {name!r} uses zero_output_for_mask")
-    kinds = {L.LSTM: "lstm", L.GRU: "gru", L.SimpleRNN: "simple_rnn"}
-    kind = kinds.get(type(layer))
-    if kind is None:
-        raise Unpackable(f"layer {name!r} is a subclass of a recurrent layer")
-    return LayerPlan(
-        kind,
-        name,
-        units=layer.units,
-        activation=act_name(layer.activation),
-        recurrent_activation=(act_name(layer.recurrent_activation) if kind != "simple_rnn" else "sigmoid"),
-        use_bias=layer.use_bias,
-        return_sequences=bool(layer.return_sequences),
-        reset_after=bool(getattr(layer, "reset_after", True)),
-        weight_shapes=weight_shapes_of(layer),
-    )
+_PLANNERS = (plan_layer_norm, plan_merge, plan_embedding, plan_bidirectional)
 
 
 def _placed(

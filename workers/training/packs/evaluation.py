@@ -50,6 +50,9 @@ def eval_floats_per_sample(plan: StackedPlan, k: int, *, fused: bool) -> int:
                 peak = max(peak, layer.units * (gates + 2))
             else:  # the input projection of every timestep is materialised
                 peak = max(peak, shape[0] * layer.units * gates)
+        elif layer.kind == "bidirectional":  # both directions' projections (tf.scan or unrolled)
+            gates = {"lstm": 4, "gru": 3, "simple_rnn": 1}[layer.option("cell")]
+            peak = max(peak, 2 * shape[0] * layer.units * gates)
         peak = max(peak, int(np.prod(shape_out)))
     return 2 * max(k * peak, one_replica)
 
