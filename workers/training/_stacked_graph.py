@@ -166,7 +166,7 @@ def walk_graph(model: Any) -> list[GraphNode]:
     """The model's layer calls in dependency order (raises ``Unpackable`` for other graphs)."""
     graph = model._functional if isinstance(model, keras.Sequential) else model
     if graph is None or not hasattr(graph, "_nodes_by_depth"):
-        raise Unpackable("the model is neither Sequential nor Functional (a subclassed Model)")
+        raise Unpackable("the model has no layer graph to read (a subclassed Model or an unbuilt Sequential)")
     if len(graph.inputs) != 1 or len(graph.outputs) != 1:
         raise Unpackable("the model has more than one input or output")
     model_input = graph.inputs[0]
