@@ -105,3 +105,19 @@ def _model(build: Any) -> Any:
 def test_graphs_packs_cannot_follow_are_unpackable(model: Any, reason: str) -> None:
     with pytest.raises(Unpackable, match=reason):
         plan_model(model())
+
+
+class _Subclassed(keras.Model):
+    def __init__(self) -> None:
+        super().__init__()
+        self.dense = L.Dense(2)
+
+    def call(self, x: Any) -> Any:
+        return self.dense(x)
+
+
+def test_subclassed_model_is_unpackable() -> None:
+    model = _Subclassed()
+    model(np.zeros((1, 3), np.float32))
+    with pytest.raises(Unpackable, match="no layer graph"):
+        plan_model(model)
