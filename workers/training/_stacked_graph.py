@@ -203,7 +203,9 @@ def walk_graph(model: Any) -> list[GraphNode]:
                 raise Unpackable(f"layer {op.name!r} receives a mask packs cannot reproduce")
             output = node.outputs[0]
             if any(d is None for d in output.shape[1:]):
-                raise Unpackable(f"layer {op.name!r} returns an axis of variable size {tuple(output.shape)}")
+                shape = tuple(output.shape[1:])
+                what = f"{type(op).__name__} {op.name!r}"
+                raise Unpackable(f"{what} has an output of unknown size {shape} (packs need fixed shapes)")
             where[id(output)] = len(out)
             if _passes_input_mask(op, args, model_input):
                 mask_ok.add(id(output))
