@@ -11,6 +11,10 @@ Parts, all in this one process run (ratios, never absolute gates):
     report 1 would train it. Subsampled (``--naive-runs`` per batch size, each
     with the full epochs of the run); the replica-epochs/s is extrapolated to
     the whole sweep.
+(a') the naive loop that records what the service records: the same
+    ``model.fit`` with a callback that runs ``model.evaluate`` on the whole
+    training set (and the validation set, if any) after every epoch. (a) is
+    what users write; (a') is the fair baseline for the service's curves.
 (b) Optuna ``study.optimize(n_jobs=2)`` over the same configurations
     (GridSampler), each trial training its seeds with ``model.fit``;
     subsampled (``--optuna-trials``), rate extrapolated.
@@ -42,7 +46,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -79,31 +83,57 @@ def configs(g: dict[str, Any]) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------- (a)
 
 
-def fit_one(workload: Any, cfg: dict[str, Any], seed: int, epochs: int) -> None:
+def full_set_callback(ds: Any) -> Any:
+    """A callback that evaluates the whole training (and validation) set after every epoch."""
+    import keras
+
+    class FullSetEvaluation(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            self.model.evaluate(ds.x_train, ds.y_train, verbose=0)
+            if ds.x_val is not None:
+                self.model.evaluate(ds.x_val, ds.y_val, verbose=0)
+
+    return FullSetEvaluation()
+
+
+def fit_one(workload: Any, cfg: dict[str, Any], seed: int, epochs: int, *, record: bool = False) -> None:
+    """One run as a user writes it; ``record``: evaluated on the full sets after every epoch (a')."""
     import keras
 
     ds = workload.dataset()
     keras.utils.set_random_seed(seed)
     model = workload.build_model()
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=cfg["learning_rate"], beta_1=cfg["beta_1"]),
+        optimizer=keras.optimizers.Adam(learning_rate=cfg["learning_rate"], beta_1=cfg.get("beta_1", 0.9)),
         loss=workload.loss,
         metrics=["accuracy"],
     )
-    model.fit(ds.x_train, ds.y_train, batch_size=cfg["batch_size"], epochs=epochs, shuffle=True, verbose=0)
+    model.fit(
+        ds.x_train,
+        ds.y_train,
+        batch_size=cfg["batch_size"],
+        epochs=epochs,
+        shuffle=True,
+        verbose=0,
+        callbacks=[full_set_callback(ds)] if record else [],
+    )
 
 
-def part_a(workload: Any, g: dict[str, Any], runs_per_batch: int) -> dict[int, float]:
+def part_a(
+    workload: Any, g: dict[str, Any], runs_per_batch: int, *, record: bool = False
+) -> dict[int, float]:
+    """(a), or (a') with ``record``: replica-epochs/s per batch size of the naive loop."""
     rates: dict[int, float] = {}
+    label = "(a')" if record else "(a) "
     for b in g["batch_size"]:
         cfgs = [c for c in configs(g) if c["batch_size"] == b][:runs_per_batch]
         t = time.perf_counter()
         for i, c in enumerate(cfgs):
-            fit_one(workload, c, i, g["epochs"])
+            fit_one(workload, c, i, g["epochs"], record=record)
         dt = time.perf_counter() - t
         rates[b] = len(cfgs) * g["epochs"] / dt
         _out(
-            f"  (a) batch {b:>2}: {len(cfgs)} runs x {g['epochs']} epochs in {dt:.1f}s "
+            f"  {label} batch {b:>2}: {len(cfgs)} runs x {g['epochs']} epochs in {dt:.1f}s "
             f"-> {rates[b]:.2f} rep-ep/s"
         )
     return rates
@@ -226,14 +256,35 @@ def _http_list(url: str) -> list[Any]:
 
 _PACK_LINE = re.compile(r"pack done: (.*)")
 
+# The last reference figures (benchmarks/README.md, "Fused LSTM kernel, dynamic pack size,
+# guided claims", --scale 1.0), printed beside this run's so a regression shows. Replica-epochs/s.
+README_LAST: dict[str, Any] = {
+    "a": {2: 2.13, 8: 4.35, 32: 8.62, "all": 3.68},
+    "b": 4.70,
+    "c": [61.2, 63.0],  # the whole sweep, cold then warm
+    "cbatch": {2: [36.6, 44.6], 8: [69.0, 82.4], 32: [106.3, 126.8]},
+}
+
+
+def _last(value: float | None) -> str:
+    return f" [README last: {value:.2f}]" if value is not None else ""
+
 
 def part_c_service(
-    g: dict[str, Any], workers: int, timeout_s: float, repeats: int = 1, stall_s: float = 180
+    g: dict[str, Any],
+    workers: int,
+    timeout_s: float,
+    repeats: int = 1,
+    stall_s: float = 180,
+    *,
+    workload: Callable[[str], dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     """The sweep of grid ``g`` through a fresh ``sweeps serve``, ``repeats`` times in a row.
 
     The first run is cold (every pack function compiled in it); later ones show a
-    long-lived service whose workers reuse what they compiled.
+    long-lived service whose workers reuse what they compiled. ``workload``: given the
+    API's base URL once the service is up, the spec's workload block (it may upload a
+    dataset and a model first); default the sensor_lstm preset.
     """
     tmp = tempfile.mkdtemp()
     db = f"sqlite:///{tmp}/bench.db"
@@ -275,9 +326,10 @@ def part_c_service(
                 return []
             time.sleep(0.5)
         t_ready = time.perf_counter() - t0
+        block = workload(base) if workload is not None else {"preset": "sensor_lstm", "params": {}}
         spec = {
             "name": "bench-packs",
-            "workload": {"preset": "sensor_lstm", "params": {}},
+            "workload": block,
             "epochs": g["epochs"],
             "seeds": g["seeds"],
             "space": {k: g[k] for k in ("learning_rate", "batch_size", "beta_1")} | {"optimizer": ["adam"]},
@@ -329,6 +381,9 @@ def part_c_service(
         lo, hi = run.pop("window")
         mine = [ln for ln in lines if lo <= _log_time(ln) <= hi]
         run["compiles"] = sum("compiling pack functions:" in ln for ln in mine)
+        # Why a workload was trained one replica at a time (the chooser warns once per process).
+        marker = "cannot be packed ("
+        run["fallback"] = sorted({ln.split(marker, 1)[1].rsplit(")", 1)[0] for ln in lines if marker in ln})
         run["packs"] = [
             {k: float(v) for k, v in (kv.split("=") for kv in m.group(1).split())}
             for ln in mine
@@ -362,8 +417,9 @@ def report_service(
     a: dict[int, float],
     a_ref: float | None,
     b_rate: float | None,
+    a2_ref: float | None = None,
 ) -> None:
-    """Print one service run: rate, ratios to (a)/(b), and where the workers' wall time went."""
+    """Print one service run: rate, ratios to (a)/(a')/(b), and where the workers' wall time went."""
     done = cs["runs_done"] * g["epochs"]
     wall = cs["submit_to_last_s"]
     rate = done / wall if wall > 0 else math.nan
@@ -374,7 +430,18 @@ def report_service(
     )
     if a_ref:
         _out(f"      (c)/(a) = {rate / a_ref:.1f}x" + (f", (c)/(b) = {rate / b_rate:.1f}x" if b_rate else ""))
+    if a2_ref:
+        _out(f"      (c)/(a') = {rate / a2_ref:.1f}x (the naive loop that evaluates as the service does)")
+    for reason in cs.get("fallback", []):
+        _out(f"      NOT PACKED, trained one replica at a time: {reason}")
     if cs["packs"]:
+        tot = sum(p["total_s"] for p in cs["packs"])
+        shares = {k: sum(p[f"{k}_s"] for p in cs["packs"]) / tot for k in ("compile", "step", "eval")}
+        _out(
+            "      share of the packs' time: "
+            + ", ".join(f"{k} {100 * v:.0f}%" for k, v in shares.items())
+            + f", other {100 * (1 - sum(shares.values())):.0f}% (model builds, host, DB writes)"
+        )
         tot = sum(p["total_s"] for p in cs["packs"])
         inside = sum(p["step_s"] + p["eval_s"] for p in cs["packs"])
         comp = sum(p["compile_s"] for p in cs["packs"])
@@ -422,7 +489,7 @@ def main() -> None:
     ap.add_argument("--max-replicas", type=int, default=64)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1, help="TF threads of this process for (a), (b), (c')")
-    ap.add_argument("--skip", default="", help="comma list of parts to skip: a,b,c,cbatch,cdirect")
+    ap.add_argument("--skip", default="", help="comma list of parts to skip: a,a2,b,c,cbatch,cdirect")
     ap.add_argument("--service-timeout", type=float, default=3600)
     ap.add_argument(
         "--repeats", type=int, default=2, help="(c) each sweep this many times on one service (cold, warm)"
@@ -449,6 +516,7 @@ def main() -> None:
     )
 
     a = part_a(workload, g, args.naive_runs) if "a" not in skip else {}
+    a2 = part_a(workload, g, args.naive_runs, record=True) if "a2" not in skip else {}
     b_rate = part_b(workload, g, args.optuna_trials, args.optuna_seeds) if "b" not in skip else None
     cd = part_c_direct(workload, g, args.max_replicas) if "cdirect" not in skip else None
     cs = part_c_service(g, args.workers, args.service_timeout, args.repeats) if "c" not in skip else []
@@ -458,17 +526,28 @@ def main() -> None:
         for bs in (g["batch_size"] if "cbatch" not in skip else [])
     }
 
-    _out("\nsummary (replica-epochs/s; (a) and (b) extrapolated from their subsamples)")
-    a_all = 0.0
+    _out("\nsummary (replica-epochs/s; (a), (a') and (b) extrapolated from their subsamples)")
+    if args.scale != 1.0:
+        _out("  [README last] figures are --scale 1.0's: compare ratios, or run at --scale 1.0")
+
+    def overall(rates: dict[int, float]) -> float:
+        return total_rep_ep / sum(total_rep_ep / len(g["batch_size"]) / r for r in rates.values())
+
+    a_all = overall(a) if a else 0.0
+    a2_all = overall(a2) if a2 else 0.0
     if a:
-        a_all = total_rep_ep / sum(total_rep_ep / len(g["batch_size"]) / r for r in a.values())
-        _out(
-            f"  (a) naive model.fit loop: {a_all:.2f} overall; "
-            + ", ".join(f"batch {k}: {v:.2f}" for k, v in a.items())
-        )
+        _out(f"  (a) naive model.fit loop: {a_all:.2f} overall{_last(README_LAST['a']['all'])}")
+        for k, v in a.items():
+            _out(f"      batch {k:>2}: {v:.2f}{_last(README_LAST['a'].get(k))}")
         _out(f"      projected time for the whole sweep: {total_rep_ep / a_all / 60:.1f} min")
+    if a2:
+        ratio = f"; (a')/(a) = {a2_all / a_all:.2f}" if a else ""
+        _out(
+            f"  (a') naive loop + full-set evaluate after every epoch: {a2_all:.2f} overall{ratio}; "
+            + ", ".join(f"batch {k}: {v:.2f}" for k, v in a2.items())
+        )
     if b_rate:
-        _out(f"  (b) Optuna n_jobs=2:       {b_rate:.2f}")
+        _out(f"  (b) Optuna n_jobs=2:       {b_rate:.2f}{_last(README_LAST['b'])}")
     if cd:
         rate = total_rep_ep / cd["wall"]
         st = cd["stats"]
@@ -494,12 +573,16 @@ def main() -> None:
         return "cold (fresh service)" if i == 0 else "again, same service (warm)"
 
     for i, run in enumerate(cs):
-        _out(f"  (c) the whole sweep, {which(i)}:")
-        report_service(run, g, args.workers, a, a_all if a else None, b_rate)
+        last = README_LAST["c"][min(i, 1)]
+        _out(f"  (c) the whole sweep, {which(i)}:{_last(last)}")
+        report_service(run, g, args.workers, a, a_all if a else None, b_rate, a2_all or None)
     for bs, runs in per_batch.items():
         for i, run in enumerate(runs):
-            _out(f"  (c) batch {bs} alone, {which(i)}:")
-            report_service(run, {**g, "batch_size": [bs]}, args.workers, a, a.get(bs), b_rate=None)
+            last = README_LAST["cbatch"].get(bs, [None, None])[min(i, 1)]
+            _out(f"  (c) batch {bs} alone, {which(i)}:{_last(last)}")
+            report_service(
+                run, {**g, "batch_size": [bs]}, args.workers, a, a.get(bs), b_rate=None, a2_ref=a2.get(bs)
+            )
 
 
 if __name__ == "__main__":

@@ -290,6 +290,7 @@ class WorkerLoop:
                 results = trainer.train(workload, replicas, first.epochs, observer)
                 self._last_train = time.perf_counter() - t0 - observer.callback_seconds
                 self.stats.train_seconds += self._last_train
+                _log_training(results)
                 prior = _label_prior(workload)
             except Exception as exc:  # a broken workload must not kill the worker
                 log.exception("configurations %s failed before training", [c.config_id for c in claims])
@@ -363,6 +364,28 @@ class WorkerLoop:
                 observer.heartbeat()
             except Exception:  # noqa: BLE001 - a missed beat is retried next interval
                 log.warning("heartbeat failed", exc_info=True)
+
+
+def _log_training(results: Sequence[ReplicaResult]) -> None:
+    """One line per way the claim's runs were trained: pack size, compaction, compiled function."""
+    by_how: dict[str, list[Hashable]] = {}
+    for r in results:
+        if r.training is not None:
+            by_how.setdefault(r.training.describe(), []).append(r.key)
+    for how, keys in by_how.items():
+        log.info("runs %s trained %s", _id_ranges(keys), how)
+
+
+def _id_ranges(keys: Sequence[Hashable]) -> str:
+    """Run ids as ranges ("3-5, 9"): a pack of 64 runs stays one short line."""
+    spans: list[list[int]] = []
+    for i in sorted(k for k in keys if isinstance(k, int)):
+        if spans and i == spans[-1][1] + 1:
+            spans[-1][1] = i
+        else:
+            spans.append([i, i])
+    parts = [str(a) if a == b else f"{a}-{b}" for a, b in spans]
+    return ", ".join(parts + [str(k) for k in keys if not isinstance(k, int)])
 
 
 def _label_prior(workload: Workload) -> tuple[int, float | None, float | None]:

@@ -52,6 +52,7 @@ def outcome(
             final_accuracy=None,
             error=result.error,
             traceback=result.traceback,
+            training=result.training,
         )
     loss = _arr(recs, "loss")
     assert loss is not None
@@ -87,6 +88,7 @@ def outcome(
         final_loss=last.loss,
         final_accuracy=last.accuracy,
         step_losses=[list(p) for p in result.step_losses] or None,
+        training=result.training,
     )
 
 

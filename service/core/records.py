@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -94,6 +94,71 @@ RUN_METRICS_DOC = (
 
 
 @dataclass(frozen=True)
+class PackResize:
+    """After ``epoch`` the run's pack went on with ``size`` live replicas (compaction)."""
+
+    epoch: int
+    size: int
+    compiled: bool = False  # a compiled function of the new size had to be compiled (XLA)
+
+
+@dataclass(frozen=True)
+class RunTraining:
+    """How a run was trained: in a pack (its size, compaction, compiled function) or alone (why).
+
+    Stored in the run's ``training`` column by the worker; None for runs trained
+    before it was recorded and for runs that failed before training.
+    """
+
+    mode: Annotated[
+        Literal["pack", "single"],
+        Field(description="`pack`: with other replicas in one compiled step; `single`: alone."),
+    ]
+    pack_size: Annotated[int | None, Field(description="Replicas in the run's pack at its start.")] = None
+    resized: Annotated[
+        list[PackResize],
+        Field(description="Compactions the run went through: after `epoch`, the pack went on with `size`."),
+    ] = field(default_factory=list)
+    compiled_function: Annotated[
+        Literal["reused", "compiled"] | None,
+        Field(description="The pack's compiled function: `reused` from the worker's cache, or `compiled`."),
+    ] = None
+    compile_seconds: Annotated[
+        float | None,
+        Field(description="Seconds the pack spent compiling (first calls of its new functions)."),
+    ] = None
+    xla: Annotated[bool | None, Field(description="Whether the pack's epoch function used XLA.")] = None
+    fallback_reason: Annotated[
+        str | None,
+        Field(description="Why the run was trained one replica at a time (`single`), if it had to be."),
+    ] = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> RunTraining | None:
+        if not data:
+            return None
+        resized = [PackResize(**r) for r in data.get("resized") or []]
+        return cls(**{**data, "resized": resized})
+
+    def describe(self) -> str:
+        """One line for people: the run page and the worker's log."""
+        if self.mode == "single":
+            why = f": {self.fallback_reason}" if self.fallback_reason else ""
+            return f"one replica at a time{why}"
+        text = f"in a pack of {self.pack_size}"
+        for r in self.resized:
+            text += f", {r.size} after epoch {r.epoch}"
+        if self.compiled_function == "reused":
+            text += "; compiled function reused"
+        elif self.compiled_function == "compiled":
+            text += f"; compiled in {self.compile_seconds or 0.0:.1f} s"
+        return text + (" (XLA)" if self.xla else "")
+
+
+@dataclass(frozen=True)
 class RunRecord:
     id: int
     sweep_id: int
@@ -116,6 +181,9 @@ class RunRecord:
     started_at: datetime | None
     finished_at: datetime | None
     step_losses: list[Any] | None = None
+    training: Annotated[
+        RunTraining | None, Field(description="How the run was trained (None: not recorded).")
+    ] = None
 
 
 @dataclass(frozen=True)
@@ -194,3 +262,4 @@ class RunOutcome:
     error: str | None = None
     traceback: str | None = None
     step_losses: list[Any] | None = None
+    training: RunTraining | None = None

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from service.core.config import Settings
 from service.core.db import Database
-from service.core.records import CurvePoint, RunOutcome
+from service.core.records import CurvePoint, PackResize, RunOutcome, RunTraining
 from service.core.states import RunStatus
 from service.core.work.claims import claim
 from service.core.work.ownership import record_epoch
@@ -89,3 +89,39 @@ def test_one_run_and_its_curve(client: TestClient, db: Database, settings: Setti
     }
     assert client.get(f"/v1/runs/{run + 100}").status_code == 404
     assert client.get(f"/v1/runs/{run + 100}/curve").status_code == 404
+
+
+def test_each_run_says_how_it_was_trained(client: TestClient, db: Database, settings: Settings) -> None:
+    """Stored by the worker with the outcome; in the API record and on the run page."""
+    new_sweep(db, settings, space=SPACE, seeds=2)
+    (c,) = claim(db, "w")
+    packed, alone = (slot.run_id for slot in c.runs)
+    how = RunTraining(
+        mode="pack",
+        pack_size=16,
+        resized=[PackResize(epoch=3, size=8)],
+        compiled_function="compiled",
+        compile_seconds=4.25,
+        xla=False,
+    )
+    why = RunTraining(mode="single", fallback_reason="layer 'conv' (Conv2D) is not supported")
+    base = RunOutcome(packed, RunStatus.COMPLETED, "converged", [], {}, 1, 0.1, 1.0)
+    rep = dataclasses.replace
+    outcomes = [rep(base, training=how), rep(base, run_id=alone, training=why)]
+    assert finish_with(db, c, outcomes)
+    got = client.get(f"/v1/runs/{packed}").json()["training"]
+    assert got == {
+        "mode": "pack",
+        "pack_size": 16,
+        "resized": [{"epoch": 3, "size": 8, "compiled": False}],
+        "compiled_function": "compiled",
+        "compile_seconds": 4.25,
+        "xla": False,
+        "fallback_reason": None,
+    }
+    listed = client.get(f"/v1/sweeps/{c.sweep_id}/runs").json()["items"]
+    assert [i["training"]["mode"] for i in listed] == ["pack", "single"]
+    page = client.get(f"/runs/{packed}").text
+    assert "in a pack of 16, 8 after epoch 3; compiled in 4.2 s" in page
+    page = client.get(f"/runs/{alone}").text
+    assert "one replica at a time: layer &#39;conv&#39; (Conv2D) is not supported" in page

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from service.core.records import RunTraining
 from tests.workers.fake_clock import FakeClock
 from workers.training.interface import EpochRecord, ReplicaResult, ReplicaSpec, TrainingObserver
 from workers.workloads.base import Dataset, Workload
@@ -62,6 +63,7 @@ class FakeTrainer:
     epoch_s: float = 0.25
     error: Exception | None = None
     after_epoch: Callable[[int], None] | None = None
+    training: RunTraining | None = None  # how it says each replica was trained
     packs: list[list[ReplicaSpec]] = field(default_factory=list)  # what each train() call got
     results: list[list[ReplicaResult]] = field(default_factory=list)  # what each one returned
 
@@ -71,7 +73,7 @@ class FakeTrainer:
         self.packs.append(list(replicas))
         if self.error is not None:
             raise self.error
-        results = [ReplicaResult(key=r.key, status="completed") for r in replicas]
+        results = [ReplicaResult(key=r.key, status="completed", training=self.training) for r in replicas]
         self.results.append(results)
         for epoch in range(epochs + 1):
             if epoch > 0:

@@ -8,6 +8,7 @@ and tests/reliability/test_worker_faults.py.
 from __future__ import annotations
 
 import itertools
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -16,6 +17,7 @@ import pytest
 
 from service.core.config import Settings
 from service.core.errors import DatabaseUnavailable
+from service.core.records import PackResize, RunTraining
 from service.core.states import ConfigState, RunStatus, SweepState, WorkerState
 from tests.workers.fake_clock import FakeClock
 from tests.workers.fake_store import FakeStore
@@ -98,6 +100,23 @@ def test_claims_trains_and_finishes_a_configuration(store: FakeStore, clock: Fak
     # Nothing left: the sweep is finished and its report stored.
     assert store.sweeps[sweep].state == SweepState.COMPLETED and store.reports == [sweep]
     assert store.workers["w1"].state == WorkerState.STOPPED
+
+
+def test_each_run_stores_and_logs_how_it_was_trained(
+    store: FakeStore, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    store.add_sweep([{"learning_rate": lr} for lr in (0.1, 0.2)], n_seeds=2, epochs=1)
+    how = RunTraining(mode="pack", pack_size=4, resized=[PackResize(1, 2)], compiled_function="reused")
+    trainer = FakeTrainer(clock, training=how)
+
+    with caplog.at_level(logging.INFO, logger="workers.loop"):
+        make_loop(store, clock, trainer, pack_max_replicas=4).run(max_configs=2)
+
+    outcomes = [r.outcome for c in store.configs for r in store.runs_of(c)]
+    assert len(outcomes) == 4 and all(o is not None and o.training == how for o in outcomes)
+    run_ids = sorted(r.id for c in store.configs for r in store.runs_of(c))
+    how_text = "in a pack of 4, 2 after epoch 1; compiled function reused"
+    assert f"runs {run_ids[0]}-{run_ids[-1]} trained {how_text}" in caplog.text
 
 
 def test_packs_configurations_of_a_sweep_up_to_the_replica_cap(store: FakeStore, clock: FakeClock) -> None:

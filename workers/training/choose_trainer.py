@@ -47,4 +47,4 @@ class TrainerChooser:
             log.warning(
                 "workload %s cannot be packed (%s); training one replica at a time", workload.name, reason
             )
-        return SingleTrainer(plan=plan, device=self.device)
+        return SingleTrainer(plan=plan, device=self.device, fallback_reason=reason)

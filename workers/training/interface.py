@@ -11,7 +11,7 @@ from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from service.core.records import CurvePoint
+from service.core.records import CurvePoint, RunTraining
 from service.core.states import RunStatus
 
 # How a replica ended: a run status other than RUNNING (the trainer reports only ended replicas).
@@ -53,6 +53,8 @@ class ReplicaResult:
     step_losses: list[tuple[int, float]] = field(default_factory=list)
     error: str | None = None
     traceback: str | None = None
+    # How the replica was trained (pack size, compaction, compiled function, or why alone).
+    training: RunTraining | None = None
 
 
 class TrainingObserver(Protocol):

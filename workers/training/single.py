@@ -71,6 +71,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from service.core.records import RunTraining
 from service.core.states import RunStatus
 from workers.training.data_order import BatchOrder, build_initial_model
 from workers.training.interface import (
@@ -133,8 +134,11 @@ class SingleTrainer:
         device: str = "cpu",
         jit_compile: bool | None = None,
         eval_batch_size: int = 512,
+        fallback_reason: str | None = None,
     ) -> None:
         self.plan = plan if plan is not None else TrainingPlan()
+        # Why these replicas are trained alone (the workload cannot be packed), for their records.
+        self.training = RunTraining(mode="single", fallback_reason=fallback_reason)
         self.device = device
         self._tf_device = _tf_device(device)
         # XLA halves the step time of the small LSTMs but compiling costs ~2 s per
@@ -163,6 +167,8 @@ class SingleTrainer:
             result = self._train_replica_safely(workload, replica, epochs, observer)
             stopped = result.status == RunStatus.CANCELLED
             results.append(result)
+        for r in results:
+            r.training = self.training
         return results
 
     # ---------------------------------------------------------------- private

@@ -112,6 +112,8 @@ class Run(Base):
     final_loss: Mapped[float | None] = mapped_column(Float)
     final_accuracy: Mapped[float | None] = mapped_column(Float)
     step_losses: Mapped[list[Any] | None] = mapped_column(JSON)
+    # How the run was trained (records.RunTraining as JSON); NULL before it was recorded.
+    training: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
     traceback: Mapped[str | None] = mapped_column(Text)
     worker_id: Mapped[str | None] = mapped_column(String(100))

@@ -16,7 +16,7 @@ from sqlalchemy import Row, Select, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from service.core.errors import NotFound
-from service.core.records import ConfigRecord, CurvePoint, RunOutcome, RunRecord, RunSlot
+from service.core.records import ConfigRecord, CurvePoint, RunOutcome, RunRecord, RunSlot, RunTraining
 from service.core.repo import optuna_trials
 from service.core.repo.models import Config, Run
 from service.core.repo.models import CurvePoint as CurvePointRow
@@ -140,6 +140,7 @@ def _run_record(row: Run, params: dict[str, Any], *, with_steps: bool = False) -
         started_at=aware(row.started_at),
         finished_at=aware(row.finished_at),
         step_losses=list(row.step_losses) if with_steps and row.step_losses else None,
+        training=RunTraining.from_json(row.training),
     )
 
 
@@ -330,6 +331,7 @@ def store_outcome(session: Session, *, config_id: int, outcome: RunOutcome, now:
             error=o.error,
             traceback=o.traceback,
             step_losses=o.step_losses,
+            training=o.training.to_json() if o.training is not None else None,
             finished_at=now,
         )
     )

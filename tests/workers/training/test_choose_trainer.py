@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
+import keras
 import pytest
 
-from tests.workers.training.pack_workloads import Conv, TinyLSTM
+from service.core.records import RunTraining
+from tests.workers.training.pack_workloads import Conv, TinyDense, TinyLSTM
 from workers.training.choose_trainer import TrainerChooser
-from workers.training.packs import PackTrainer
+from workers.training.interface import NullObserver, ReplicaSpec
+from workers.training.packs import PackTrainer, can_pack
 from workers.training.single import SingleTrainer
 from workers.training.training_plan import TrainingPlan
 
@@ -34,3 +38,32 @@ def test_the_pack_trainers_of_one_chooser_share_their_caches() -> None:
     assert isinstance(a, PackTrainer) and isinstance(b, PackTrainer) and isinstance(other, PackTrainer)
     assert a.caches is b.caches
     assert other.caches is not a.caches
+
+
+class _Noisy(TinyDense):
+    """A layer no pack supports (GaussianNoise), so it stays unpackable whatever layers packs gain."""
+
+    name = "noisy"
+
+    def build_model(self) -> Any:
+        L = keras.layers
+        return keras.Sequential(
+            [keras.Input((3, 2)), L.GaussianNoise(0.1), L.Flatten(), L.Dense(2, activation="softmax")]
+        )
+
+
+def test_runs_trained_one_at_a_time_say_why() -> None:
+    wl = _Noisy()
+    ok, reason = can_pack(wl)
+    assert not ok and "GaussianNoise" in reason
+    replica = [ReplicaSpec(0, {}, 1, 2)]
+    by_chooser = TrainerChooser(device="cpu", max_replicas=8).trainer_for(wl, TrainingPlan())
+    by_pack = PackTrainer()
+    for trainer in (by_chooser, by_pack):
+        (result,) = trainer.train(wl, replica, 1, NullObserver())
+        assert result.status == "completed"
+        assert result.training is not None and result.training.mode == "single"
+        # The reason is can_pack's (the layer's automatic name differs from build to build).
+        assert "GaussianNoise" in (result.training.fallback_reason or "")
+    (alone,) = SingleTrainer().train(wl, replica, 1, NullObserver())
+    assert alone.training == RunTraining(mode="single")  # chosen, not a fallback

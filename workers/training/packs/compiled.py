@@ -80,6 +80,7 @@ class CompiledPack:
     eval_chunk: int
     epoch_compiled: bool = False
     eval_compiled: bool = False
+    compile_s: float | None = None  # the epoch function's first call (trace + compile + one epoch)
 
 
 def compile_pack(req: CompileRequest) -> CompiledPack:
@@ -96,6 +97,10 @@ class CompiledFunctions:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def cached(self, req: CompileRequest) -> bool:
+        """Whether the pair for ``req`` is here (compaction asks before paying for one)."""
+        return req.cache_key() in self._entries
 
     def get_or_compile(self, req: CompileRequest) -> tuple[CompiledPack, bool]:
         """The pair for ``req`` and whether it was cached (compiled now if it was not)."""

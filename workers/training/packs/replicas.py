@@ -10,12 +10,13 @@ table), reduce-on-plateau decided between epochs.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import keras
 import numpy as np
 
+from service.core.records import PackResize
 from service.core.states import RunStatus
 from workers.training.data_order import BatchOrder
 from workers.training.interface import EpochRecord, ReplicaResult, ReplicaSpec, ReplicaStatus
@@ -47,6 +48,7 @@ class PackReplica:
     plateau_lr: float
     result: ReplicaResult
     training: bool = True
+    resizes: list[PackResize] = field(default_factory=list)  # compactions it went through
 
     @classmethod
     def prepare(

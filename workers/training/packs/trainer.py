@@ -7,70 +7,37 @@ import math
 import time
 import traceback
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
+from service.core.records import RunTraining
 from service.core.states import RunStatus
 from workers.training.interface import (
     EpochRecord,
     ReplicaResult,
     ReplicaSpec,
-    ReplicaStatus,
     TrainingObserver,
 )
 from workers.training.packs.caches import PackCaches
+from workers.training.packs.compaction import plan_compaction, stacked_size
 from workers.training.packs.compiled import CompiledPack, CompileRequest
 from workers.training.packs.epoch_function import EpochInputs, OptimizerState
 from workers.training.packs.evaluation import EvalResult, Evaluator
+from workers.training.packs.pack import Pack
 from workers.training.packs.replicas import EpochTotals, PackReplica
 from workers.training.packs.sizing import can_pack, choose_pack_size, pack_bucket, pack_cap, uses_xla
 from workers.training.packs.stats import PackStats
 from workers.training.packs.workload_data import WorkloadData, initial_weights
 from workers.training.training_plan import TrainingPlan
-from workers.training.vector_optimizers import VectorHyper, hyper_from_params, init_slots
+from workers.training.vector_optimizers import hyper_from_params, init_slots
 
 logger = logging.getLogger(__name__)
 
 MAX_STEP_POINTS = 500  # as the single trainer: at most ~500 step losses per run
 
 _Records = list[tuple[Hashable, EpochRecord]]
-
-
-@dataclass
-class _Pack:
-    """One pack in training: its replicas, padded to ``k`` with masked copies of replica 0."""
-
-    replicas: list[PackReplica]
-    k: int
-    batch: int
-    steps: int  # per epoch
-    jit: bool
-    jit_eval: bool
-    hyper: VectorHyper
-    hyper_t: dict[str, tf.Tensor]
-    state: OptimizerState
-    active: np.ndarray  # [k] bool: replicas still training (padding is never active)
-    dropout_seed: tf.Tensor
-
-    @property
-    def pad(self) -> int:
-        return self.k - len(self.replicas)
-
-    def stop(self, i: int, status: ReplicaStatus) -> None:
-        self.replicas[i].stop(status)
-        self.active[i] = False
-
-    def stop_all(self, status: ReplicaStatus) -> None:
-        for i, r in enumerate(self.replicas):
-            if r.training:
-                self.stop(i, status)
-
-    def padded(self, rows: list[Any]) -> list[Any]:
-        """Per-replica rows, then replica 0's again for each padding replica."""
-        return rows + [rows[0]] * self.pad
 
 
 class PackTrainer:
@@ -83,6 +50,10 @@ class PackTrainer:
 
     ``caches``: the compiled functions and workloads' data to reuse; by
     default the trainer's own. A worker passes one to every trainer it builds.
+
+    ``compaction``: at an epoch boundary, a pack whose replicas ended goes on
+    with its live replicas only when that pays (``packs.compaction``); False
+    keeps every pack at its size (the benchmark's comparison).
     """
 
     def __init__(
@@ -93,6 +64,7 @@ class PackTrainer:
         jit_compile: bool | None = None,
         device: str = "cpu",
         caches: PackCaches | None = None,
+        compaction: bool = True,
     ) -> None:
         if max_replicas < 1:
             raise ValueError("max_replicas must be >= 1")
@@ -105,6 +77,7 @@ class PackTrainer:
         self._gpu = bool(tf.config.list_logical_devices("GPU"))
         self.device = device
         self.caches = caches if caches is not None else PackCaches()
+        self.compaction = compaction
         self.stats = PackStats()
         self._fallback: Any = None
         self._sizes_logged: set[tuple[str, int, int]] = set()
@@ -133,7 +106,7 @@ class PackTrainer:
                 reason,
                 len(replicas),
             )
-            fallback: list[ReplicaResult] = self._single().train(workload, replicas, epochs, observer)
+            fallback: list[ReplicaResult] = self._single(reason).train(workload, replicas, epochs, observer)
             return fallback
         # Pack size from the workload's size and the device's memory, max_replicas as the cap.
         batch = next(iter(sizes))
@@ -171,11 +144,11 @@ class PackTrainer:
 
     # --------------------------------------------------------------- one pack
 
-    def _single(self) -> Any:
-        if self._fallback is None:
+    def _single(self, reason: str) -> Any:
+        if self._fallback is None or self._fallback.training.fallback_reason != reason:
             from workers.training.single import SingleTrainer
 
-            self._fallback = SingleTrainer(plan=self.plan)
+            self._fallback = SingleTrainer(plan=self.plan, fallback_reason=reason)
         return self._fallback
 
     def _train_pack_safely(
@@ -217,18 +190,76 @@ class PackTrainer:
             if observer.should_stop():
                 pack.stop_all(RunStatus.CANCELLED)
                 break
+            t_epoch = time.perf_counter()
             lr_tab, totals = self._run_epoch(compiled, data, pack, epoch, stats)
             ev = evaluator.run(pack.state.weights)
+            epoch_s = time.perf_counter() - t_epoch
             emit(self._epoch_records(pack, epoch, lr_tab, totals, ev, stride, stats))
+            smaller = self._compact(workload, data, pack, compiled, epoch, epochs - epoch, epoch_s)
+            if smaller is not None:
+                pack, compiled = smaller
+                evaluator = evaluator if evaluator.compiled is compiled else Evaluator(compiled, data, stats)
         stats.total_s = time.perf_counter() - t_start
         stats.host_s = stats.total_s - stats.compile_s - stats.step_s - stats.eval_s - stats.build_s
         self.stats.add(stats)
         self._log_pack(pack, stats, cache_hit)
-        return [r.result for r in pack.replicas]
+        for r in pack.members:
+            r.result.training = RunTraining(
+                mode="pack",
+                pack_size=len(pack.members),
+                resized=list(r.resizes),
+                compiled_function="reused" if cache_hit else "compiled",
+                compile_seconds=round(stats.compile_s, 3) if stats.compiles else None,
+                xla=pack.jit,
+            )
+        return [r.result for r in pack.members]
+
+    def _compact(
+        self,
+        workload: Any,
+        data: WorkloadData,
+        pack: Pack,
+        compiled: CompiledPack,
+        epoch: int,
+        epochs_left: int,
+        epoch_s: float,
+    ) -> tuple[Pack, CompiledPack] | None:
+        """The pack with its live replicas only, and its compiled pair, when that pays (else None)."""
+        live = pack.live()
+        if not self.compaction or not live:
+            return None
+        cap = self.pack_cap(pack.batch)
+        request = self._compile_request(
+            workload, data, pack, k=stacked_size(len(live), pack.k, jit=pack.jit, cap=cap)
+        )
+        target = plan_compaction(
+            live=len(live),
+            k=pack.k,
+            jit=pack.jit,
+            cap=cap,
+            has_dropout=data.plan.has_dropout,
+            epochs_left=epochs_left,
+            epoch_s=epoch_s,
+            cached=self.caches.compiled.cached(request),
+            compile_s=compiled.compile_s,
+        )
+        if target is None:
+            return None
+        smaller, hit = self.caches.compiled.get_or_compile(request) if pack.jit else (compiled, True)
+        logger.info(
+            "pack compacted after epoch %d: %d -> %d replicas (stacked %d -> %d, compiled function %s)",
+            epoch,
+            len(pack.replicas),
+            target.live,
+            pack.k,
+            target.k,
+            "reused" if hit else "compiled",
+        )
+        return pack.compacted(live, target.k, epoch=epoch, compiled=not hit), smaller
 
     def _start_pack(
         self, workload: Any, data: WorkloadData, specs: Sequence[ReplicaSpec], epochs: int, stats: PackStats
-    ) -> _Pack:
+    ) -> Pack:
         """Each replica's schedule and initial weights, stacked (and padded under XLA)."""
         t0 = time.perf_counter()
         reps: list[PackReplica] = []
@@ -254,7 +285,7 @@ class PackTrainer:
         # Dropout masks come from a stateless RNG keyed by the pack (its replicas' init seeds)
         # and the step: reproducible, and a lone run's in distribution.
         seed = np.random.SeedSequence([r.spec.init_seed for r in reps]).generate_state(1)[0]
-        return _Pack(
+        return Pack(
             replicas=reps,
             k=k,
             batch=batch,
@@ -268,14 +299,17 @@ class PackTrainer:
             dropout_seed=tf.constant(int(seed & 0x7FFFFFFF), tf.int32),
         )
 
-    def _compile_request(self, workload: Any, data: WorkloadData, pack: _Pack) -> CompileRequest:
+    def _compile_request(
+        self, workload: Any, data: WorkloadData, pack: Pack, *, k: int | None = None
+    ) -> CompileRequest:
+        k = pack.k if k is None else k
         return CompileRequest(
             plan=data.plan,
             loss=workload.loss,
             kind=data.kind,
             batch=pack.batch,
-            k=pack.k if pack.jit else None,
-            k_budget=max(pack.k, self.pack_cap(pack.batch)),
+            k=k if pack.jit else None,
+            k_budget=max(len(pack.members), k, self.pack_cap(pack.batch)),
             n=data.n,
             n_eval_max=data.n_eval_max,
             x_spec=tf.TensorSpec(data.x.shape, tf.float32),
@@ -285,7 +319,7 @@ class PackTrainer:
             jit_eval=pack.jit_eval,
         )
 
-    def _initial_records(self, pack: _Pack, ev: EvalResult) -> _Records:
+    def _initial_records(self, pack: Pack, ev: EvalResult) -> _Records:
         records: _Records = []
         for i, r in enumerate(pack.replicas):
             rec = r.initial_record(ev, i)
@@ -296,7 +330,7 @@ class PackTrainer:
         return records
 
     def _run_epoch(
-        self, compiled: CompiledPack, data: WorkloadData, pack: _Pack, epoch: int, stats: PackStats
+        self, compiled: CompiledPack, data: WorkloadData, pack: Pack, epoch: int, stats: PackStats
     ) -> tuple[np.ndarray, EpochTotals]:
         """One compiled epoch call: the pack's state moves on; returns the lr table used and totals."""
         perms = [np.concatenate(r.order.next_epoch()) for r in pack.replicas]
@@ -328,13 +362,14 @@ class PackTrainer:
             stats.step_s += dt
         else:
             compiled.epoch_compiled = True
+            compiled.compile_s = dt
             stats.compile_s += dt
             stats.compiles += 1
         return lr_tab, totals
 
     def _epoch_records(
         self,
-        pack: _Pack,
+        pack: Pack,
         epoch: int,
         lr_tab: np.ndarray,
         totals: EpochTotals,
@@ -361,13 +396,13 @@ class PackTrainer:
             r.follow_plateau(rec, monitor)
         return records
 
-    def _log_pack(self, pack: _Pack, stats: PackStats, cache_hit: bool) -> None:
+    def _log_pack(self, pack: Pack, stats: PackStats, cache_hit: bool) -> None:
         # One line per pack: the benchmark reads these from the workers' logs.
         logger.info(
             "pack done: k=%d bucket=%d batch=%d replica_epochs=%d total_s=%.3f step_s=%.3f eval_s=%.3f "
-            "compile_s=%.3f build_s=%.3f host_s=%.3f observer_s=%.3f cache_hit=%d xla=%d",
-            len(pack.replicas),
-            pack.k,
+            "compile_s=%.3f build_s=%.3f host_s=%.3f observer_s=%.3f cache_hit=%d xla=%d sizes=%s",
+            len(pack.members),
+            pack.first_k,
             pack.batch,
             stats.replica_epochs,
             stats.total_s,
@@ -379,4 +414,5 @@ class PackTrainer:
             stats.observer_s,
             int(cache_hit),
             int(pack.jit),
+            ">".join(str(n) for n in [len(pack.members), *(r.size for r in pack.resizes)]),
         )
