@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import keras
 import pytest
 
 from service.core.errors import InvalidSpec
@@ -89,3 +90,23 @@ def test_model_dataset_mismatches(
     with pytest.raises(InvalidSpec) as err:
         inspect_keras_model(model_json, summary, loss)
     assert message in err.value.detail
+
+
+def test_functional_model_is_accepted() -> None:
+    """A Functional graph (residual Add, Concatenate with the input, LayerNorm) loads in safe mode."""
+    L = keras.layers
+    x = keras.Input((5,))
+    h1 = L.Dense(8, activation="relu")(x)
+    h = L.LayerNormalization()(L.Add()([h1, L.Dense(8)(h1)]))
+    model = keras.Model(x, L.Dense(3, activation="softmax")(L.Concatenate()([x, h])))
+    info = inspect_keras_model(model.to_json(), _summary(), "categorical_crossentropy")
+    assert info["output_units"] == 3 and info["warnings"] == []
+    assert info["layers"] == [
+        "InputLayer",
+        "Dense",
+        "Dense",
+        "Add",
+        "LayerNormalization",
+        "Concatenate",
+        "Dense",
+    ]

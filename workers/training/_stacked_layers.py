@@ -10,7 +10,7 @@ decides which function runs for which layer is in ``_stacked_model``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import keras
 import tensorflow as tf
@@ -74,6 +74,33 @@ def _finish(outputs: tf.Tensor, last: tf.Tensor, return_sequences: bool) -> tf.T
     return last
 
 
+def _time_major_mask(mask: tf.Tensor | None) -> tf.Tensor | None:
+    """Keras' ``(K or 1, batch, T)`` mask as ``(T, K or 1, batch, 1)``, one slice per scan step."""
+    if mask is None:
+        return None
+    return tf.transpose(mask, [2, 0, 1])[..., None]
+
+
+def _scan_masked(
+    step: Callable[[Any, tf.Tensor], Any], proj: tf.Tensor, init: Any, mask: tf.Tensor | None
+) -> Any:
+    """``tf.scan(step, proj, init)``; at a masked step every state keeps its previous value.
+
+    That is Keras' rnn with a mask (and ``zero_output_for_mask=False``): the
+    states carry through masked steps and the output there repeats the previous
+    output, which for these cells is the state ``h`` itself.
+    """
+    if mask is None:
+        return tf.scan(step, proj, initializer=init)
+
+    def masked_step(carry: Any, elems: tuple[tf.Tensor, tf.Tensor]) -> Any:
+        xt, mt = elems
+        new = step(carry, xt)
+        return tf.nest.map_structure(lambda n, o: tf.where(mt, n, o), new, carry)
+
+    return tf.scan(masked_step, (proj, mask), initializer=init)
+
+
 def lstm_eval_in_loop(layer: LayerPlan, timesteps: int | None) -> bool:
     """Whether the forward-only (evaluation) LSTM projects its input inside the time loop."""
     return (
@@ -84,9 +111,34 @@ def lstm_eval_in_loop(layer: LayerPlan, timesteps: int | None) -> bool:
     )
 
 
-def _lstm(
-    h: tf.Tensor, w: list[tf.Tensor], layer: LayerPlan, shared: bool, training: bool, fused: bool
+def recurrent(
+    h: tf.Tensor,
+    w: list[tf.Tensor],
+    layer: LayerPlan,
+    shared: bool,
+    training: bool,
+    fused: bool,
+    mask: tf.Tensor | None,
 ) -> tf.Tensor:
+    """The LSTM, GRU or SimpleRNN ``layer.kind`` over ``h``, behind Keras' mask if any."""
+    if layer.kind == "lstm":
+        return _lstm(h, w, layer, shared, training, fused, mask=mask)
+    if layer.kind == "gru":
+        return _gru(h, w, layer, shared, mask=mask)
+    return _simple_rnn(h, w, layer, shared, mask=mask)
+
+
+def _lstm(
+    h: tf.Tensor,
+    w: list[tf.Tensor],
+    layer: LayerPlan,
+    shared: bool,
+    training: bool,
+    fused: bool,
+    mask: tf.Tensor | None = None,
+) -> tf.Tensor:
+    if mask is not None:  # the fast paths below have no mask: the scan carries states through it
+        return _lstm_scan(h, w, layer, shared, mask)
     bias = w[2] if layer.use_bias else None
     steps = None if h.shape[-2] is None else int(h.shape[-2])
     standard = layer.activation == "tanh" and layer.recurrent_activation == "sigmoid"
@@ -109,7 +161,9 @@ def _lstm(
     return _lstm_scan(h, w, layer, shared)
 
 
-def _lstm_scan(h: tf.Tensor, w: list[tf.Tensor], layer: LayerPlan, shared: bool) -> tf.Tensor:
+def _lstm_scan(
+    h: tf.Tensor, w: list[tf.Tensor], layer: LayerPlan, shared: bool, mask: tf.Tensor | None = None
+) -> tf.Tensor:
     kernel, rk = w[0], w[1]
     bias = w[2] if layer.use_bias else None
     act = _activation(layer.activation)
@@ -132,11 +186,13 @@ def _lstm_scan(h: tf.Tensor, w: list[tf.Tensor], layer: LayerPlan, shared: bool)
         o = ract(z3)
         return o * act(c), c
 
-    hs, _ = tf.scan(step, proj, initializer=(zeros, zeros))
+    hs, _ = _scan_masked(step, proj, (zeros, zeros), _time_major_mask(mask))
     return _finish(hs, hs[-1], layer.return_sequences)
 
 
-def _gru(h: tf.Tensor, w: list[tf.Tensor], layer: LayerPlan, shared: bool) -> tf.Tensor:
+def _gru(
+    h: tf.Tensor, w: list[tf.Tensor], layer: LayerPlan, shared: bool, mask: tf.Tensor | None = None
+) -> tf.Tensor:
     kernel, rk = w[0], w[1]
     bias = w[2] if layer.use_bias else None
     u = layer.units
@@ -173,11 +229,13 @@ def _gru(h: tf.Tensor, w: list[tf.Tensor], layer: LayerPlan, shared: bool) -> tf
         hh = act(x_h + rh)
         return z * h_tm1 + (1 - z) * hh
 
-    hs = tf.scan(step, proj, initializer=zeros)
+    hs = _scan_masked(step, proj, zeros, _time_major_mask(mask))
     return _finish(hs, hs[-1], layer.return_sequences)
 
 
-def _simple_rnn(h: tf.Tensor, w: list[tf.Tensor], layer: LayerPlan, shared: bool) -> tf.Tensor:
+def _simple_rnn(
+    h: tf.Tensor, w: list[tf.Tensor], layer: LayerPlan, shared: bool, mask: tf.Tensor | None = None
+) -> tf.Tensor:
     kernel, rk = w[0], w[1]
     bias = w[2] if layer.use_bias else None
     act = _activation(layer.activation)
@@ -190,5 +248,5 @@ def _simple_rnn(h: tf.Tensor, w: list[tf.Tensor], layer: LayerPlan, shared: bool
     def step(h_tm1: tf.Tensor, xt: tf.Tensor) -> tf.Tensor:
         return act(xt + tf.matmul(h_tm1, rk))
 
-    hs = tf.scan(step, proj, initializer=zeros)
+    hs = _scan_masked(step, proj, zeros, _time_major_mask(mask))
     return _finish(hs, hs[-1], layer.return_sequences)

@@ -22,6 +22,12 @@ float round-off), and the baseline of the benchmarks. Semantics:
   cut decided at the end of epoch e shows from record e + 1, as in Keras'
   logs; ``grad_norm`` = mean over the epoch's steps of the pre-clipping
   global gradient norm.
+- **Dense gradients**: an Embedding's gradient (``tf.IndexedSlices`` in
+  TensorFlow, one slice per token, repeated ids not summed) is made dense
+  before its norm and the optimizer step, so ``grad_norm``, clipping and
+  Adam/RMSprop's second moments see the gradient itself, as on Keras' JAX
+  and torch backends (TensorFlow's sparse update squares each token's slice
+  apart: for an id seen twice in a batch ``g1² + g2²``, not ``(g1 + g2)²``).
 - **Non-finite**: the replica stops at the first non-finite mini-batch loss
   (checked after every step) or full-training-set loss (checked after every
   epoch) with status ``nonfinite``. For a mini-batch the last record has
@@ -368,6 +374,11 @@ def _same_structure(a: Any, b: Any) -> bool:
     )
 
 
+def dense_gradient(g: Any) -> Any:
+    """``g`` as a dense tensor (an Embedding's ``tf.IndexedSlices`` summed per row)."""
+    return tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g
+
+
 def _make_train_step(
     model: Any, optimizer: Any, loss_fn: Callable[[Any, Any], Any], data: TrainingData, jit: bool
 ) -> _Step:
@@ -378,7 +389,7 @@ def _make_train_step(
             pred = model(x, training=True)
             loss = tf.reduce_mean(loss_fn(y, pred))
             objective = loss + tf.add_n(model.losses) if model.losses else loss
-        grads = tape.gradient(objective, model.trainable_variables)
+        grads = [dense_gradient(g) for g in tape.gradient(objective, model.trainable_variables)]
         norm = tf.linalg.global_norm(grads)
         optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
         return loss, norm

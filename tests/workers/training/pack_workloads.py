@@ -13,7 +13,9 @@ from typing import Any
 import keras
 import numpy as np
 
-from workers.training.interface import EpochRecord, ReplicaResult, ReplicaSpec
+from workers.training.interface import EpochRecord, NullObserver, ReplicaResult, ReplicaSpec
+from workers.training.packs import PackTrainer, can_pack
+from workers.training.single import SingleTrainer
 from workers.workloads.base import Dataset
 
 EPOCHS = 4
@@ -149,4 +151,21 @@ def max_rel(single: ReplicaResult, packed: ReplicaResult) -> float:
     for s, p in zip(single.epochs, packed.epochs, strict=True):
         for f in ("loss", "accuracy", "running_loss", "val_loss", "grad_norm", "learning_rate"):
             worst = max(worst, rel(getattr(s, f), getattr(p, f)))
+    return worst
+
+
+def pack_vs_lone_runs(workload: Any, epochs: int = 3) -> float:
+    """The worst relative gap between a pack of 3 different replicas and their 3 lone Keras runs.
+
+    Per epoch: loss, accuracy, running loss, validation loss, gradient norm
+    and learning rate. The workload must pack (no silent fallback).
+    """
+    assert can_pack(workload) == (True, "")
+    specs = [OTHERS[0], TARGET, OTHERS[1]]
+    packed = PackTrainer().train(workload, specs, epochs, NullObserver())
+    worst = 0.0
+    for spec, p in zip(specs, packed, strict=True):
+        lone = SingleTrainer().train(workload, [spec], epochs, NullObserver())[0]
+        assert p.status == lone.status == "completed"
+        worst = max(worst, max_rel(lone, p))
     return worst

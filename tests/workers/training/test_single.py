@@ -9,9 +9,10 @@ from typing import Any
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from workers.training.interface import EpochRecord, NullObserver, ReplicaSpec
-from workers.training.single import SingleTrainer
+from workers.training.single import SingleTrainer, dense_gradient
 from workers.training.training_plan import TrainingPlan
 from workers.workloads.base import Dataset
 
@@ -186,3 +187,18 @@ def test_schedules_and_plateau_show_in_recorded_lr() -> None:
         w, [ReplicaSpec(0, {"schedule": "reduce_on_plateau", "learning_rate": 1e-9}, 0, 0)], 4, NullObserver()
     )
     assert [e.learning_rate for e in plat.epochs] == pytest.approx([1e-9, 1e-9, 1e-9, 5e-10, 2.5e-10])
+
+
+def test_embedding_gradient_is_made_dense() -> None:
+    """An id seen twice in a batch: the gradient row is the sum, and its norm that of the sum."""
+    emb = keras.layers.Embedding(4, 2)
+    emb.build((None, 3))
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(
+            emb(tf.constant([[1, 1, 2]])) * tf.constant([[[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]])
+        )
+    (g,) = tape.gradient(loss, emb.trainable_variables)
+    assert isinstance(g, tf.IndexedSlices)
+    dense = dense_gradient(g)
+    np.testing.assert_allclose(dense.numpy(), [[0, 0], [4, 6], [5, 6], [0, 0]])
+    assert float(tf.linalg.global_norm([dense])) == pytest.approx(np.sqrt(16 + 36 + 25 + 36))

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import tensorflow as tf
 
 from workers.training.metrics import per_sample_loss
+from workers.training.single import dense_gradient
 from workers.training.vector_optimizers import HYPER_NAMES, apply_updates, global_norm
 
 if TYPE_CHECKING:  # compiled.py builds with this module: the import goes one way at run time
@@ -106,7 +107,7 @@ def make_epoch_fn(req: CompileRequest) -> Callable[..., EpochResult]:
             )
             per = tf.reduce_mean(loss_fn(yb, out), axis=1)  # [K] mean over the batch
             total = tf.reduce_sum(per)  # replicas are independent: d total / d w_k = d per_k / d w_k
-        grads = tape.gradient(total, w_t)
+        grads = [dense_gradient(g) for g in tape.gradient(total, w_t)]  # as single.py's
         gn = global_norm(grads)
         ok = active & tf.math.is_finite(per)
         new_t, new_m, new_v = apply_updates(

@@ -38,27 +38,22 @@ def eval_floats_per_sample(plan: StackedPlan, k: int, *, fused: bool) -> int:
     evaluation without XLA), which runs one replica at a time and keeps all seven
     of BlockLSTM's per-timestep outputs (``_lstm_fused``).
     """
-    shape = list(plan.input_shape)
-    peak = int(np.prod(shape))
+    peak = int(np.prod(plan.input_shape))
     one_replica = 0
-    for layer in plan.layers:
-        if layer.kind == "dense":
-            shape = shape[:-1] + [layer.units]
-        elif layer.kind in ("lstm", "gru", "simple_rnn"):
+    for layer, (shape, shape_out) in zip(plan.layers, plan.shapes(), strict=True):
+        if layer.kind in ("lstm", "gru", "simple_rnn"):
             gates = {"lstm": 4, "gru": 3, "simple_rnn": 1}[layer.kind]
-            if layer.kind == "lstm" and lstm_eval_in_loop(layer, shape[0]):
+            if layer.kind == "lstm" and not layer.masked and lstm_eval_in_loop(layer, shape[0]):
                 if fused:
                     one_replica = max(one_replica, 7 * shape[0] * layer.units)
                 # Input projected inside the time loop: one timestep's gates (and h, c) at a time.
                 peak = max(peak, layer.units * (gates + 2))
             else:  # the input projection of every timestep is materialised
                 peak = max(peak, shape[0] * layer.units * gates)
-            shape = [shape[0], layer.units] if layer.return_sequences else [layer.units]
-        elif layer.kind == "flatten":
-            shape = [int(np.prod(shape))]
-        elif layer.out_shape:
-            shape = list(layer.out_shape)
-        peak = max(peak, int(np.prod(shape)))
+        elif layer.kind == "bidirectional":  # both directions' projections (tf.scan or unrolled)
+            gates = {"lstm": 4, "gru": 3, "simple_rnn": 1}[layer.option("cell")]
+            peak = max(peak, 2 * shape[0] * layer.units * gates)
+        peak = max(peak, int(np.prod(shape_out)))
     return 2 * max(k * peak, one_replica)
 
 
