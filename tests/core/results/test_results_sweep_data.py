@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 from service.core.results.sweep_data import build_data
 from service.core.states import RunStatus
 from tests.core.results.rows import row, sweep_record
@@ -33,7 +31,7 @@ def test_classes_come_from_the_preset_else_from_a_chance_loss() -> None:
     assert build_data(sweep_record(), [row(1, 1, p, "converged", l_chance=0.69)]).num_classes == 2
     assert build_data(sweep_record(), [row(1, 1, p, "converged")]).num_classes == 0
     # A regression's runs have a chance loss (the constant predictor's) and no accuracy.
-    regression = dataclasses.replace(row(1, 1, p, "converged", l_chance=25.0), final_accuracy=None)
+    regression = row(1, 1, p, "converged", l_chance=25.0)._replace(final_accuracy=None)
     assert build_data(sweep_record(), [regression]).num_classes == 0
 
 
