@@ -126,7 +126,11 @@ class CurvePoint:
     Epoch 0 is the evaluation at initialisation (before any step), so l0 is
     ``points[0].loss``. ``loss``/``accuracy`` are measured on the full training
     set at the end of the epoch; ``running_loss`` is the Keras-style mean of the
-    mini-batch losses seen during the epoch (None for epoch 0).
+    mini-batch losses seen during the epoch (None for epoch 0). With the spec's
+    ``record_sharpness``, ``sharpness`` is the top eigenvalue of the training-loss
+    Hessian, ``preconditioned_sharpness`` that of P^-1 H with the optimizer's
+    preconditioner (Adam, AdamW, RMSprop) and ``stability_threshold`` the value the
+    relevant one of them is compared to (docs/sharpness.md); None at epochs not measured.
     """
 
     epoch: int
@@ -137,6 +141,9 @@ class CurvePoint:
     val_accuracy: float | None
     learning_rate: float | None
     grad_norm: float | None
+    sharpness: float | None = None
+    preconditioned_sharpness: float | None = None
+    stability_threshold: float | None = None
 
 
 @dataclass(frozen=True)

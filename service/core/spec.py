@@ -255,6 +255,26 @@ class ScheduleOptions(_Strict):
     warmup_epochs: int = Field(5, ge=1)
 
 
+class RecordSharpness(_Strict):
+    """Measure each run's sharpness every ``every`` epochs (docs/sharpness.md).
+
+    The top eigenvalue of the training-loss Hessian with respect to the weights, by
+    ``iterations`` steps of power iteration on Hessian-vector products; for Adam, AdamW
+    and RMSprop also the preconditioned sharpness (top eigenvalue of P^-1 H).
+    """
+
+    every: int = Field(1, ge=1, description="estimate at epochs 0, every, 2*every, ...")
+    iterations: int = Field(
+        20, ge=1, le=1000, description="power-iteration steps (Hessian-vector products) per estimate"
+    )
+    examples: int | None = Field(
+        None,
+        ge=1,
+        description="a fixed subset of this many training examples, drawn by each run's data seed; "
+        "null: the whole training set",
+    )
+
+
 class SweepSpec(_Strict):
     name: str = Field(min_length=1, max_length=200)
     workload: WorkloadRef
@@ -267,6 +287,9 @@ class SweepSpec(_Strict):
     stability: dict[str, float] = Field(default_factory=dict)
     refine_edge: RefineEdge | None = None
     record_steps: bool = Field(False, description="also store downsampled mini-batch losses")
+    record_sharpness: RecordSharpness | None = Field(
+        None, description="also store each run's sharpness and its stability threshold per epoch"
+    )
     description: str | None = Field(None, max_length=5000)
 
     @field_validator("sampler", mode="before")
