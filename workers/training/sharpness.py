@@ -8,7 +8,9 @@ What is measured, precisely (derivations and sources in docs/sharpness.md):
   subset of ``examples`` examples drawn by the run's data seed
   (``subset_indices``). Power iteration on Hessian-vector products
   (double backward with ``tf.GradientTape``), ``iterations`` products per
-  estimate, the Rayleigh quotient ``v . H v`` of the last iterate. Each
+  estimate, the Rayleigh quotient ``v . H v`` of the last iterate; when that
+  is negative (a negative eigenvalue dominates, early in training) a second
+  run on ``H - lam I`` gives the top one (``top_eigenvalue``). Each
   estimate starts from the previous estimate's vector (warm start), the first
   from a Gaussian vector seeded by the data seed.
 - ``preconditioned_sharpness`` (Adam, AdamW, RMSprop): the largest eigenvalue of
@@ -131,6 +133,32 @@ def power_iteration(
         rayleigh = _dot(v, av, batched)
         v = _normalise(av, batched)
     return rayleigh, v
+
+
+def top_eigenvalue(
+    matvec: MatVec, start: Vectors, iterations: int, *, batched: bool = False
+) -> tuple[tf.Tensor, Vectors]:
+    """The largest (not largest in magnitude) eigenvalue, and the vector to warm-start from.
+
+    Power iteration finds the eigenvalue of largest magnitude; early in training a
+    negative one can dominate. Where it did, a second run on the shifted ``A - lam I``
+    (whose spectrum is then non-negative, its top at ``lam_max - lam``) finds the top.
+    """
+    lam, v = power_iteration(matvec, start, iterations, batched=batched)
+    negative = lam < 0
+    if not bool(tf.reduce_any(negative)):
+        return lam, v
+    shift = tf.minimum(lam, 0.0)
+
+    def shifted(u: Vectors) -> Vectors:
+        return [a - b for a, b in zip(matvec(u), _scale(u, shift, batched), strict=True)]
+
+    lam2, v2 = power_iteration(shifted, start, iterations, batched=batched)
+    top = tf.where(negative, lam2 + shift, lam)
+    if not batched:
+        return top, v2
+    keep = [tf.reshape(negative, [-1] + [1] * (len(x.shape) - 1)) for x in v]
+    return top, [tf.where(k, b, a) for k, a, b in zip(keep, v, v2, strict=True)]
 
 
 def symmetric_preconditioned(matvec: MatVec, inv_sqrt_p: Vectors) -> MatVec:

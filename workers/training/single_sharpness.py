@@ -21,12 +21,12 @@ from workers.training.sharpness import (
     Vectors,
     adam_inv_sqrt_preconditioner,
     measured_at,
-    power_iteration,
     rmsprop_inv_sqrt_preconditioner,
     stability_threshold,
     start_vectors,
     subset_indices,
     symmetric_preconditioned,
+    top_eigenvalue,
 )
 
 _Hvp = Callable[..., Any]
@@ -99,7 +99,7 @@ class LoneSharpness:
         if not measured_at(epoch, self.options):
             return {}
         iters = self.options.iterations
-        lam, self._v = power_iteration(self.matvec, self._v, iters)
+        lam, self._v = top_eigenvalue(self.matvec, self._v, iters)
         out: dict[str, float | None] = {
             "sharpness": float(lam),
             "stability_threshold": stability_threshold(self._resolved, learning_rate),
@@ -107,7 +107,7 @@ class LoneSharpness:
         inv_sqrt_p = self._inv_sqrt_preconditioner()
         if inv_sqrt_p is not None:
             op: MatVec = symmetric_preconditioned(self.matvec, inv_sqrt_p)
-            lam_p, self._u = power_iteration(op, self._u, iters)
+            lam_p, self._u = top_eigenvalue(op, self._u, iters)
             out["preconditioned_sharpness"] = float(lam_p)
         return out
 
