@@ -38,16 +38,38 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
 from service.core.spec import RecordSharpness
+from workers.training.interface import EpochRecord
 
 ADAPTIVE = ("adam", "adamw", "rmsprop")
-# The per-epoch curve fields this module fills.
-FIELDS = ("sharpness", "preconditioned_sharpness", "stability_threshold")
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """One measured epoch's curve fields (``service.core.records.CurvePoint``)."""
+
+    sharpness: float
+    preconditioned_sharpness: float | None
+    stability_threshold: float | None
+
+
+def with_estimate(record: EpochRecord, estimate: Estimate | None) -> EpochRecord:
+    """The record with the estimate's fields; unchanged without one or when its loss is not finite."""
+    if estimate is None or not math.isfinite(record.loss):
+        return record
+    return replace(
+        record,
+        sharpness=estimate.sharpness,
+        preconditioned_sharpness=estimate.preconditioned_sharpness,
+        stability_threshold=estimate.stability_threshold,
+    )
+
 
 Vectors = list[tf.Tensor]
 MatVec = Callable[[Vectors], Vectors]

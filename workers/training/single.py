@@ -62,7 +62,7 @@ import math
 import traceback
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import keras
@@ -85,6 +85,7 @@ from workers.training.optimizers import (
     resolve_optimizer_params,
     set_learning_rate,
 )
+from workers.training.sharpness import with_estimate
 from workers.training.single_sharpness import LoneSharpness, make_hvp
 from workers.training.training_data import TrainingData, load_training_data
 from workers.training.training_plan import TrainingPlan
@@ -327,7 +328,7 @@ class SingleTrainer:
 
         def emit(record: EpochRecord) -> None:
             if sharpness is not None and math.isfinite(record.loss):
-                record = replace(record, **sharpness.fields(record.epoch, record.learning_rate))
+                record = with_estimate(record, sharpness.estimate(record.epoch, record.learning_rate))
             result.epochs.append(record)
             observer.on_epoch([(replica.key, record)])
 

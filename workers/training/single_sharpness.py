@@ -17,6 +17,7 @@ import tensorflow as tf
 from service.core.spec import RecordSharpness
 from workers.training.sharpness import (
     ADAPTIVE,
+    Estimate,
     MatVec,
     Vectors,
     adam_inv_sqrt_preconditioner,
@@ -32,7 +33,9 @@ from workers.training.sharpness import (
 _Hvp = Callable[..., Any]
 
 
-def make_hvp(model: Any, loss_fn: Callable[[Any, Any], Any], x_spec: tf.TensorSpec, y_spec: tf.TensorSpec) -> _Hvp:
+def make_hvp(
+    model: Any, loss_fn: Callable[[Any, Any], Any], x_spec: tf.TensorSpec, y_spec: tf.TensorSpec
+) -> _Hvp:
     """``hvp(x, y, v) -> H v``: the Hessian of ``mean loss + model.losses`` on (x, y), times v.
 
     Inference mode (no dropout), so that the Hessian is that of a fixed function.
@@ -94,22 +97,19 @@ class LoneSharpness:
         assert total is not None
         return total
 
-    def fields(self, epoch: int, learning_rate: float) -> dict[str, float | None]:
-        """The curve fields of ``epoch``: all None at epochs not measured."""
+    def estimate(self, epoch: int, learning_rate: float) -> Estimate | None:
+        """The estimates at ``epoch``, measured on the current weights; None at epochs not measured."""
         if not measured_at(epoch, self.options):
-            return {}
+            return None
         iters = self.options.iterations
         lam, self._v = top_eigenvalue(self.matvec, self._v, iters)
-        out: dict[str, float | None] = {
-            "sharpness": float(lam),
-            "stability_threshold": stability_threshold(self._resolved, learning_rate),
-        }
+        preconditioned = None
         inv_sqrt_p = self._inv_sqrt_preconditioner()
         if inv_sqrt_p is not None:
             op: MatVec = symmetric_preconditioned(self.matvec, inv_sqrt_p)
             lam_p, self._u = top_eigenvalue(op, self._u, iters)
-            out["preconditioned_sharpness"] = float(lam_p)
-        return out
+            preconditioned = float(lam_p)
+        return Estimate(float(lam), preconditioned, stability_threshold(self._resolved, learning_rate))
 
     def _inv_sqrt_preconditioner(self) -> Vectors | None:
         name = self._resolved["optimizer"]

@@ -1,4 +1,4 @@
-"""The sharpness arithmetic: power iteration, preconditioners, and the thresholds against Keras' optimizers."""
+"""The sharpness arithmetic: power iteration, preconditioners, thresholds against Keras optimizers."""
 
 from __future__ import annotations
 
@@ -78,7 +78,9 @@ def test_preconditioners_follow_keras_placement_of_epsilon() -> None:
     got = adam_inv_sqrt_preconditioner(v, t, b1, b2, eps)[0].numpy()
     np.testing.assert_allclose(got, 1 / np.sqrt(p_adam), rtol=1e-5)
     p_rms = np.sqrt(np.array([0.0, 4e-4, 1.0]) + eps)
-    np.testing.assert_allclose(rmsprop_inv_sqrt_preconditioner(v, eps)[0].numpy(), 1 / np.sqrt(p_rms), rtol=1e-5)
+    np.testing.assert_allclose(
+        rmsprop_inv_sqrt_preconditioner(v, eps)[0].numpy(), 1 / np.sqrt(p_rms), rtol=1e-5
+    )
 
 
 @pytest.mark.parametrize(

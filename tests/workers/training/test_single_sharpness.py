@@ -89,7 +89,9 @@ def test_rmsprop_preconditioned_sharpness_on_a_diagonal_quadratic() -> None:
     optimizer = next(iter(trainer._compiled.values())).optimizer
     v = np.asarray(optimizer._velocities[0].numpy(), np.float64).ravel()
     p = np.sqrt(v + 1e-7)
-    assert result.epochs[-1].preconditioned_sharpness == pytest.approx(np.max(workload.curvatures / p), rel=1e-3)
+    assert result.epochs[-1].preconditioned_sharpness == pytest.approx(
+        np.max(workload.curvatures / p), rel=1e-3
+    )
 
 
 def test_subset_hessian_is_the_subsets() -> None:
@@ -133,7 +135,9 @@ class TinyMLP:
 def test_progressive_sharpening_to_the_edge_of_stability() -> None:
     """Sharpness rises from ~11 until it meets 2/lr, then hovers there (Cohen et al. 2021). ~3 s."""
     trainer = SingleTrainer(plan=TrainingPlan(sharpness=RecordSharpness(every=10, iterations=20)))
-    specs = [ReplicaSpec(key=lr, params={"learning_rate": lr}, init_seed=0, data_seed=0) for lr in (0.05, 0.1)]
+    specs = [
+        ReplicaSpec(key=lr, params={"learning_rate": lr}, init_seed=0, data_seed=0) for lr in (0.05, 0.1)
+    ]
     small, large = trainer.train(TinyMLP(), specs, 250, NullObserver())
     for result, lr in ((small, 0.05), (large, 0.1)):
         curve = {e.epoch: e.sharpness for e in result.epochs if e.sharpness is not None}

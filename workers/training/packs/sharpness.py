@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -31,6 +30,8 @@ from workers.training.interface import EpochRecord
 from workers.training.metrics import per_sample_loss
 from workers.training.packs.workload_data import WorkloadData
 from workers.training.sharpness import (
+    ADAPTIVE,
+    Estimate,
     Vectors,
     adam_inv_sqrt_preconditioner,
     measured_at,
@@ -40,6 +41,7 @@ from workers.training.sharpness import (
     subset_indices,
     symmetric_preconditioned,
     top_eigenvalue,
+    with_estimate,
 )
 
 if TYPE_CHECKING:  # the trainer imports this module
@@ -50,7 +52,8 @@ CHUNK = 512
 _HVP_CACHE_SIZE = 8
 _hvp_cache: OrderedDict[tuple[int, str, bool], tuple[Any, Callable[..., Vectors]]] = OrderedDict()
 
-Estimates = list[dict[str, float]]  # per stacked replica: sharpness (and preconditioned_sharpness)
+# Per stacked replica: the sharpness and the preconditioned sharpness (None for SGD).
+Estimates = list[tuple[float, float | None]]
 
 
 def _make_hvp(plan: Any, loss: str, shared: bool) -> Callable[..., Vectors]:
@@ -63,13 +66,16 @@ def _make_hvp(plan: Any, loss: str, shared: bool) -> Callable[..., Vectors]:
             with tf.GradientTape() as inner:
                 inner.watch(w)
                 out, _ = plan.forward(w, x, shared_input=shared, training=False, fused_rnn=False)
-                yk = tf.broadcast_to(y[None], tf.concat([tf.shape(w[0])[:1], tf.shape(y)], 0)) if shared else y
+                yk = (
+                    tf.broadcast_to(y[None], tf.concat([tf.shape(w[0])[:1], tf.shape(y)], 0)) if shared else y
+                )
                 total = tf.reduce_sum(tf.reduce_mean(loss_fn(yk, out), axis=1))
             grads = inner.gradient(total, w, unconnected_gradients=tf.UnconnectedGradients.ZERO)
             gv = tf.add_n([tf.reduce_sum(g * vi) for g, vi in zip(grads, v, strict=True)])
         return list(outer.gradient(gv, w, unconnected_gradients=tf.UnconnectedGradients.ZERO))
 
-    return tf.function(hvp, reduce_retracing=True)
+    compiled: Callable[..., Vectors] = tf.function(hvp, reduce_retracing=True)
+    return compiled
 
 
 def _hvp_for(plan: Any, loss: str, shared: bool) -> Callable[..., Vectors]:
@@ -101,7 +107,9 @@ class PackSharpness:
         self._hvp = _hvp_for(data.plan, loss, self._shared)
         # Warm starts per replica (by key), so that they follow a replica if the pack changes.
         shapes = [tuple(w.shape[1:]) for w in pack.state.weights]
-        self._v = {r.spec.key: start_vectors(shapes, s) for r, s in zip(pack.replicas, self._seeds, strict=True)}
+        self._v = {
+            r.spec.key: start_vectors(shapes, s) for r, s in zip(pack.replicas, self._seeds, strict=True)
+        }
         self._u = {k: list(v) for k, v in self._v.items()}
 
     def _stacked(self, pack: _Pack, store: dict[Any, Vectors]) -> Vectors:
@@ -140,16 +148,16 @@ class PackSharpness:
         matvec = self.matvec(pack.state.weights)
         lam, v = top_eigenvalue(matvec, self._stacked(pack, self._v), iters, batched=True)
         self._unstack(pack, self._v, v)
-        out: Estimates = [{"sharpness": float(x)} for x in lam.numpy()]
+        pre: list[float | None] = [None] * len(pack.replicas)
         inv_sqrt_p = self._inv_sqrt_preconditioner(pack)
         if inv_sqrt_p is not None:
             op = symmetric_preconditioned(matvec, inv_sqrt_p)
             lam_p, u = top_eigenvalue(op, self._stacked(pack, self._u), iters, batched=True)
             self._unstack(pack, self._u, u)
             for i, r in enumerate(pack.replicas):
-                if r.resolved["optimizer"] in ("adam", "adamw", "rmsprop"):
-                    out[i]["preconditioned_sharpness"] = float(lam_p[i])
-        return out
+                if r.resolved["optimizer"] in ADAPTIVE:
+                    pre[i] = float(lam_p[i])
+        return [(float(lam[i]), pre[i]) for i in range(len(pack.replicas))]
 
     def _inv_sqrt_preconditioner(self, pack: _Pack) -> Vectors | None:
         """Per replica, Adam's or RMSprop's ``P^-1/2`` (ones for SGD replicas); None before a step."""
@@ -172,7 +180,8 @@ def with_sharpness(
     record: EpochRecord, estimates: Estimates | None, i: int, resolved: dict[str, Any]
 ) -> EpochRecord:
     """Replica ``i``'s record with its estimates and threshold (unchanged when not measured)."""
-    if estimates is None or not np.isfinite(record.loss):
+    if estimates is None:
         return record
+    sharpness, preconditioned = estimates[i]
     threshold = stability_threshold(resolved, record.learning_rate)
-    return replace(record, **estimates[i], stability_threshold=threshold)
+    return with_estimate(record, Estimate(sharpness, preconditioned, threshold))

@@ -211,7 +211,8 @@ class PackTrainer:
                 observer.on_epoch(records)
             stats.observer_s += time.perf_counter() - t
 
-        sharpness = PackSharpness(self.plan.sharpness, data, workload.loss, pack) if self.plan.sharpness else None
+        options = self.plan.sharpness
+        sharpness = PackSharpness(options, data, workload.loss, pack) if options else None
         emit(self._initial_records(pack, evaluator.run(pack.state.weights), _estimate(sharpness, pack, 0)))
         for epoch in range(1, epochs + 1):
             if not pack.active.any():
