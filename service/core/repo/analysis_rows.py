@@ -15,6 +15,7 @@ from sqlalchemy import Text, cast, select
 from sqlalchemy.orm import Session
 
 from service.core.analysis.seeds import SEED_FLUCTUATION_KEYS
+from service.core.analysis.sharpness import SHARPNESS_KEYS
 from service.core.repo.models import Config, Run
 
 
@@ -43,6 +44,11 @@ class AnalysisRow:
     epochs_to_target: int | None
     # The fluctuation measures aggregated over seeds (SEED_FLUCTUATION_KEYS), by name (None: not measured).
     fluctuation: dict[str, float | None] = field(default_factory=dict)
+    # How close to its stability threshold the run trained (SHARPNESS_KEYS), when measured.
+    sharpness: dict[str, float | None] = field(default_factory=dict)
+
+
+_SHARP = 12 + len(SEED_FLUCTUATION_KEYS)  # where the sharpness metrics start in a row
 
 
 def analysis_rows(session: Session, *, sweep_id: int) -> list[AnalysisRow]:
@@ -71,6 +77,7 @@ def analysis_rows(session: Session, *, sweep_id: int) -> list[AnalysisRow]:
             Run.metrics["l_chance"].as_float(),
             Run.metrics["epochs_to_target"].as_float(),
             *(Run.metrics[k].as_float() for k in SEED_FLUCTUATION_KEYS),
+            *(Run.metrics[k].as_float() for k in SHARPNESS_KEYS),
         )
         .where(Run.sweep_id == sweep_id)
         .order_by(Run.config_id, Run.seed)
@@ -90,7 +97,8 @@ def analysis_rows(session: Session, *, sweep_id: int) -> list[AnalysisRow]:
             l0=r[9],
             l_chance=r[10],
             epochs_to_target=None if r[11] is None else int(r[11]),
-            fluctuation=dict(zip(SEED_FLUCTUATION_KEYS, r[12:], strict=True)),
+            fluctuation=dict(zip(SEED_FLUCTUATION_KEYS, r[12:_SHARP], strict=True)),
+            sharpness=dict(zip(SHARPNESS_KEYS, r[_SHARP:], strict=True)),
         )
         for r in rows
     ]

@@ -106,6 +106,7 @@ def run_summary(row: AnalysisRow) -> RunSummary:
         epochs_to_target=row.epochs_to_target,
         l0=row.l0,
         fluctuation={k: v for k, v in row.fluctuation.items() if v is not None},
+        sharpness={k: float(v) for k, v in row.sharpness.items() if v is not None},
     )
 
 
