@@ -89,7 +89,12 @@ RUN_METRICS_DOC = (
     "detrended epoch-to-epoch changes / sqrt(2); `jump_p90`: 9 in 10 epoch-to-epoch changes are within "
     "this factor; `running_fluctuation`: the same for the running-mean loss Keras displays; `spikes`, "
     "`largest_spike`, `unrecovered_spike`: recovered spikes, the largest peak/pre-spike ratio, an "
-    "open one at the end; `step_loss_var`, `step_log_std`: mini-batch loss variance (record_steps)."
+    "open one at the end; `step_loss_var`, `step_log_std`: mini-batch loss variance (record_steps). "
+    "With record_sharpness (docs/sharpness.md): `sharpness_peak_ratio`: the largest (preconditioned) "
+    "sharpness / stability threshold over the measured epochs (up to the failure's onset); "
+    "`sharpness_reached_epoch`: the first measured epoch at >= 0.9 of the threshold; "
+    "`failure_onset_epoch`: where a divergence, rise after the minimum or first spike began; "
+    "`sharpness_reached_first`: 1 when the threshold was reached before that onset, else 0."
 )
 
 
