@@ -83,37 +83,22 @@ def overhead(scale: float, settings: list[str], batches: list[int]) -> None:
 
 def _cold_estimates(workload: Any, spec: Any, epochs: int, ms: list[int]) -> list[Any]:
     """Train ``epochs`` epochs without sharpness, then estimate from the data seed's start vector."""
-    import tensorflow as tf
-
     from service.core.spec import RecordSharpness
     from workers.training.interface import NullObserver
-    from workers.training.metrics import per_sample_loss
-    from workers.training.optimizers import resolve_optimizer_params
     from workers.training.single import SingleTrainer
-    from workers.training.single_sharpness import LoneSharpness, make_hvp
+    from workers.training.training_plan import TrainingPlan
 
     trainer = SingleTrainer()
     trainer.train(workload, [spec], epochs, NullObserver())
     entry = next(iter(trainer._compiled.values()))  # the replica's model and optimizer, as trained
     data = trainer._dataset(workload)
-    x_spec = tf.TensorSpec([None, *data.x.shape[1:]], data.x.dtype)
-    y_spec = tf.TensorSpec([None, *data.y.shape[1:]], data.y.dtype)
-    hvp = make_hvp(entry.model, per_sample_loss(workload.loss), x_spec, y_spec)
     params = {**workload.default_params, **spec.params}
     out = []
     for m in ms:
-        est = LoneSharpness(
-            options=RecordSharpness(iterations=m),
-            hvp=hvp,
-            model=entry.model,
-            optimizer=entry.optimizer,
-            resolved=resolve_optimizer_params(params),
-            x=data.x,
-            y=data.y,
-            data_seed=spec.data_seed,
-            chunk=512,
-        )
-        out.append(est.estimate(0, float(params["learning_rate"])))
+        trainer.plan = TrainingPlan(sharpness=RecordSharpness(iterations=m))
+        estimator = trainer._sharpness_for(entry, data, params, spec)
+        assert estimator is not None
+        out.append(estimator.estimate(0, float(params["learning_rate"])))
     return out
 
 

@@ -8,6 +8,7 @@ read from the Keras optimizer's second-moment slots.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -31,6 +32,7 @@ from workers.training.sharpness import (
 )
 
 _Hvp = Callable[..., Any]
+logger = logging.getLogger(__name__)
 
 
 def make_hvp(
@@ -84,6 +86,7 @@ class LoneSharpness:
         shapes = [tuple(w.shape) for w in model.trainable_variables]
         self._v = start_vectors(shapes, data_seed)
         self._u = list(self._v)
+        self._failed = False
 
     def matvec(self, v: Vectors) -> Vectors:
         """``H v`` on the whole subset: chunk products weighted by their share of the examples."""
@@ -98,9 +101,21 @@ class LoneSharpness:
         return total
 
     def estimate(self, epoch: int, learning_rate: float) -> Estimate | None:
-        """The estimates at ``epoch``, measured on the current weights; None at epochs not measured."""
-        if not measured_at(epoch, self.options):
+        """The estimates at ``epoch``, measured on the current weights; None at epochs not measured.
+
+        A model whose ops have no second derivative (cuDNN's fused RNN kernels on a GPU) is
+        trained without the estimates rather than failing the run: logged once, then None.
+        """
+        if self._failed or not measured_at(epoch, self.options):
             return None
+        try:
+            return self._estimate(learning_rate)
+        except (LookupError, tf.errors.OpError) as exc:
+            logger.warning("sharpness not measured for this run: %s: %s", type(exc).__name__, exc)
+            self._failed = True
+            return None
+
+    def _estimate(self, learning_rate: float) -> Estimate:
         iters = self.options.iterations
         lam, self._v = top_eigenvalue(self.matvec, self._v, iters)
         preconditioned = None

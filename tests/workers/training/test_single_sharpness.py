@@ -147,3 +147,17 @@ def test_progressive_sharpening_to_the_edge_of_stability() -> None:
     tail = [e.sharpness for e in large.epochs if e.sharpness is not None and e.epoch >= 120]
     assert np.median(tail) == pytest.approx(2 / 0.1, rel=0.2)
     assert all(abs(s / 20.0 - 1) < 0.3 for s in tail)
+
+
+def test_a_model_without_second_derivatives_trains_on_unmeasured(monkeypatch: pytest.MonkeyPatch) -> None:
+    """cuDNN's RNN kernels have no second derivative: the run completes, its sharpness is None."""
+    from workers.training.single_sharpness import LoneSharpness
+
+    def no_gradient(self: LoneSharpness, learning_rate: float) -> None:
+        raise LookupError("No gradient defined for operation 'CudnnRNNBackprop'")
+
+    monkeypatch.setattr(LoneSharpness, "_estimate", no_gradient)
+    workload = LeastSquares({"n": 16, "d": 2})
+    _, result = _train(workload, {"optimizer": "sgd", "learning_rate": 0.1}, 2, RecordSharpness())
+    assert result.status == "completed" and len(result.epochs) == 3
+    assert all(e.sharpness is None and e.stability_threshold is None for e in result.epochs)

@@ -18,6 +18,7 @@ derivative.
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -47,6 +48,7 @@ from workers.training.sharpness import (
 if TYPE_CHECKING:  # the trainer imports this module
     from workers.training.packs.trainer import _Pack
 
+logger = logging.getLogger(__name__)
 # Examples per Hessian-vector product call (per replica when inputs are not shared).
 CHUNK = 512
 _HVP_CACHE_SIZE = 8
@@ -111,6 +113,7 @@ class PackSharpness:
             r.spec.key: start_vectors(shapes, s) for r, s in zip(pack.replicas, self._seeds, strict=True)
         }
         self._u = {k: list(v) for k, v in self._v.items()}
+        self._failed = False
 
     def _stacked(self, pack: _Pack, store: dict[Any, Vectors]) -> Vectors:
         rows = pack.padded([store[r.spec.key] for r in pack.replicas])
@@ -141,9 +144,20 @@ class PackSharpness:
         return apply
 
     def estimate(self, pack: _Pack, epoch: int) -> Estimates | None:
-        """Each stacked replica's estimates at ``epoch``, or None at an epoch not measured."""
-        if not measured_at(epoch, self.options):
+        """Each stacked replica's estimates at ``epoch``, or None at an epoch not measured.
+
+        As in the single trainer, a model without second derivatives trains on unmeasured.
+        """
+        if self._failed or not measured_at(epoch, self.options):
             return None
+        try:
+            return self._estimate(pack)
+        except (LookupError, tf.errors.OpError) as exc:
+            logger.warning("sharpness not measured for this pack: %s: %s", type(exc).__name__, exc)
+            self._failed = True
+            return None
+
+    def _estimate(self, pack: _Pack) -> Estimates:
         iters = self.options.iterations
         matvec = self.matvec(pack.state.weights)
         lam, v = top_eigenvalue(matvec, self._stacked(pack, self._v), iters, batched=True)
