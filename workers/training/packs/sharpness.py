@@ -99,13 +99,14 @@ class PackSharpness:
     def __init__(self, options: RecordSharpness, data: WorkloadData, loss: str, pack: _Pack) -> None:
         self.options = options
         self._seeds = [r.spec.data_seed for r in pack.replicas]
-        subsets = [subset_indices(data.n, options.examples, s) for s in self._seeds]
-        self._shared = subsets[0] is None
-        if self._shared:
-            self._x, self._y = data.x, data.y
-        else:
-            idx = np.stack(pack.padded([s for s in subsets if s is not None]))
-            self._x, self._y = tf.gather(data.x, idx), tf.gather(data.y, idx)
+        self._data = data
+        # Each replica's subset by key, stacked per call: a pack that drops replicas between
+        # epochs (or pads) gets its current replicas' subsets.
+        self._subsets = {
+            r.spec.key: subset_indices(data.n, options.examples, r.spec.data_seed) for r in pack.replicas
+        }
+        self._shared = options.examples is None or options.examples >= data.n
+        self._x, self._y = data.x, data.y
         self._hvp = _hvp_for(data.plan, loss, self._shared)
         # Warm starts per replica (by key), so that they follow a replica if the pack changes.
         shapes = [tuple(w.shape[1:]) for w in pack.state.weights]
@@ -159,6 +160,9 @@ class PackSharpness:
 
     def _estimate(self, pack: _Pack) -> Estimates:
         iters = self.options.iterations
+        if not self._shared:
+            idx = np.stack(pack.padded([self._subsets[r.spec.key] for r in pack.replicas]))
+            self._x, self._y = tf.gather(self._data.x, idx), tf.gather(self._data.y, idx)
         matvec = self.matvec(pack.state.weights)
         lam, v = top_eigenvalue(matvec, self._stacked(pack, self._v), iters, batched=True)
         self._unstack(pack, self._v, v)
