@@ -23,6 +23,9 @@ Example-specific figures (computed from the stored runs):
 - sequence_rnn: per beta_1 (and clipnorm / schedule when swept), the runs
   that "rise after their minimum" at each lr, and the stable band: the lrs
   with success rate >= 0.5 and no diverged seed.
+- sequence_rnn with ``record_sharpness``: per setting and lr, the median peak
+  ratio of the (preconditioned) sharpness to its threshold and how many failed
+  runs had reached it first (docs/sharpness.md).
 - pixel_color: per configuration, successes k/n with the Wilson 95% interval,
   and success by init seed and by data-order seed.
 """
@@ -367,6 +370,7 @@ def example_figures(
                 "n_per_lr": rows[0]["n"] if rows else 0,
             }
         out["stable_band"] = band
+        out["sharpness_by_setting_then_lr"] = _sharpness_figures(runs, setting)
     if name == "pixel_color":
         by_init: dict[str, list[int]] = {}
         by_data: dict[str, list[int]] = {}
@@ -377,6 +381,29 @@ def example_figures(
         out["success_by_init_seed"] = {k: f"{sum(v)}/{len(v)}" for k, v in sorted(by_init.items())}
         out["success_by_data_seed"] = {k: f"{sum(v)}/{len(v)}" for k, v in sorted(by_data.items())}
     return out
+
+
+def _sharpness_figures(runs: list[dict[str, Any]], setting: Any) -> dict[str, Any]:
+    """Per setting and lr (runs with record_sharpness): median peak ratio of the compared sharpness
+    to its threshold, and how many failed runs (rose, spiked, diverged) had reached it first."""
+    groups: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for r in runs:
+        m = r.get("metrics") or {}
+        if "sharpness_peak_ratio" in m:
+            lr = f"{r['params']['learning_rate']:g}"
+            groups.setdefault(setting(r["params"]), {}).setdefault(lr, []).append(m)
+    return {
+        key: {
+            lr: {
+                "median_peak_ratio": _median([m["sharpness_peak_ratio"] for m in ms]),
+                "failed": sum("failure_onset_epoch" in m for m in ms),
+                "reached_first": sum(m.get("sharpness_reached_first") == 1.0 for m in ms),
+                "runs": len(ms),
+            }
+            for lr, ms in sorted(by_lr.items(), key=lambda kv: float(kv[0]))
+        }
+        for key, by_lr in sorted(groups.items())
+    }
 
 
 def render_result(result: dict[str, Any]) -> None:

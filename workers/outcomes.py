@@ -1,8 +1,10 @@
 """From a trainer's ReplicaResult to a stored RunOutcome: classify and summarise.
 
-The run's metrics hold its class evidence and its fluctuation measures
+The run's metrics hold its class evidence, its fluctuation measures
 (``service.core.analysis.fluctuation``: full-set and running-mean indices,
-spikes, mini-batch loss variance when steps are recorded).
+spikes, mini-batch loss variance when steps are recorded) and, when the sweep
+records sharpness, how close to its stability threshold it trained
+(``service.core.analysis.sharpness``).
 
 Pure apart from numpy: the worker calls it as each configuration finishes.
 """
@@ -16,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from service.core.analysis.classify import RunCurve, classify_run
+from service.core.analysis.sharpness import compared_values, failure_onset, sharpness_metrics
 from service.core.analysis.thresholds import Thresholds
 from service.core.records import RunOutcome
 from service.core.spec import SweepSpec
@@ -77,6 +80,7 @@ def outcome(
             l_chance=l_chance,
         )
         run_class, flags, metrics = verdict.run_class, list(verdict.flags), dict(verdict.metrics)
+        metrics.update(_sharpness(recs, loss, run_class, metrics.get("t_min"), thresholds))
     last = recs[-1]
     return RunOutcome(
         run_id=run_id,
@@ -89,6 +93,22 @@ def outcome(
         final_accuracy=last.accuracy,
         step_losses=[list(p) for p in result.step_losses] or None,
         training=result.training,
+    )
+
+
+def _sharpness(
+    recs: Sequence[EpochRecord], loss: np.ndarray, run_class: str, t_min: Any, thresholds: Thresholds
+) -> dict[str, float]:
+    """The run's sharpness against its threshold (``analysis.sharpness``), when it was measured."""
+    measured = [r for r in recs if r.sharpness is not None]
+    if not measured:
+        return {}
+    onset = failure_onset(list(loss), run_class, t_min, thresholds)
+    compared = compared_values(
+        [r.sharpness for r in measured], [r.preconditioned_sharpness for r in measured]
+    )
+    return sharpness_metrics(
+        [r.epoch for r in measured], compared, [r.stability_threshold for r in measured], onset
     )
 
 

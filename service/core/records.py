@@ -89,7 +89,12 @@ RUN_METRICS_DOC = (
     "detrended epoch-to-epoch changes / sqrt(2); `jump_p90`: 9 in 10 epoch-to-epoch changes are within "
     "this factor; `running_fluctuation`: the same for the running-mean loss Keras displays; `spikes`, "
     "`largest_spike`, `unrecovered_spike`: recovered spikes, the largest peak/pre-spike ratio, an "
-    "open one at the end; `step_loss_var`, `step_log_std`: mini-batch loss variance (record_steps)."
+    "open one at the end; `step_loss_var`, `step_log_std`: mini-batch loss variance (record_steps). "
+    "With record_sharpness (docs/sharpness.md): `sharpness_peak_ratio`: the largest (preconditioned) "
+    "sharpness / stability threshold over the measured epochs (up to the failure's onset); "
+    "`sharpness_reached_epoch`: the first measured epoch at >= 0.9 of the threshold; "
+    "`failure_onset_epoch`: where a divergence, rise after the minimum or first spike began; "
+    "`sharpness_reached_first`: 1 when the threshold was reached before that onset, else 0."
 )
 
 
@@ -194,7 +199,11 @@ class CurvePoint:
     Epoch 0 is the evaluation at initialisation (before any step), so l0 is
     ``points[0].loss``. ``loss``/``accuracy`` are measured on the full training
     set at the end of the epoch; ``running_loss`` is the Keras-style mean of the
-    mini-batch losses seen during the epoch (None for epoch 0).
+    mini-batch losses seen during the epoch (None for epoch 0). With the spec's
+    ``record_sharpness``, ``sharpness`` is the top eigenvalue of the training-loss
+    Hessian, ``preconditioned_sharpness`` that of P^-1 H with the optimizer's
+    preconditioner (Adam, AdamW, RMSprop) and ``stability_threshold`` the value the
+    relevant one of them is compared to (docs/sharpness.md); None at epochs not measured.
     """
 
     epoch: int
@@ -205,6 +214,9 @@ class CurvePoint:
     val_accuracy: float | None
     learning_rate: float | None
     grad_norm: float | None
+    sharpness: float | None = None
+    preconditioned_sharpness: float | None = None
+    stability_threshold: float | None = None
 
 
 @dataclass(frozen=True)

@@ -329,6 +329,26 @@ class ScheduleOptions(_Strict):
     warmup_epochs: int = Field(5, ge=1)
 
 
+class RecordSharpness(_Strict):
+    """Measure each run's sharpness every ``every`` epochs (docs/sharpness.md).
+
+    The top eigenvalue of the training-loss Hessian with respect to the weights, by
+    ``iterations`` steps of power iteration on Hessian-vector products; for Adam, AdamW
+    and RMSprop also the preconditioned sharpness (top eigenvalue of P^-1 H).
+    """
+
+    every: int = Field(1, ge=1, description="estimate at epochs 0, every, 2*every, ...")
+    iterations: int = Field(
+        20, ge=1, le=1000, description="power-iteration steps (Hessian-vector products) per estimate"
+    )
+    examples: int | None = Field(
+        None,
+        ge=1,
+        description="a fixed subset of this many training examples, drawn by each run's data seed; "
+        "null: the whole training set",
+    )
+
+
 class SweepSpec(_Strict):
     # The grid-needs-points rule in the document too (spec_schema.GRID_NEEDS_POINTS).
     model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra=spec_schema.GRID_NEEDS_POINTS)
@@ -350,6 +370,9 @@ class SweepSpec(_Strict):
         "seeded",
         description="seeded: each seed draws fresh initial weights; saved: every seed starts from the "
         "weights of the .keras file the workload was uploaded with, and only the data order varies",
+    )
+    record_sharpness: RecordSharpness | None = Field(
+        None, description="also store each run's sharpness and its stability threshold per epoch"
     )
     description: str | None = Field(None, max_length=5000)
 

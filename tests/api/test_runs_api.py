@@ -60,7 +60,7 @@ def test_one_run_and_its_curve(client: TestClient, db: Database, settings: Setti
     (c,) = claim(db, "w")
     run = c.runs[0].run_id
     points = [
-        CurvePoint(0, 2.0, 0.25, None, None, None, 1e-3, None),
+        CurvePoint(0, 2.0, 0.25, None, None, None, 1e-3, None, 150.0, 3e4, 3.8e4),
         CurvePoint(1, math.inf, None, math.nan, None, None, 1e-3, 5.0),
     ]
     record_epoch(db, {c.config_id: c.trial_id}, [(run, p) for p in points])
@@ -86,7 +86,19 @@ def test_one_run_and_its_curve(client: TestClient, db: Database, settings: Setti
         "val_accuracy": None,
         "learning_rate": 1e-3,
         "grad_norm": 5.0,
+        "sharpness": None,
+        "preconditioned_sharpness": None,
+        "stability_threshold": None,
     }
+    # The sharpness of a sweep with record_sharpness reads back beside the other epoch values.
+    first = curve["points"][0]
+    assert (first["sharpness"], first["preconditioned_sharpness"], first["stability_threshold"]) == (
+        150.0,
+        3e4,
+        3.8e4,
+    )
+    page = client.get(f"/runs/{run}")
+    assert page.status_code == 200 and 'id="run-sharpness"' in page.text and '"compared"' in page.text
     assert client.get(f"/v1/runs/{run + 100}").status_code == 404
     assert client.get(f"/v1/runs/{run + 100}/curve").status_code == 404
 

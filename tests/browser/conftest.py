@@ -105,6 +105,7 @@ def sweeps(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sweeps]:
             },
             seeds=2,
             epochs=4,
+            record_sharpness={"every": 2, "iterations": 8},
         )
     )
     WorkerLoop(db=db, settings=settings).run(max_idle_s=0.5)

@@ -272,6 +272,44 @@ def test_run_page_draws_epoch_and_step_curves_with_class_metrics(
     _loopback_only(tab)
 
 
+def test_run_and_config_pages_draw_sharpness_against_its_threshold(
+    server: LiveServer, sweeps: Sweeps, tab: Tab
+) -> None:
+    """The Adam sweep records sharpness every 2 epochs: epochs 0, 2, 4 on a log axis, loss beside."""
+    sid = sweeps.betas["id"]
+    runs = sweeps.api.get(f"/v1/sweeps/{sid}/runs", params={"limit": 100}).json()["items"]
+    # A stable run, so that its configuration has stable seeds to draw the band over.
+    run = next(r for r in runs if r["run_class"] in ("converged", "noisy", "slow"))
+    page = tab.page
+    page.goto(f"{server.url}/runs/{run['id']}")
+    tab.wait_renders()
+    plot = tab.plot("run-sharpness")
+    by_name = {t["name"]: t for t in plot["data"]}
+    pre = by_name["preconditioned sharpness (P⁻¹H)"]
+    threshold = by_name["threshold of the preconditioned sharpness"]
+    assert pre["x"] == [0, 2, 4] and pre["y"][0] is None and all(v > 0 for v in pre["y"][1:])
+    lr, b1 = run["params"]["learning_rate"], run["params"]["beta_1"]
+    assert threshold["y"][-1] == pytest.approx((2 + 2 * b1) / ((1 - b1) * lr), rel=1e-4)
+    assert by_name["training loss (right axis)"]["yaxis"] == "y2"
+    assert plot["layout"]["yaxis"]["type"] == "log"
+    assert page.locator("#no-sharpness").is_hidden()
+    tab.screenshot("run-sharpness")
+
+    page.goto(f"{server.url}/sweeps/{sid}/configs/{run['config_id']}")
+    tab.wait_renders()
+    band = tab.plot("band-sharpness")
+    names = [t.get("name") for t in band["data"]]
+    assert "median preconditioned sharpness" in names and "stability threshold (median)" in names
+    assert band["layout"]["yaxis"]["type"] == "log"
+    tab.screenshot_of("#sharpness-section", "config-sharpness-band")
+
+    plain = sweeps.api.get(f"/v1/sweeps/{sweeps.finished['id']}/runs", params={"limit": 1}).json()["items"][0]
+    page.goto(f"{server.url}/runs/{plain['id']}")
+    tab.wait_renders()
+    assert page.locator("#no-sharpness").is_visible() and page.locator("#run-sharpness").is_hidden()
+    _loopback_only(tab)
+
+
 def test_pages_need_a_token_when_reads_are_private(
     private_server: LiveServer, sweeps: Sweeps, tab: Tab
 ) -> None:

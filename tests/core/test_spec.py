@@ -147,3 +147,25 @@ def test_init_is_seeded_by_default_or_saved() -> None:
     assert SweepSpec.model_validate(small_spec(init="saved")).init == "saved"
     with pytest.raises(InvalidSpec, match="init"):
         parse_spec(small_spec(init="pretrained"))
+
+
+@pytest.mark.parametrize(
+    ("option", "field"),
+    [
+        ({"every": 0}, "every"),
+        ({"iterations": 0}, "iterations"),
+        ({"examples": 0}, "examples"),
+        ({"every": 5, "lanczos": True}, "lanczos"),
+        ({"every": "5"}, "every"),
+    ],
+)
+def test_record_sharpness_is_checked_field_by_field(option: dict[str, object], field: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        _spec(record_sharpness=option)
+    assert info.value.errors()[0]["loc"][:2] == ("record_sharpness", field)
+
+
+def test_record_sharpness_defaults() -> None:
+    opts = _spec(record_sharpness={}).record_sharpness
+    assert opts is not None and (opts.every, opts.iterations, opts.examples) == (1, 20, None)
+    assert _spec().record_sharpness is None

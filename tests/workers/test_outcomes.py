@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -84,3 +85,15 @@ def test_thresholds_for_applies_the_sweeps_overrides() -> None:
     spec = parse_spec(small_spec(stability={"divergence_factor": 8.0}))
     assert thresholds_for(spec) == Thresholds(divergence_factor=8.0)
     assert thresholds_for(parse_spec(small_spec())) == Thresholds()
+
+
+def test_sharpness_metrics_are_stored_when_measured() -> None:
+    """Sharpness at 40% then 95% of 2/lr before the run goes non-finite at epoch 3: reached first."""
+    recs = [_rec(e, v) for e, v in enumerate([0.69, 0.6, 0.5, math.inf])]
+    recs[0] = replace(recs[0], sharpness=800.0, stability_threshold=2000.0)
+    recs[2] = replace(recs[2], sharpness=1900.0, stability_threshold=2000.0)
+    o = _outcome(ReplicaResult(key=0, status="nonfinite", epochs=recs))
+    assert o.metrics["sharpness_peak_ratio"] == pytest.approx(0.95)
+    assert o.metrics["sharpness_reached_epoch"] == 2.0 and o.metrics["failure_onset_epoch"] == 3.0
+    assert o.metrics["sharpness_reached_first"] == 1.0
+    assert "sharpness_peak_ratio" not in _outcome(_result([0.69, 0.5, 0.4])).metrics

@@ -46,6 +46,10 @@ float round-off), and the baseline of the benchmarks. Semantics:
   global step ``s`` with ``s % stride == 0``, ``stride = ceil(epochs *
   steps_per_epoch / 500)`` (at most ~500 points per run), plus the
   non-finite step if the run stops on one.
+- **Sharpness** (``TrainingPlan.sharpness``): at every measured epoch with a
+  finite loss, the record also carries ``sharpness``,
+  ``preconditioned_sharpness`` and ``stability_threshold`` measured on the
+  weights and optimizer state at the end of that epoch (``single_sharpness``).
 
 Speed: tracing a ``tf.function`` step costs ~1.5 s, so the model, optimizer
 and compiled step are cached per (workload, batch size, optimizer structure)
@@ -88,6 +92,8 @@ from workers.training.optimizers import (
     resolve_optimizer_params,
     set_learning_rate,
 )
+from workers.training.sharpness import with_estimate
+from workers.training.single_sharpness import LoneSharpness, make_hvp
 from workers.training.training_data import TrainingData, load_training_data
 from workers.training.training_plan import TrainingPlan
 
@@ -106,6 +112,7 @@ class _Compiled:
     optimizer: keras.optimizers.Optimizer
     train_step: _Step
     eval_step: _Step
+    hvp: _Step | None = None  # Hessian-vector product, traced when a sweep records sharpness
 
 
 class _Cancelled(Exception):
@@ -278,6 +285,29 @@ class SingleTrainer:
             epoch=epoch, loss=loss, accuracy=acc, val_loss=val_loss, val_accuracy=val_acc, **fields
         )
 
+    def _sharpness_for(
+        self, entry: _Compiled, data: TrainingData, params: Mapping[str, Any], replica: ReplicaSpec
+    ) -> LoneSharpness | None:
+        """The replica's sharpness estimator when the sweep records sharpness (docs/sharpness.md)."""
+        options = self.plan.sharpness
+        if options is None:
+            return None
+        if entry.hvp is None:
+            x_spec = tf.TensorSpec([None, *data.x.shape[1:]], data.x.dtype)
+            y_spec = tf.TensorSpec([None, *data.y.shape[1:]], data.y.dtype)
+            entry.hvp = make_hvp(entry.model, per_sample_loss(entry.workload.loss), x_spec, y_spec)
+        return LoneSharpness(
+            options=options,
+            hvp=entry.hvp,
+            model=entry.model,
+            optimizer=entry.optimizer,
+            resolved=resolve_optimizer_params(params),
+            x=data.x,
+            y=data.y,
+            data_seed=replica.data_seed,
+            chunk=self.eval_batch_size,
+        )
+
     def _train_replica(
         self,
         workload: Any,
@@ -306,7 +336,11 @@ class SingleTrainer:
         monitor = self.plan.schedule_options.plateau_monitor
         stride = max(1, math.ceil(epochs * steps / MAX_STEP_POINTS))
 
+        sharpness = self._sharpness_for(entry, data, params, replica)
+
         def emit(record: EpochRecord) -> None:
+            if sharpness is not None and math.isfinite(record.loss):
+                record = with_estimate(record, sharpness.estimate(record.epoch, record.learning_rate))
             result.epochs.append(record)
             observer.on_epoch([(replica.key, record)])
 

@@ -27,6 +27,7 @@ from service.core.results.loading import load
 from service.core.results.sweep_data import SweepData
 from service.core.results.training_settings import configuration_settings, settings_text, workload_defaults
 from service.core.results.views import config_detail, configs_view
+from service.core.sharpness_plots import run_sharpness, sharpness_band
 from service.core.states import ACTIVE_SWEEP_STATES, SweepState
 
 router = APIRouter()
@@ -192,7 +193,12 @@ def config_page(
             "detail": detail,
             "runs": runs,
             "swept": set(data.swept),
-            "page_data": {"band": band, "class_style": CLASS_STYLE, "loss_unit": loss_unit(data.sweep)},
+            "page_data": {
+                "band": band,
+                "sharpness": sharpness_band(runs, curves),
+                "class_style": CLASS_STYLE,
+                "loss_unit": loss_unit(data.sweep),
+            },
         },
     )
 
@@ -218,6 +224,7 @@ def run_page(request: Request, run_id: int, db: DbDep, settings: SettingsDep) ->
             "metrics": sorted(run.metrics.items()),
             "page_data": {
                 "curves": plots.run_curves(points, run.step_losses),
+                "sharpness": run_sharpness(points),
                 "run_class": run.run_class,
                 "class_style": CLASS_STYLE,
                 "loss_unit": loss_unit(sweep),

@@ -47,5 +47,32 @@
       legend: { orientation: "h", y: -0.3, x: 0 },
     }), SW.config);
   }
+  drawSharpness(SW.data.sharpness);
   document.body.dataset.renders = "1";
+
+  // The sharpness band over seeds against the median threshold (docs/sharpness.md).
+  function drawSharpness(S) {
+    if (!S) return;
+    const b = S.band, x = b.epochs, key = S.compared;
+    const label = key === "preconditioned_sharpness" ? "preconditioned sharpness" : "sharpness";
+    const traces = [];
+    if (b[key].median.some((v) => v !== null)) {
+      traces.push({ type: "scatter", mode: "lines", x, y: b[key].q25, line: { width: 0 }, hoverinfo: "skip", showlegend: false, connectgaps: true });
+      traces.push({ type: "scatter", mode: "lines", x, y: b[key].q75, fill: "tonexty", fillcolor: "rgba(213,94,0,0.2)", line: { width: 0 }, name: `interquartile band (${b.n_stable} stable seeds)`, hoverinfo: "skip", connectgaps: true });
+      traces.push({ type: "scatter", mode: "lines+markers", x, y: b[key].median, line: { color: "#D55E00", width: 3 }, marker: { size: 4 }, name: `median ${label}`, hovertemplate: `epoch %{x}: median ${label} %{y:.4g}<extra></extra>`, connectgaps: true });
+    }
+    traces.push({ type: "scatter", mode: "lines", x, y: b.stability_threshold.median, line: { color: "#000000", width: 2, dash: "dash" }, name: "stability threshold (median)", hovertemplate: "epoch %{x}: threshold %{y:.4g}<extra></extra>", connectgaps: true });
+    const shown = {};
+    for (const f of S.failed) {
+      traces.push({ type: "scatter", mode: "lines+markers", x: f.epochs, y: f.value, line: { color: SW.clsColor(f.run_class), width: 2, dash: DASH[f.run_class] || "solid" }, marker: { size: 5, color: SW.clsColor(f.run_class) }, name: `failed seed: ${SW.clsLabel(f.run_class)}`, legendgroup: f.run_class, showlegend: !shown[f.run_class], hovertemplate: `seed ${f.seed}: epoch %{x}, ${label} %{y:.4g}<extra></extra>` });
+      shown[f.run_class] = true;
+    }
+    Plotly.newPlot("band-sharpness", traces, SW.layout({
+      height: 430,
+      title: { text: `The ${label} over epochs, against its threshold`, font: { size: 14 } },
+      xaxis: { title: { text: "epoch (passes over the training set)" } },
+      yaxis: { title: { text: `${label} (log scale)` }, type: "log", exponentformat: "power" },
+      legend: { orientation: "h", y: -0.3, x: 0 },
+    }), SW.config);
+  }
 })();

@@ -1,4 +1,4 @@
-/* The run page: per-epoch curves, learning rate and gradient norm, and per-step losses. */
+/* The run page: per-epoch curves, learning rate and gradient norm, sharpness, and per-step losses. */
 "use strict";
 (() => {
   const C = SW.data.curves, E = C.epoch;
@@ -34,6 +34,27 @@
     margin: { l: 80, r: 80, t: 40, b: 70 },
   })), SW.config);
   else SW.empty(document.getElementById("run-lr"), "No learning rate or gradient norm recorded.");
+
+  // Sharpness and its threshold on a log axis, the loss beside them on the right: a loss spike
+  // follows the sharpness crossing the threshold (docs/sharpness.md).
+  const S = SW.data.sharpness;
+  if (S) {
+    const sl = (k, name, c, dash, extra) => Object.assign({ type: "scatter", mode: "lines+markers", x: S.epoch, y: S[k], name, line: { color: c, width: 2, dash: dash || "solid" }, marker: { size: 4 }, hovertemplate: `${name}: epoch %{x}, %{y:.4g}<extra></extra>` }, extra || {});
+    const pre = S.compared === "preconditioned_sharpness";
+    const traces = [sl("sharpness", "sharpness (top Hessian eigenvalue)", "#D55E00", pre ? "dot" : "solid")];
+    if (pre) traces.push(sl("preconditioned_sharpness", "preconditioned sharpness (P⁻¹H)", "#D55E00"));
+    traces.push(sl("stability_threshold", pre ? "threshold of the preconditioned sharpness" : "threshold (2/lr for GD)", "#000000", "dash"));
+    if (has("loss")) traces.push(line("loss", "training loss (right axis)", "#0072B2", "solid", { yaxis: "y2", opacity: 0.45, marker: { size: 2 } }));
+    Plotly.newPlot("run-sharpness", traces, SW.layout(Object.assign({}, opts, {
+      title: { text: "Sharpness against its stability threshold, beside the loss", font: { size: 14 } }, xaxis,
+      yaxis: { title: { text: "eigenvalue (1/lr units, log scale)" }, type: "log", exponentformat: "power" },
+      yaxis2: { title: { text: `loss (${SW.data.loss_unit}, log scale)` }, overlaying: "y", side: "right", type: "log", exponentformat: "power", showgrid: false },
+      margin: { l: 80, r: 80, t: 40, b: 70 },
+    })), SW.config);
+  } else {
+    document.getElementById("run-sharpness").hidden = true;
+    document.getElementById("no-sharpness").hidden = false;
+  }
 
   if (C.steps && C.steps.step.length) {
     const s = C.steps;

@@ -49,9 +49,11 @@ class RunSummary:
     l0: float | None = None
     # The run's fluctuation measures (analysis.fluctuation), by name; absent = not measured.
     fluctuation: Mapping[str, float | None] = field(default_factory=dict)
+    # How close to its stability threshold it trained (analysis.sharpness); absent = not measured.
+    sharpness: Mapping[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "seed": self.seed,
             "init_seed": self.init_seed,
             "data_seed": self.data_seed,
@@ -62,6 +64,9 @@ class RunSummary:
             "l0": _finite(self.l0),
             "fluctuation": {k: _finite(v) for k, v in self.fluctuation.items()},
         }
+        if self.sharpness:  # only then: runs without it serialise as they always did
+            out["sharpness"] = {k: _finite(v) for k, v in self.sharpness.items()}
+        return out
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from sqlalchemy import Text, cast, select
 from sqlalchemy.orm import Session
 
 from service.core.analysis.seeds import SEED_FLUCTUATION_KEYS
+from service.core.analysis.sharpness import SHARPNESS_KEYS
 from service.core.repo.models import Config, Run
 
 _NOT_MEASURED: Mapping[str, float] = MappingProxyType({})  # the default: nothing measured
@@ -52,6 +53,11 @@ class AnalysisRow(NamedTuple):
     # The fluctuation measures aggregated over seeds (SEED_FLUCTUATION_KEYS) that the run
     # measured, by name (absent: not measured). Read-only: the run's summary shares it.
     fluctuation: Mapping[str, float] = _NOT_MEASURED
+    # How close to its stability threshold the run trained (SHARPNESS_KEYS), when measured.
+    sharpness: Mapping[str, float] = _NOT_MEASURED
+
+
+_SHARP = 12 + len(SEED_FLUCTUATION_KEYS)  # where the sharpness metrics start in a row
 
 
 def analysis_rows(session: Session, *, sweep_id: int) -> list[AnalysisRow]:
@@ -82,6 +88,7 @@ def analysis_rows(session: Session, *, sweep_id: int) -> list[AnalysisRow]:
             Run.metrics["l_chance"].as_float(),
             Run.metrics["epochs_to_target"].as_float(),
             *(Run.metrics[k].as_float() for k in SEED_FLUCTUATION_KEYS),
+            *(Run.metrics[k].as_float() for k in SHARPNESS_KEYS),
         )
         .where(Run.sweep_id == sweep_id)
         .order_by(Run.config_id, Run.seed)
@@ -103,7 +110,8 @@ def analysis_rows(session: Session, *, sweep_id: int) -> list[AnalysisRow]:
             r[9],
             r[10],
             None if r[11] is None else int(r[11]),
-            {k: v for k, v in zip(keys, r[12:], strict=True) if v is not None},
+            {k: v for k, v in zip(keys, r[12:_SHARP], strict=True) if v is not None},
+            _measured_sharpness(r[_SHARP:]),
         )
         for r in rows
     ]
@@ -147,3 +155,10 @@ def refined_configs(session: Session, *, sweep_id: int) -> dict[int, int]:
         select(Config.id, Config.refine_round).where(Config.sweep_id == sweep_id, Config.refine_round > 0)
     ).all()
     return {int(cid): int(rnd) for cid, rnd in rows}
+
+
+def _measured_sharpness(values: tuple[float | None, ...]) -> Mapping[str, float]:
+    """The run's sharpness metrics that were measured; most sweeps measure none (shared empty)."""
+    if all(v is None for v in values):
+        return _NOT_MEASURED
+    return {k: float(v) for k, v in zip(SHARPNESS_KEYS, values, strict=True) if v is not None}

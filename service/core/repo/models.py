@@ -133,6 +133,9 @@ class CurvePoint(Base):
     val_accuracy: Mapped[float | None] = mapped_column(Float)
     learning_rate: Mapped[float | None] = mapped_column(Float)
     grad_norm: Mapped[float | None] = mapped_column(Float)
+    sharpness: Mapped[float | None] = mapped_column(Float)
+    preconditioned_sharpness: Mapped[float | None] = mapped_column(Float)
+    stability_threshold: Mapped[float | None] = mapped_column(Float)
 
 
 class Worker(Base):

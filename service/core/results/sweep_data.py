@@ -107,6 +107,7 @@ def run_summary(row: AnalysisRow) -> RunSummary:
         epochs_to_target=row.epochs_to_target,
         l0=row.l0,
         fluctuation=row.fluctuation,  # measured values only, read-only: shared, not copied
+        sharpness=row.sharpness,  # measured values only, shared like fluctuation
     )
 
 

@@ -62,6 +62,9 @@ def test_epoch_points_are_stored_for_owned_configurations_only(
         "val_accuracy": None,
         "learning_rate": 1e-3,
         "grad_norm": None,
+        "sharpness": None,
+        "preconditioned_sharpness": None,
+        "stability_threshold": None,
     }
 
 

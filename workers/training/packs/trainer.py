@@ -27,6 +27,7 @@ from workers.training.packs.epoch_function import EpochInputs, OptimizerState
 from workers.training.packs.evaluation import EvalResult, Evaluator
 from workers.training.packs.pack import Pack
 from workers.training.packs.replicas import EpochTotals, PackReplica
+from workers.training.packs.sharpness import Estimates, PackSharpness, with_sharpness
 from workers.training.packs.sizing import can_pack, choose_pack_size, pack_bucket, pack_cap, uses_xla
 from workers.training.packs.stats import PackStats
 from workers.training.packs.workload_data import WorkloadData, initial_weights
@@ -183,7 +184,9 @@ class PackTrainer:
                 observer.on_epoch(records)
             stats.observer_s += time.perf_counter() - t
 
-        emit(self._initial_records(pack, evaluator.run(pack.state.weights)))
+        options = self.plan.sharpness
+        sharpness = PackSharpness(options, data, workload.loss, pack) if options else None
+        emit(self._initial_records(pack, evaluator.run(pack.state.weights), _estimate(sharpness, pack, 0)))
         for epoch in range(1, epochs + 1):
             if not pack.active.any():
                 break
@@ -194,7 +197,8 @@ class PackTrainer:
             lr_tab, totals = self._run_epoch(compiled, data, pack, epoch, stats)
             ev = evaluator.run(pack.state.weights)
             epoch_s = time.perf_counter() - t_epoch
-            emit(self._epoch_records(pack, epoch, lr_tab, totals, ev, stride, stats))
+            estimates = _estimate(sharpness, pack, epoch)
+            emit(self._epoch_records(pack, epoch, lr_tab, totals, ev, stride, stats, estimates))
             smaller = self._compact(workload, data, pack, compiled, epoch, epochs - epoch, epoch_s)
             if smaller is not None:
                 pack, compiled = smaller
@@ -319,10 +323,10 @@ class PackTrainer:
             jit_eval=pack.jit_eval,
         )
 
-    def _initial_records(self, pack: Pack, ev: EvalResult) -> _Records:
+    def _initial_records(self, pack: Pack, ev: EvalResult, estimates: Estimates | None) -> _Records:
         records: _Records = []
         for i, r in enumerate(pack.replicas):
-            rec = r.initial_record(ev, i)
+            rec = with_sharpness(r.initial_record(ev, i), estimates, i, r.resolved)
             r.result.epochs.append(rec)
             records.append((r.spec.key, rec))
             if not math.isfinite(rec.loss):
@@ -376,6 +380,7 @@ class PackTrainer:
         ev: EvalResult,
         stride: int,
         stats: PackStats,
+        estimates: Estimates | None = None,
     ) -> _Records:
         """The records of the replicas still training; stops those whose loss is non-finite."""
         records: _Records = []
@@ -387,6 +392,7 @@ class PackTrainer:
             if totals.step_losses is not None:
                 r.keep_step_losses(totals.step_losses[:, i], first_step, stride)
             rec = r.epoch_record(epoch, i, totals, ev, float(lr_tab[pack.steps - 1, i]))
+            rec = with_sharpness(rec, estimates, i, r.resolved)
             r.result.epochs.append(rec)
             records.append((r.spec.key, rec))
             stats.replica_epochs += 1
@@ -416,3 +422,10 @@ class PackTrainer:
             int(pack.jit),
             ">".join(str(n) for n in [len(pack.members), *(r.size for r in pack.resizes)]),
         )
+
+
+def _estimate(sharpness: PackSharpness | None, pack: Pack, epoch: int) -> Estimates | None:
+    """The pack's sharpness estimates at ``epoch`` when the sweep records sharpness."""
+    if sharpness is None or not pack.active.any():
+        return None
+    return sharpness.estimate(pack, epoch)

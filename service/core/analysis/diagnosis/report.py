@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from service.core.analysis.diagnosis import evidence, questions, wording
+from service.core.analysis.diagnosis.curvature import curvature_answer
 from service.core.analysis.diagnosis.remedies import remedies
 from service.core.analysis.diagnosis.sections import Failure, Report, SeedDependence, StableRegion
 from service.core.analysis.edge import EdgeResult, Sensitivity
@@ -58,6 +59,8 @@ def diagnose(
             questions.fluctuation_answer(fluct, params_swept, lr_key),
             questions.rises_answer(pts, params_swept, lr_key),
             seed_answer,
+            # Only for sweeps that record sharpness: other reports read as they always did.
+            *((curvature,) if (curvature := curvature_answer(pts)) is not None else ()),
         ),
     )
     return dataclasses.replace(report, headline=wording.headline(pts, report, lr_key))

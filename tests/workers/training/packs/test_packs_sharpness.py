@@ -1,0 +1,54 @@
+"""Every replica's sharpness from one vectorised power iteration equals its lone estimate."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+
+from service.core.spec import RecordSharpness
+from tests.workers.training.pack_workloads import BAD, OTHERS, TARGET, TinyDense, TinyLSTM
+from workers.training.interface import NullObserver, ReplicaSpec
+from workers.training.packs import PackTrainer
+from workers.training.single import SingleTrainer
+from workers.training.training_plan import TrainingPlan
+
+RMSPROP = ReplicaSpec("rmsprop", {"optimizer": "rmsprop", "learning_rate": 3e-3}, 51, 52)
+
+
+def _close(a: float | None, b: float | None) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return math.isclose(a, b, rel_tol=2e-3, abs_tol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("workload", "examples"),
+    [
+        (TinyDense(), None),
+        (TinyDense(), 12),
+        pytest.param(TinyLSTM(), None, marks=pytest.mark.slow),  # ~20 s: unfused LSTM double backward
+    ],
+)
+def test_pack_estimates_equal_lone_estimates(workload: Any, examples: int | None) -> None:
+    """Adam (clipped; cosine), Nesterov SGD, RMSprop and a replica that overflows, in one pack.
+
+    Both start from the same vectors (the data seed's), so they agree whether or not converged.
+    """
+    plan = TrainingPlan(sharpness=RecordSharpness(every=2, iterations=20, examples=examples))
+    replicas = [TARGET, *OTHERS, RMSPROP, BAD]
+    lone = SingleTrainer(plan=plan).train(workload, replicas, 2, NullObserver())
+    packed = PackTrainer(plan=plan).train(workload, replicas, 2, NullObserver())
+    for a, b in zip(lone, packed, strict=True):
+        assert a.status == b.status
+        assert [e.epoch for e in a.epochs] == [e.epoch for e in b.epochs]
+        for ea, eb in zip(a.epochs, b.epochs, strict=True):
+            for field in ("sharpness", "preconditioned_sharpness", "stability_threshold"):
+                assert _close(getattr(ea, field), getattr(eb, field)), (a.key, ea.epoch, field)
+    by_key = {r.key: r for r in packed}
+    assert by_key["target"].epochs[2].preconditioned_sharpness is not None
+    assert by_key["sgd"].epochs[2].preconditioned_sharpness is None
+    assert by_key["rmsprop"].epochs[2].preconditioned_sharpness is not None
+    assert by_key["sgd"].epochs[0].sharpness is not None and by_key["sgd"].epochs[1].sharpness is None
+    assert by_key["bad"].epochs[-1].sharpness is None  # non-finite: nothing to measure

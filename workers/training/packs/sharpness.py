@@ -1,0 +1,205 @@
+"""Every replica's sharpness at once: one vectorised power iteration over the replica axis.
+
+The packed objective is the sum of the replicas' independent losses, so its
+Hessian with respect to the stacked weights is block diagonal, one block per
+replica: one Hessian-vector product of the sum gives every replica's own
+``H_k v_k``, and a power iteration that normalises each replica's slice
+separately (``sharpness.power_iteration(batched=True)``) converges to every
+replica's top eigenvalue together. The quantities, the preconditioners and the
+thresholds are those of ``workers.training.sharpness`` (and of the single
+trainer, ``single_sharpness``): the preconditioner comes from the pack's
+vectorised second-moment slots (``vector_optimizers``), selected per replica.
+
+With ``examples`` each replica takes the Hessian on its own subset (drawn by its
+data seed), so the forward pass gets each replica its own inputs; on the whole
+set the input is shared. LSTMs run unfused here: the fused kernel has no second
+derivative.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import tensorflow as tf
+
+from service.core.spec import RecordSharpness
+from workers.training.interface import EpochRecord
+from workers.training.metrics import per_sample_loss
+from workers.training.packs.workload_data import WorkloadData
+from workers.training.sharpness import (
+    ADAPTIVE,
+    Estimate,
+    Vectors,
+    adam_inv_sqrt_preconditioner,
+    measured_at,
+    rmsprop_inv_sqrt_preconditioner,
+    stability_threshold,
+    start_vectors,
+    subset_indices,
+    symmetric_preconditioned,
+    top_eigenvalue,
+    with_estimate,
+)
+
+if TYPE_CHECKING:  # the trainer imports this module
+    from workers.training.packs.pack import Pack
+
+logger = logging.getLogger(__name__)
+# Examples per Hessian-vector product call (per replica when inputs are not shared).
+CHUNK = 512
+_HVP_CACHE_SIZE = 8
+_hvp_cache: OrderedDict[tuple[int, str, bool], tuple[Any, Callable[..., Vectors]]] = OrderedDict()
+
+# Per stacked replica: the sharpness and the preconditioned sharpness (None for SGD).
+Estimates = list[tuple[float, float | None]]
+
+
+def _make_hvp(plan: Any, loss: str, shared: bool) -> Callable[..., Vectors]:
+    """``hvp(x, y, w, v) -> H v`` of the sum of the replicas' mean losses (block diagonal H)."""
+    loss_fn = per_sample_loss(loss)
+
+    def hvp(x: tf.Tensor, y: tf.Tensor, w: list[tf.Tensor], v: list[tf.Tensor]) -> list[tf.Tensor]:
+        with tf.GradientTape() as outer:
+            outer.watch(w)
+            with tf.GradientTape() as inner:
+                inner.watch(w)
+                out, _ = plan.forward(w, x, shared_input=shared, training=False, fused_rnn=False)
+                yk = (
+                    tf.broadcast_to(y[None], tf.concat([tf.shape(w[0])[:1], tf.shape(y)], 0)) if shared else y
+                )
+                total = tf.reduce_sum(tf.reduce_mean(loss_fn(yk, out), axis=1))
+            grads = inner.gradient(total, w, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+            gv = tf.add_n([tf.reduce_sum(g * vi) for g, vi in zip(grads, v, strict=True)])
+        return list(outer.gradient(gv, w, unconnected_gradients=tf.UnconnectedGradients.ZERO))
+
+    compiled: Callable[..., Vectors] = tf.function(hvp, reduce_retracing=True)
+    return compiled
+
+
+def _hvp_for(plan: Any, loss: str, shared: bool) -> Callable[..., Vectors]:
+    key = (id(plan), loss, shared)
+    hit = _hvp_cache.get(key)
+    if hit is not None and hit[0] is plan:
+        _hvp_cache.move_to_end(key)
+        return hit[1]
+    fn = _make_hvp(plan, loss, shared)
+    _hvp_cache[key] = (plan, fn)
+    while len(_hvp_cache) > _HVP_CACHE_SIZE:
+        _hvp_cache.popitem(last=False)
+    return fn
+
+
+class PackSharpness:
+    """The sharpness of every replica of one pack, epoch after epoch (warm-started per replica)."""
+
+    def __init__(self, options: RecordSharpness, data: WorkloadData, loss: str, pack: Pack) -> None:
+        self.options = options
+        self._seeds = [r.spec.data_seed for r in pack.replicas]
+        self._data = data
+        # Each replica's subset by key, stacked per call: a pack that drops replicas between
+        # epochs (or pads) gets its current replicas' subsets.
+        self._subsets = {
+            r.spec.key: subset_indices(data.n, options.examples, r.spec.data_seed) for r in pack.replicas
+        }
+        self._shared = options.examples is None or options.examples >= data.n
+        self._x, self._y = data.x, data.y
+        self._hvp = _hvp_for(data.plan, loss, self._shared)
+        # Warm starts per replica (by key), so that they follow a replica if the pack changes.
+        shapes = [tuple(w.shape[1:]) for w in pack.state.weights]
+        self._v = {
+            r.spec.key: start_vectors(shapes, s) for r, s in zip(pack.replicas, self._seeds, strict=True)
+        }
+        self._u = {k: list(v) for k, v in self._v.items()}
+        self._failed = False
+
+    def _stacked(self, pack: Pack, store: dict[Any, Vectors]) -> Vectors:
+        rows = pack.padded([store[r.spec.key] for r in pack.replicas])
+        return [tf.stack([row[j] for row in rows]) for j in range(len(rows[0]))]
+
+    def _unstack(self, pack: Pack, store: dict[Any, Vectors], v: Vectors) -> None:
+        for i, r in enumerate(pack.replicas):
+            store[r.spec.key] = [t[i] for t in v]
+
+    def matvec(self, w: Sequence[tf.Tensor]) -> Callable[[Vectors], Vectors]:
+        """``v -> H v`` for stacked weights ``w``, over the whole subset, in chunks."""
+        n = int(self._x.shape[0 if self._shared else 1])
+
+        def apply(v: Vectors) -> Vectors:
+            total: Vectors | None = None
+            for start in range(0, n, CHUNK):
+                if self._shared:
+                    xs, ys = self._x[start : start + CHUNK], self._y[start : start + CHUNK]
+                    size = int(xs.shape[0])
+                else:
+                    xs, ys = self._x[:, start : start + CHUNK], self._y[:, start : start + CHUNK]
+                    size = int(xs.shape[1])
+                part = [h * (size / n) for h in self._hvp(xs, ys, list(w), v)]
+                total = part if total is None else [a + b for a, b in zip(total, part, strict=True)]
+            assert total is not None
+            return total
+
+        return apply
+
+    def estimate(self, pack: Pack, epoch: int) -> Estimates | None:
+        """Each stacked replica's estimates at ``epoch``, or None at an epoch not measured.
+
+        As in the single trainer, a model without second derivatives trains on unmeasured.
+        """
+        if self._failed or not measured_at(epoch, self.options):
+            return None
+        try:
+            return self._estimate(pack)
+        except (LookupError, tf.errors.OpError) as exc:
+            logger.warning("sharpness not measured for this pack: %s: %s", type(exc).__name__, exc)
+            self._failed = True
+            return None
+
+    def _estimate(self, pack: Pack) -> Estimates:
+        iters = self.options.iterations
+        if not self._shared:
+            idx = np.stack(pack.padded([self._subsets[r.spec.key] for r in pack.replicas]))
+            self._x, self._y = tf.gather(self._data.x, idx), tf.gather(self._data.y, idx)
+        matvec = self.matvec(pack.state.weights)
+        lam, v = top_eigenvalue(matvec, self._stacked(pack, self._v), iters, batched=True)
+        self._unstack(pack, self._v, v)
+        pre: list[float | None] = [None] * len(pack.replicas)
+        inv_sqrt_p = self._inv_sqrt_preconditioner(pack)
+        if inv_sqrt_p is not None:
+            op = symmetric_preconditioned(matvec, inv_sqrt_p)
+            lam_p, u = top_eigenvalue(op, self._stacked(pack, self._u), iters, batched=True)
+            self._unstack(pack, self._u, u)
+            for i, r in enumerate(pack.replicas):
+                if r.resolved["optimizer"] in ADAPTIVE:
+                    pre[i] = float(lam_p[i])
+        return [(float(lam[i]), pre[i]) for i in range(len(pack.replicas))]
+
+    def _inv_sqrt_preconditioner(self, pack: Pack) -> Vectors | None:
+        """Per replica, Adam's or RMSprop's ``P^-1/2`` (ones for SGD replicas); None before a step."""
+        t = float(pack.state.iterations.numpy())
+        h = pack.hyper_t
+        if t == 0 or not ({"adam", "rmsprop"} & set(pack.hyper.kinds)):
+            return None
+        adam = adam_inv_sqrt_preconditioner(pack.state.v, t, h["beta_1"], h["beta_2"], h["epsilon"])
+        rms = rmsprop_inv_sqrt_preconditioner(pack.state.v, h["epsilon"])
+        out = []
+        for a, r in zip(adam, rms, strict=True):
+            shape = [-1] + [1] * (len(a.shape) - 1)
+            is_adam = tf.reshape(h["is_adam"], shape) > 0
+            is_rms = tf.reshape(h["is_rmsprop"], shape) > 0
+            out.append(tf.where(is_adam, a, tf.where(is_rms, r, tf.ones_like(a))))
+        return out
+
+
+def with_sharpness(
+    record: EpochRecord, estimates: Estimates | None, i: int, resolved: dict[str, Any]
+) -> EpochRecord:
+    """Replica ``i``'s record with its estimates and threshold (unchanged when not measured)."""
+    if estimates is None:
+        return record
+    sharpness, preconditioned = estimates[i]
+    threshold = stability_threshold(resolved, record.learning_rate)
+    return with_estimate(record, Estimate(sharpness, preconditioned, threshold))

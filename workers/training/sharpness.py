@@ -1,0 +1,219 @@
+"""Sharpness: the top eigenvalue of the training-loss Hessian, and its stability threshold.
+
+What is measured, precisely (derivations and sources in docs/sharpness.md):
+
+- ``sharpness``: the largest eigenvalue of ``H``, the Hessian of the training
+  objective (mean per-sample loss, inference mode, plus ``model.losses``) with
+  respect to the trainable weights, on the whole training set or on a fixed
+  subset of ``examples`` examples drawn by the run's data seed
+  (``subset_indices``). Power iteration on Hessian-vector products
+  (double backward with ``tf.GradientTape``), ``iterations`` products per
+  estimate, the Rayleigh quotient ``v . H v`` of the last iterate; when that
+  is negative (a negative eigenvalue dominates, early in training) a second
+  run on ``H - lam I`` gives the top one (``top_eigenvalue``). Each
+  estimate starts from the previous estimate's vector (warm start), the first
+  from a Gaussian vector seeded by the data seed.
+- ``preconditioned_sharpness`` (Adam, AdamW, RMSprop): the largest eigenvalue of
+  ``P^-1 H`` with the optimizer's current preconditioner ``P`` (diagonal),
+  computed as that of the symmetric ``P^-1/2 H P^-1/2`` (same eigenvalues).
+  Following Cohen et al. 2022, Adam's update is ``w -= lr P^-1 m`` with ``m``
+  the EMA of gradients (``m = b1 m + (1 - b1) g``), so with Keras' placement
+  of epsilon (added to ``sqrt(v)``, not to ``sqrt(v_hat)``) after ``t`` updates
+  ``P = (1 - b1^t) (sqrt(v_hat) + eps / sqrt(1 - b2^t))
+  = (1 - b1^t) (sqrt(v) + eps) / sqrt(1 - b2^t)``; RMSprop's update is
+  ``lr g / sqrt(v + eps)``, so ``P = sqrt(v + eps)``. Not measured before the
+  first update (no second-moment estimate yet).
+- ``stability_threshold``: the value the relevant quantity (the preconditioned
+  sharpness for adaptive optimizers, the sharpness for SGD) is compared to, for
+  the learning rate of the epoch's last update: ``stability_threshold``.
+
+The power iteration itself (``power_iteration``) serves a lone model (reductions
+over every axis) and a pack (``batched``: reductions per replica over the leading
+replica axis: the packed loss is a sum of independent replicas' losses, so its
+Hessian is block diagonal and one iteration normalised per replica gives every
+replica's top eigenvalue at once).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from service.core.spec import RecordSharpness
+from workers.training.interface import EpochRecord
+
+ADAPTIVE = ("adam", "adamw", "rmsprop")
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """One measured epoch's curve fields (``service.core.records.CurvePoint``)."""
+
+    sharpness: float
+    preconditioned_sharpness: float | None
+    stability_threshold: float | None
+
+
+def with_estimate(record: EpochRecord, estimate: Estimate | None) -> EpochRecord:
+    """The record with the estimate's fields; unchanged without one or when its loss is not finite."""
+    if estimate is None or not math.isfinite(record.loss):
+        return record
+    return replace(
+        record,
+        sharpness=estimate.sharpness,
+        preconditioned_sharpness=estimate.preconditioned_sharpness,
+        stability_threshold=estimate.stability_threshold,
+    )
+
+
+Vectors = list[tf.Tensor]
+MatVec = Callable[[Vectors], Vectors]
+
+
+def measured_at(epoch: int, options: RecordSharpness) -> bool:
+    """Whether ``epoch`` (0 = initialisation) is one of the epochs the sharpness is estimated at."""
+    return epoch % options.every == 0
+
+
+def stability_threshold(resolved: Mapping[str, Any], learning_rate: float) -> float | None:
+    """The threshold of ``resolved`` (``optimizers.resolve_optimizer_params``) at this lr.
+
+    SGD: ``2 (1 + m) / lr`` (heavy ball, Keras' momentum; 2/lr at m = 0), Nesterov
+    ``(2 + 2m) / ((1 + 2m) lr)``; Adam/AdamW: ``(2 + 2 b1) / ((1 - b1) lr)`` for the
+    preconditioned sharpness; RMSprop: ``2 (1 + m) / lr`` for the preconditioned
+    sharpness (2/lr without momentum). None for a non-positive learning rate.
+    """
+    lr = float(learning_rate)
+    if not (math.isfinite(lr) and lr > 0):
+        return None
+    name = resolved["optimizer"]
+    if name in ("adam", "adamw"):
+        b1 = float(resolved["beta_1"])
+        return (2.0 + 2.0 * b1) / ((1.0 - b1) * lr)
+    m = float(resolved.get("momentum", 0.0))
+    if name == "sgd" and resolved.get("nesterov"):
+        return (2.0 + 2.0 * m) / ((1.0 + 2.0 * m) * lr)
+    return 2.0 * (1.0 + m) / lr
+
+
+def subset_indices(n: int, examples: int | None, data_seed: int) -> np.ndarray | None:
+    """The fixed examples the Hessian is taken on: None for the whole set (``examples`` None or >= n).
+
+    Drawn without replacement from a stream of the data seed distinct from the batch order's.
+    """
+    if examples is None or examples >= n:
+        return None
+    rng = np.random.default_rng([int(data_seed), 0x5A])
+    return np.sort(rng.choice(n, size=int(examples), replace=False)).astype(np.int32)
+
+
+def start_vectors(shapes: Sequence[Sequence[int]], seed: int) -> Vectors:
+    """The power iteration's first vector: standard Gaussian, one tensor per weight."""
+    rng = np.random.default_rng([int(seed), 0x5B])
+    return [tf.constant(rng.standard_normal(tuple(s)).astype(np.float32)) for s in shapes]
+
+
+def _dot(a: Vectors, b: Vectors, batched: bool) -> tf.Tensor:
+    """Inner product over all weights: a scalar, or ``[K]`` per replica when ``batched``."""
+    terms = []
+    for x, y in zip(a, b, strict=True):
+        axes = list(range(1, len(x.shape))) if batched else None
+        terms.append(tf.reduce_sum(x * y, axis=axes))
+    return tf.add_n(terms)
+
+
+def _scale(vs: Vectors, s: tf.Tensor, batched: bool) -> Vectors:
+    if not batched:
+        return [v * s for v in vs]
+    return [v * tf.reshape(s, [-1] + [1] * (len(v.shape) - 1)) for v in vs]
+
+
+def _normalise(vs: Vectors, batched: bool) -> Vectors:
+    norm = tf.sqrt(_dot(vs, vs, batched))
+    # A zero vector (a replica whose Hessian block is zero) stays zero instead of NaN.
+    inv = tf.where(norm > 0, 1.0 / tf.where(norm > 0, norm, 1.0), 0.0)
+    return _scale(vs, inv, batched)
+
+
+def power_iteration(
+    matvec: MatVec, start: Vectors, iterations: int, *, batched: bool = False
+) -> tuple[tf.Tensor, Vectors]:
+    """``iterations`` steps of power iteration on a symmetric ``matvec``.
+
+    Returns the Rayleigh quotient ``v . A v`` of the last iterate (a scalar, or ``[K]``
+    with ``batched``) and the next iterate (unit vector) to start the next estimate from.
+    """
+    v = _normalise(start, batched)
+    rayleigh = tf.zeros([], tf.float32)
+    for _ in range(max(1, iterations)):
+        av = matvec(v)
+        rayleigh = _dot(v, av, batched)
+        v = _normalise(av, batched)
+    return rayleigh, v
+
+
+def top_eigenvalue(
+    matvec: MatVec, start: Vectors, iterations: int, *, batched: bool = False
+) -> tuple[tf.Tensor, Vectors]:
+    """The largest (not largest in magnitude) eigenvalue, and the vector to warm-start from.
+
+    Power iteration finds the eigenvalue of largest magnitude; early in training a
+    negative one can dominate. Where it did, a second run on the shifted ``A - lam I``
+    (whose spectrum is then non-negative, its top at ``lam_max - lam``) finds the top.
+    """
+    lam, v = power_iteration(matvec, start, iterations, batched=batched)
+    negative = lam < 0
+    if not bool(tf.reduce_any(negative)):
+        return lam, v
+    shift = tf.minimum(lam, 0.0)
+
+    def shifted(u: Vectors) -> Vectors:
+        return [a - b for a, b in zip(matvec(u), _scale(u, shift, batched), strict=True)]
+
+    lam2, v2 = power_iteration(shifted, start, iterations, batched=batched)
+    top = tf.where(negative, lam2 + shift, lam)
+    if not batched:
+        return top, v2
+    keep = [tf.reshape(negative, [-1] + [1] * (len(x.shape) - 1)) for x in v]
+    return top, [tf.where(k, b, a) for k, a, b in zip(keep, v, v2, strict=True)]
+
+
+def symmetric_preconditioned(matvec: MatVec, inv_sqrt_p: Vectors) -> MatVec:
+    """``u -> P^-1/2 A P^-1/2 u``: same eigenvalues as ``P^-1 A``, and symmetric."""
+
+    def apply(u: Vectors) -> Vectors:
+        inner = matvec([d * x for d, x in zip(inv_sqrt_p, u, strict=True)])
+        return [d * x for d, x in zip(inv_sqrt_p, inner, strict=True)]
+
+    return apply
+
+
+def adam_inv_sqrt_preconditioner(
+    v: Sequence[tf.Tensor], t: float, beta_1: Any, beta_2: Any, epsilon: Any
+) -> Vectors:
+    """``P^-1/2`` of Adam after ``t`` updates: ``P = (1 - b1^t) (sqrt(v) + eps) / sqrt(1 - b2^t)``.
+
+    The hyperparameters are floats, or ``[K]``-shaped tensors broadcast over stacked weights.
+    """
+    out = []
+    for vi in v:
+        b1, b2, eps = (_bcast_like(h, vi) for h in (beta_1, beta_2, epsilon))
+        p = (1.0 - b1**t) * (tf.sqrt(vi) + eps) / tf.sqrt(1.0 - b2**t)
+        out.append(tf.math.rsqrt(p))
+    return out
+
+
+def rmsprop_inv_sqrt_preconditioner(v: Sequence[tf.Tensor], epsilon: Any) -> Vectors:
+    """``P^-1/2`` of RMSprop: ``P = sqrt(v + eps)``."""
+    return [tf.math.rsqrt(tf.sqrt(vi + _bcast_like(epsilon, vi))) for vi in v]
+
+
+def _bcast_like(h: Any, like: tf.Tensor) -> Any:
+    if isinstance(h, (int, float)):
+        return float(h)
+    return tf.reshape(h, [-1] + [1] * (len(like.shape) - 1))

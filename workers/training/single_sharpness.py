@@ -1,0 +1,138 @@
+"""The single trainer's sharpness estimates: one Keras model, its Keras optimizer's state.
+
+What is measured is defined in ``workers.training.sharpness``; this module applies
+it to a lone replica: Hessian-vector products of the model's training objective by
+double backward, in chunks of the evaluation batch size, and the preconditioner
+read from the Keras optimizer's second-moment slots.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from service.core.spec import RecordSharpness
+from workers.training.sharpness import (
+    ADAPTIVE,
+    Estimate,
+    MatVec,
+    Vectors,
+    adam_inv_sqrt_preconditioner,
+    measured_at,
+    rmsprop_inv_sqrt_preconditioner,
+    stability_threshold,
+    start_vectors,
+    subset_indices,
+    symmetric_preconditioned,
+    top_eigenvalue,
+)
+
+_Hvp = Callable[..., Any]
+logger = logging.getLogger(__name__)
+
+
+def make_hvp(
+    model: Any, loss_fn: Callable[[Any, Any], Any], x_spec: tf.TensorSpec, y_spec: tf.TensorSpec
+) -> _Hvp:
+    """``hvp(x, y, v) -> H v``: the Hessian of ``mean loss + model.losses`` on (x, y), times v.
+
+    Inference mode (no dropout), so that the Hessian is that of a fixed function.
+    """
+    weights = model.trainable_variables
+
+    def hvp(x: tf.Tensor, y: tf.Tensor, v: list[tf.Tensor]) -> list[tf.Tensor]:
+        with tf.GradientTape() as outer:
+            with tf.GradientTape() as inner:
+                pred = model(x, training=False)
+                loss = tf.reduce_mean(loss_fn(y, pred))
+                objective = loss + tf.add_n(model.losses) if model.losses else loss
+            grads = inner.gradient(objective, weights, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+            gv = tf.add_n([tf.reduce_sum(g * vi) for g, vi in zip(grads, v, strict=True)])
+        return list(outer.gradient(gv, weights, unconnected_gradients=tf.UnconnectedGradients.ZERO))
+
+    v_spec = [tf.TensorSpec(w.shape, tf.float32) for w in weights]
+    compiled: _Hvp = tf.function(hvp, input_signature=[x_spec, y_spec, v_spec])
+    return compiled
+
+
+class LoneSharpness:
+    """One replica's sharpness estimates, epoch after epoch (warm-started power iteration)."""
+
+    def __init__(
+        self,
+        *,
+        options: RecordSharpness,
+        hvp: _Hvp,
+        model: Any,
+        optimizer: keras.optimizers.Optimizer,
+        resolved: dict[str, Any],
+        x: tf.Tensor,
+        y: tf.Tensor,
+        data_seed: int,
+        chunk: int,
+    ) -> None:
+        self.options = options
+        self._hvp = hvp
+        self._optimizer = optimizer
+        self._resolved = resolved
+        idx = subset_indices(int(x.shape[0]), options.examples, data_seed)
+        self._x = x if idx is None else tf.gather(x, idx)
+        self._y = y if idx is None else tf.gather(y, idx)
+        self._chunk = max(1, chunk)
+        shapes = [tuple(w.shape) for w in model.trainable_variables]
+        self._v = start_vectors(shapes, data_seed)
+        self._u = list(self._v)
+        self._failed = False
+
+    def matvec(self, v: Vectors) -> Vectors:
+        """``H v`` on the whole subset: chunk products weighted by their share of the examples."""
+        n = int(self._x.shape[0])
+        total: Vectors | None = None
+        for start in range(0, n, self._chunk):
+            xs, ys = self._x[start : start + self._chunk], self._y[start : start + self._chunk]
+            share = int(xs.shape[0]) / n
+            part = [h * share for h in self._hvp(xs, ys, v)]
+            total = part if total is None else [a + b for a, b in zip(total, part, strict=True)]
+        assert total is not None
+        return total
+
+    def estimate(self, epoch: int, learning_rate: float) -> Estimate | None:
+        """The estimates at ``epoch``, measured on the current weights; None at epochs not measured.
+
+        A model whose ops have no second derivative (cuDNN's fused RNN kernels on a GPU) is
+        trained without the estimates rather than failing the run: logged once, then None.
+        """
+        if self._failed or not measured_at(epoch, self.options):
+            return None
+        try:
+            return self._estimate(learning_rate)
+        except (LookupError, tf.errors.OpError) as exc:
+            logger.warning("sharpness not measured for this run: %s: %s", type(exc).__name__, exc)
+            self._failed = True
+            return None
+
+    def _estimate(self, learning_rate: float) -> Estimate:
+        iters = self.options.iterations
+        lam, self._v = top_eigenvalue(self.matvec, self._v, iters)
+        preconditioned = None
+        inv_sqrt_p = self._inv_sqrt_preconditioner()
+        if inv_sqrt_p is not None:
+            op: MatVec = symmetric_preconditioned(self.matvec, inv_sqrt_p)
+            lam_p, self._u = top_eigenvalue(op, self._u, iters)
+            preconditioned = float(lam_p)
+        return Estimate(float(lam), preconditioned, stability_threshold(self._resolved, learning_rate))
+
+    def _inv_sqrt_preconditioner(self) -> Vectors | None:
+        name = self._resolved["optimizer"]
+        t = int(keras.ops.convert_to_numpy(self._optimizer.iterations))
+        if name not in ADAPTIVE or t == 0:
+            return None
+        v = [tf.convert_to_tensor(s) for s in self._optimizer._velocities]
+        if name == "rmsprop":
+            return rmsprop_inv_sqrt_preconditioner(v, self._resolved["epsilon"])
+        r = self._resolved
+        return adam_inv_sqrt_preconditioner(v, float(t), r["beta_1"], r["beta_2"], r["epsilon"])
