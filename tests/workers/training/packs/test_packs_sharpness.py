@@ -52,3 +52,21 @@ def test_pack_estimates_equal_lone_estimates(workload: Any, examples: int | None
     assert by_key["rmsprop"].epochs[2].preconditioned_sharpness is not None
     assert by_key["sgd"].epochs[0].sharpness is not None and by_key["sgd"].epochs[1].sharpness is None
     assert by_key["bad"].epochs[-1].sharpness is None  # non-finite: nothing to measure
+
+
+def test_estimates_follow_the_survivors_when_a_pack_compacts() -> None:
+    """Half the pack overflows at once, so it shrinks after epoch 1; the survivors' sharpness (warm
+    started per replica) must be what the uncompacted pack measures for them."""
+    bad2 = ReplicaSpec("bad2", {"optimizer": "sgd", "learning_rate": 1e38}, 61, 62)
+    plan = TrainingPlan(sharpness=RecordSharpness(every=1, iterations=20))
+    specs = [BAD, TARGET, bad2, OTHERS[0]]
+    compacted = PackTrainer(plan=plan).train(TinyDense(), specs, 3, NullObserver())
+    kept = PackTrainer(plan=plan, compaction=False).train(TinyDense(), specs, 3, NullObserver())
+    survivor = compacted[1].training
+    assert survivor is not None and [r.size for r in survivor.resized] == [2]
+    for a, b in zip(compacted, kept, strict=True):
+        assert [e.epoch for e in a.epochs] == [e.epoch for e in b.epochs]
+        for ea, eb in zip(a.epochs, b.epochs, strict=True):
+            for field in ("sharpness", "preconditioned_sharpness", "stability_threshold"):
+                assert _close(getattr(ea, field), getattr(eb, field)), (a.key, ea.epoch, field)
+    assert compacted[1].epochs[3].sharpness is not None
