@@ -24,7 +24,7 @@ import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -122,6 +122,41 @@ class FluctuationEffect:
         }
 
 
+class StableSeeds(NamedTuple):
+    """What one configuration's stable seeds (SUCCESS_CLASSES) contribute to the fluctuation passes."""
+
+    values: list[tuple[float, Any]]  # (metric, jump_p90) where the metric is finite and > 0
+    jumps: list[float]  # the finite jump factors
+    measured: bool  # whether any stable seed carries a fluctuation index
+    running_ratios: list[float]  # running_fluctuation / fluctuation where both are there (fluctuation > 0)
+
+
+def stable_seeds(points: Sequence[ConfigPoint], metric: str = "fluctuation") -> list[StableSeeds]:
+    """Per point, in order, its stable seeds' fluctuation values (one pass over the runs)."""
+    out = []
+    for p in points:
+        values: list[tuple[float, Any]] = []
+        jumps: list[float] = []
+        ratios: list[float] = []
+        measured = False
+        for r in p.summary.runs:
+            fl = r.fluctuation
+            if not fl or r.run_class not in SUCCESS_CLASSES:
+                continue
+            v, j, f = fl.get(metric), fl.get("jump_p90"), fl.get("fluctuation")
+            if v is not None and math.isfinite(v) and v > 0:
+                values.append((float(v), j))
+            if j is not None and math.isfinite(j):
+                jumps.append(float(j))
+            if f is not None:
+                measured = True
+                rf = fl.get("running_fluctuation")
+                if rf is not None and f > 0:
+                    ratios.append(rf / f)
+        out.append(StableSeeds(values, jumps, measured, ratios))
+    return out
+
+
 def fluctuation_fits(
     points: Sequence[ConfigPoint],
     along: str,
@@ -129,12 +164,18 @@ def fluctuation_fits(
     n_boot: int = 200,
     seed: int = 0,
     metric: str = "fluctuation",
+    stable: Sequence[StableSeeds] | None = None,
 ) -> list[FluctuationFit]:
-    """One fit per group having >= 2 values of ``along`` with a measured fluctuation."""
+    """One fit per group having >= 2 values of ``along`` with a measured fluctuation.
+
+    ``stable``: ``stable_seeds(points, metric)`` when the caller has it already.
+    """
+    if stable is None:
+        stable = stable_seeds(points, metric)
     groups: dict[
         tuple[tuple[str, str], ...], tuple[dict[str, Any], dict[float, list[tuple[float, Any]]]]
     ] = {}
-    for p in points:
+    for p, seeds in zip(points, stable, strict=True):
         raw: Any = p.params.get(along)
         if not _positive(raw):
             continue
@@ -142,10 +183,8 @@ def fluctuation_fits(
         rest = {k: v for k, v in p.params.items() if k != along}
         key = tuple(sorted((k, repr(v)) for k, v in rest.items()))
         _, by_x = groups.setdefault(key, (rest, {}))
-        for r in p.summary.runs:
-            v = r.fluctuation.get(metric)
-            if r.run_class in SUCCESS_CLASSES and v is not None and math.isfinite(v) and v > 0:
-                by_x.setdefault(x, []).append((float(v), r.fluctuation.get("jump_p90")))
+        if seeds.values:
+            by_x.setdefault(x, []).extend(seeds.values)
     fits: list[FluctuationFit] = []
     samples: list[list[FloatArray]] = []
     for _, (rest, by_x) in sorted(groups.items(), key=lambda kv: [sort_key(v) for v in kv[1][0].values()]):
@@ -191,23 +230,31 @@ def _boot_medians(
 ) -> FloatArray:
     """(groups, n_x, n_boot) medians of each x's values resampled with replacement.
 
-    Values are padded to the largest count m_max with +inf; a resample of m
-    values draws m indices below m, the padding sorts last, and the median is
-    read at the order statistics (m - 1) // 2 and m // 2 of the sorted row.
+    Each x's values come sorted (``_fit``), so a drawn index is the value's
+    rank: the resampled indices are sorted instead of the values they point
+    at (small integers, the same order statistics: ties hold equal values),
+    and the median is looked up at the order statistics (m - 1) // 2 and
+    m // 2 (the edge bootstrap's trick, ``edge_scaling._resample_cells``).
+    Values are padded to the largest count m_max; a resample of m values
+    draws m indices below m, and its unused slots get the index m_max, which
+    sorts last and is never read.
     """
     m = np.array([[a.size for a in g] for g in groups], dtype=np.int64)  # (groups, n_x)
     m_max = int(m.max())
-    padded = np.zeros((len(groups), nx, m_max))
+    padded = np.zeros((len(groups), nx, m_max + 1))
     for gi, g in enumerate(groups):
         for xi, a in enumerate(g):
             padded[gi, xi, : a.size] = a
-    idx = (rng.random((len(groups), nx, n_boot, m_max)) * m[:, :, None, None]).astype(np.int64)
-    drawn = np.take_along_axis(padded[:, :, None, :], idx, axis=3)
-    drawn[np.broadcast_to(np.arange(m_max) >= m[:, :, None, None], drawn.shape)] = np.inf
-    drawn.sort(axis=3)
-    lo = np.take_along_axis(drawn, ((m - 1) // 2)[:, :, None, None], axis=3)[..., 0]
-    hi = np.take_along_axis(drawn, (m // 2)[:, :, None, None], axis=3)[..., 0]
-    out: FloatArray = (lo + hi) / 2
+    # The same draws as ever (one uniform per slot, scaled by m): the intervals do not move.
+    small = np.int16 if m_max < np.iinfo(np.int16).max else np.int64  # numpy sorts int16 fastest
+    idx = (rng.random((len(groups), nx, n_boot, m_max)) * m[:, :, None, None]).astype(small)
+    idx[np.broadcast_to(np.arange(m_max) >= m[:, :, None, None], idx.shape)] = m_max
+    idx.sort(axis=3)
+    flat = padded.reshape(len(groups) * nx, m_max + 1)
+    offsets = (np.arange(len(groups) * nx, dtype=np.int64) * (m_max + 1)).reshape(len(groups), nx, 1)
+    lo = np.take_along_axis(idx, ((m - 1) // 2)[:, :, None, None], axis=3)[..., 0].astype(np.int64) + offsets
+    hi = np.take_along_axis(idx, (m // 2)[:, :, None, None], axis=3)[..., 0].astype(np.int64) + offsets
+    out: FloatArray = (flat.take(lo) + flat.take(hi)) / 2
     return out
 
 
@@ -234,16 +281,19 @@ def fluctuation_effects(fits: Sequence[FluctuationFit]) -> list[FluctuationEffec
     return sorted(out, key=lambda e: -abs(math.log(e.change)) if e.change > 0 else -math.inf)
 
 
-def jump_by_value(points: Sequence[ConfigPoint], dim: str) -> dict[Any, float]:
-    """Median jump factor (jump_p90) of the stable seeds at each value of ``dim``."""
+def jump_by_value(
+    points: Sequence[ConfigPoint], dim: str, stable: Sequence[StableSeeds] | None = None
+) -> dict[Any, float]:
+    """Median jump factor (jump_p90) of the stable seeds at each value of ``dim``.
+
+    ``stable``: ``stable_seeds(points)`` when the caller has it already.
+    """
+    if stable is None:
+        stable = stable_seeds(points)
     vals: dict[Any, list[float]] = {}
-    for p in points:
-        if dim not in p.params:
-            continue
-        for r in p.summary.runs:
-            j = r.fluctuation.get("jump_p90")
-            if r.run_class in SUCCESS_CLASSES and j is not None and math.isfinite(j):
-                vals.setdefault(p.params[dim], []).append(float(j))
+    for p, seeds in zip(points, stable, strict=True):
+        if seeds.jumps and dim in p.params:
+            vals.setdefault(p.params[dim], []).extend(seeds.jumps)
     return {k: quantile(sorted(v), 0.5) for k, v in sorted(vals.items(), key=lambda kv: sort_key(kv[0]))}
 
 
@@ -274,21 +324,23 @@ def summarize_fluctuation(
     points: Sequence[ConfigPoint], *, lr_key: str = "learning_rate", n_boot: int = 200
 ) -> FluctuationSummary:
     """Everything the diagnosis says about fluctuation, from the points' stable seeds."""
+    # Each point's stable seeds read once, shared by the four passes below (their filtering
+    # was a fifth of a cold report on a 10,000-run sweep when each pass repeated it).
+    stable = stable_seeds(points)
     ratios, ids = [], set()
-    for p in points:
-        for r in p.summary.runs:
-            f, rf = r.fluctuation.get("fluctuation"), r.fluctuation.get("running_fluctuation")
-            if r.run_class in SUCCESS_CLASSES and f is not None:
-                ids.add(p.config_id)
-                if rf is not None and f > 0:
-                    ratios.append(rf / f)
+    for p, seeds in zip(points, stable, strict=True):
+        if seeds.measured:
+            ids.add(p.config_id)
+            ratios.extend(seeds.running_ratios)
     # The interval is for the batch-size exponent, the one with a prediction (-0.5); the
     # learning-rate fits only say which way and how far fluctuation moves (and stay cheap).
-    fits = fluctuation_fits(points, "batch_size", n_boot=n_boot) + fluctuation_fits(points, lr_key, n_boot=0)
+    fits = fluctuation_fits(points, "batch_size", n_boot=n_boot, stable=stable) + fluctuation_fits(
+        points, lr_key, n_boot=0, stable=stable
+    )
     return FluctuationSummary(
         measured=bool(ids),
-        jump_by_batch=jump_by_value(points, "batch_size"),
-        jump_by_lr=jump_by_value(points, lr_key),
+        jump_by_batch=jump_by_value(points, "batch_size", stable),
+        jump_by_lr=jump_by_value(points, lr_key, stable),
         fits=tuple(fits),
         effects=tuple(fluctuation_effects(fits)),
         running_ratio=quantile(sorted(ratios), 0.5) if ratios else None,

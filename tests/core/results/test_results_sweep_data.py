@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from service.core.results.sweep_data import build_data
+import dataclasses
+
+import pytest
+
+from service.core.analysis.seeds import RunSummary
+from service.core.results.sweep_data import build_data, run_summary
 from service.core.states import RunStatus
 from tests.core.results.rows import row, sweep_record
 
@@ -47,3 +52,24 @@ def test_grid_edges_leave_refinement_out() -> None:
     assert (grid.lo, grid.hi) == (0.01, 0.1)
     assert (refined.lo, refined.hi) == (0.03, 0.1)
     assert data.edges() is not data.edges() and data.edges() == [refined]  # copies of one computation
+
+
+def test_run_summary_equals_the_one_its_constructor_builds() -> None:
+    r = row(7, 1, {"learning_rate": 0.01}, "noisy", seed=3, l0=2.0)
+    r = r._replace(epochs_to_target=4, fluctuation={"fluctuation": 0.1, "jump_p90": 1.5})
+    built = run_summary(r)
+    expected = RunSummary(
+        seed=3,
+        init_seed=r.init_seed,
+        data_seed=r.data_seed,
+        run_class="noisy",
+        final_loss=r.final_loss,
+        final_accuracy=r.final_accuracy,
+        epochs_to_target=4,
+        l0=2.0,
+        fluctuation={"fluctuation": 0.1, "jump_p90": 1.5},
+    )
+    assert built == expected and repr(built) == repr(expected)
+    assert vars(built).keys() == vars(expected).keys()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        built.seed = 4  # type: ignore[misc]
