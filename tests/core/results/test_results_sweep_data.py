@@ -56,7 +56,11 @@ def test_grid_edges_leave_refinement_out() -> None:
 
 def test_run_summary_equals_the_one_its_constructor_builds() -> None:
     r = row(7, 1, {"learning_rate": 0.01}, "noisy", seed=3, l0=2.0)
-    r = r._replace(epochs_to_target=4, fluctuation={"fluctuation": 0.1, "jump_p90": 1.5})
+    r = r._replace(
+        epochs_to_target=4,
+        fluctuation={"fluctuation": 0.1, "jump_p90": 1.5},
+        sharpness={"sharpness_peak_ratio": 0.8},
+    )
     built = run_summary(r)
     expected = RunSummary(
         seed=3,
@@ -68,6 +72,7 @@ def test_run_summary_equals_the_one_its_constructor_builds() -> None:
         epochs_to_target=4,
         l0=2.0,
         fluctuation={"fluctuation": 0.1, "jump_p90": 1.5},
+        sharpness={"sharpness_peak_ratio": 0.8},
     )
     assert built == expected and repr(built) == repr(expected)
     assert vars(built).keys() == vars(expected).keys()
