@@ -4,8 +4,8 @@ Part 1 (overhead): ``PackTrainer`` on the sensor_lstm reference sweep (the
 training-packs benchmark's: Adam, learning rate x batch size {2, 8, 32} x
 beta_1 {0.5, 0.9} x seeds; ``--scale`` shrinks epochs, seeds and the lr grid),
 one pack per batch size as a worker forms them, trained without sharpness and
-then with each ``--settings`` entry (``every:iterations:examples``, examples 0 =
-the whole training set). Compile time is excluded: each setting first trains
+then with each ``--settings`` entry (``every:iterations:examples[:tolerance]``,
+examples 0 = the whole training set). Compile time is excluded: each setting first trains
 the pack for one epoch to trace its functions, then the timed run. Prints the
 wall time of each and the overhead against the run without sharpness.
 
@@ -69,16 +69,21 @@ def overhead(scale: float, settings: list[str], batches: list[int]) -> None:
     workload = SensorLSTM({})
     epochs = max(5, round(30 * scale))
     _out(f"== overhead: sensor_lstm, Adam, {epochs} epochs, packs per batch size (compile excluded)")
-    _out(f"{'batch':>5} {'replicas':>8} {'setting':>16} {'wall s':>8} {'overhead':>9}")
+    _out(f"{'batch':>5} {'replicas':>8} {'setting':>18} {'wall s':>8} {'overhead':>9}")
     for batch in batches:
         reps = _replicas(scale, batch)
         base = _timed_pack(workload, reps, epochs, None)
-        _out(f"{batch:>5} {len(reps):>8} {'none':>16} {base:>8.1f} {'':>9}")
+        _out(f"{batch:>5} {len(reps):>8} {'none':>18} {base:>8.1f} {'':>9}")
         for s in settings:
-            every, iters, examples = (int(p) for p in s.split(":"))
-            opts = RecordSharpness(every=every, iterations=iters, examples=examples or None)
+            every, iters, examples, *tol = s.split(":")
+            opts = RecordSharpness(
+                every=int(every),
+                iterations=int(iters),
+                examples=int(examples) or None,
+                tolerance=float(tol[0]) if tol else None,
+            )
             wall = _timed_pack(workload, reps, epochs, opts)
-            _out(f"{batch:>5} {len(reps):>8} {s:>16} {wall:>8.1f} {100 * (wall / base - 1):>8.0f}%")
+            _out(f"{batch:>5} {len(reps):>8} {s:>18} {wall:>8.1f} {100 * (wall / base - 1):>8.0f}%")
 
 
 def _cold_estimates(workload: Any, spec: Any, epochs: int, ms: list[int]) -> list[Any]:
@@ -143,8 +148,8 @@ def main() -> None:
     ap.add_argument(
         "--settings",
         nargs="+",
-        default=["5:20:0", "5:5:0", "5:5:32"],
-        help="every:iterations:examples (examples 0 = the whole training set)",
+        default=["5:20:0", "5:20:0:1e-3", "5:5:32"],
+        help="every:iterations:examples[:tolerance] (examples 0 = the whole training set)",
     )
     ap.add_argument("--batches", type=int, nargs="+", default=[2, 8, 32])
     ap.add_argument("--convergence-epochs", type=int, default=5)

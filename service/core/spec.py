@@ -333,8 +333,9 @@ class RecordSharpness(_Strict):
     """Measure each run's sharpness every ``every`` epochs (docs/sharpness.md).
 
     The top eigenvalue of the training-loss Hessian with respect to the weights, by
-    ``iterations`` steps of power iteration on Hessian-vector products; for Adam, AdamW
-    and RMSprop also the preconditioned sharpness (top eigenvalue of P^-1 H).
+    ``iterations`` steps of power iteration on Hessian-vector products (fewer with
+    ``tolerance``, once the estimate stopped moving); for Adam, AdamW and RMSprop also
+    the preconditioned sharpness (top eigenvalue of P^-1 H).
     """
 
     every: int = Field(1, ge=1, description="estimate at epochs 0, every, 2*every, ...")
@@ -346,6 +347,14 @@ class RecordSharpness(_Strict):
         ge=1,
         description="a fixed subset of this many training examples, drawn by each run's data seed; "
         "null: the whole training set",
+    )
+    tolerance: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="stop an estimate's power iteration early, before `iterations` steps, once every "
+        "run's Rayleigh quotient changed by less than this fraction in one step (1e-3: within about "
+        "0.1%); null: always `iterations` steps",
     )
 
 

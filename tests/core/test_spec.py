@@ -157,6 +157,8 @@ def test_init_is_seeded_by_default_or_saved() -> None:
         ({"examples": 0}, "examples"),
         ({"every": 5, "lanczos": True}, "lanczos"),
         ({"every": "5"}, "every"),
+        ({"tolerance": 0}, "tolerance"),
+        ({"tolerance": 1.0}, "tolerance"),
     ],
 )
 def test_record_sharpness_is_checked_field_by_field(option: dict[str, object], field: str) -> None:
@@ -167,5 +169,11 @@ def test_record_sharpness_is_checked_field_by_field(option: dict[str, object], f
 
 def test_record_sharpness_defaults() -> None:
     opts = _spec(record_sharpness={}).record_sharpness
-    assert opts is not None and (opts.every, opts.iterations, opts.examples) == (1, 20, None)
+    assert opts is not None and (opts.every, opts.iterations, opts.examples, opts.tolerance) == (
+        1,
+        20,
+        None,
+        None,
+    )
+    assert _spec(record_sharpness={"tolerance": 1e-3}).record_sharpness.tolerance == 1e-3  # type: ignore[union-attr]
     assert _spec().record_sharpness is None

@@ -8,7 +8,8 @@ What is measured, precisely (derivations and sources in docs/sharpness.md):
   subset of ``examples`` examples drawn by the run's data seed
   (``subset_indices``). Power iteration on Hessian-vector products
   (double backward with ``tf.GradientTape``), ``iterations`` products per
-  estimate, the Rayleigh quotient ``v . H v`` of the last iterate; when that
+  estimate (or fewer with ``tolerance``: stopped once the quotient moves by less
+  than that fraction in a step), the Rayleigh quotient ``v . H v`` of the last iterate; when that
   is negative (a negative eigenvalue dominates, early in training) a second
   run on ``H - lam I`` gives the top one (``top_eigenvalue``). Each
   estimate starts from the previous estimate's vector (warm start), the first
@@ -141,24 +142,46 @@ def _normalise(vs: Vectors, batched: bool) -> Vectors:
 
 
 def power_iteration(
-    matvec: MatVec, start: Vectors, iterations: int, *, batched: bool = False
+    matvec: MatVec,
+    start: Vectors,
+    iterations: int,
+    *,
+    batched: bool = False,
+    tolerance: float | None = None,
 ) -> tuple[tf.Tensor, Vectors]:
     """``iterations`` steps of power iteration on a symmetric ``matvec``.
 
     Returns the Rayleigh quotient ``v . A v`` of the last iterate (a scalar, or ``[K]``
     with ``batched``) and the next iterate (unit vector) to start the next estimate from.
+    With ``tolerance``, stops after the first step at which the quotient changed by less
+    than ``tolerance`` relative to its new value (for every replica when ``batched``):
+    each step is a Hessian-vector product, the whole cost of an estimate, so a
+    warm-started estimate that has already converged takes two steps instead of M.
     """
     v = _normalise(start, batched)
     rayleigh = tf.zeros([], tf.float32)
-    for _ in range(max(1, iterations)):
+    for step in range(max(1, iterations)):
         av = matvec(v)
-        rayleigh = _dot(v, av, batched)
+        previous, rayleigh = rayleigh, _dot(v, av, batched)
         v = _normalise(av, batched)
+        if tolerance is not None and step > 0 and _settled(previous, rayleigh, tolerance):
+            break
     return rayleigh, v
 
 
+def _settled(previous: tf.Tensor, current: tf.Tensor, tolerance: float) -> bool:
+    """Whether every quotient moved by less than ``tolerance`` of its size (a zero one stays zero)."""
+    change = tf.abs(current - previous)
+    return bool(tf.reduce_all(change <= tolerance * tf.abs(current)))
+
+
 def top_eigenvalue(
-    matvec: MatVec, start: Vectors, iterations: int, *, batched: bool = False
+    matvec: MatVec,
+    start: Vectors,
+    iterations: int,
+    *,
+    batched: bool = False,
+    tolerance: float | None = None,
 ) -> tuple[tf.Tensor, Vectors]:
     """The largest (not largest in magnitude) eigenvalue, and the vector to warm-start from.
 
@@ -166,7 +189,7 @@ def top_eigenvalue(
     negative one can dominate. Where it did, a second run on the shifted ``A - lam I``
     (whose spectrum is then non-negative, its top at ``lam_max - lam``) finds the top.
     """
-    lam, v = power_iteration(matvec, start, iterations, batched=batched)
+    lam, v = power_iteration(matvec, start, iterations, batched=batched, tolerance=tolerance)
     negative = lam < 0
     if not bool(tf.reduce_any(negative)):
         return lam, v
@@ -175,7 +198,7 @@ def top_eigenvalue(
     def shifted(u: Vectors) -> Vectors:
         return [a - b for a, b in zip(matvec(u), _scale(u, shift, batched), strict=True)]
 
-    lam2, v2 = power_iteration(shifted, start, iterations, batched=batched)
+    lam2, v2 = power_iteration(shifted, start, iterations, batched=batched, tolerance=tolerance)
     top = tf.where(negative, lam2 + shift, lam)
     if not batched:
         return top, v2

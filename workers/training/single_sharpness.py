@@ -116,13 +116,13 @@ class LoneSharpness:
             return None
 
     def _estimate(self, learning_rate: float) -> Estimate:
-        iters = self.options.iterations
-        lam, self._v = top_eigenvalue(self.matvec, self._v, iters)
+        iters, tol = self.options.iterations, self.options.tolerance
+        lam, self._v = top_eigenvalue(self.matvec, self._v, iters, tolerance=tol)
         preconditioned = None
         inv_sqrt_p = self._inv_sqrt_preconditioner()
         if inv_sqrt_p is not None:
             op: MatVec = symmetric_preconditioned(self.matvec, inv_sqrt_p)
-            lam_p, self._u = top_eigenvalue(op, self._u, iters)
+            lam_p, self._u = top_eigenvalue(op, self._u, iters, tolerance=tol)
             preconditioned = float(lam_p)
         return Estimate(float(lam), preconditioned, stability_threshold(self._resolved, learning_rate))
 

@@ -61,6 +61,43 @@ def test_batched_iteration_normalises_each_replica_apart() -> None:
     np.testing.assert_allclose(lam.numpy(), [1e3, 0.01, 2.0], rtol=1e-3)
 
 
+def test_tolerance_stops_once_every_quotient_settled() -> None:
+    """Warm-started from a converged vector: two products; a slow-converging replica keeps it going."""
+    rng = np.random.default_rng(3)
+    a = _sym(rng, [5.0, 4.9, 1.0, 0.5])
+    calls: list[int] = []
+
+    def counted(m):  # type: ignore[no-untyped-def]
+        inner = _matvec(m) if m.ndim == 2 else (lambda v: [tf.linalg.matvec(tf.constant(m), v[0])])
+
+        def apply(v: list[tf.Tensor]) -> list[tf.Tensor]:
+            calls.append(1)
+            return inner(v)
+
+        return apply
+
+    exact, v = power_iteration(_matvec(a), start_vectors([(4,)], 1), 2000)
+    calls.clear()
+    lam, _ = power_iteration(counted(a), v, 200, tolerance=1e-3)
+    assert len(calls) == 2 and float(lam) == pytest.approx(float(exact), rel=1e-5)
+    calls.clear()
+    cold, _ = power_iteration(counted(a), start_vectors([(4,)], 1), 200, tolerance=1e-4)
+    assert 2 < len(calls) < 200 and float(cold) == pytest.approx(5.0, rel=2e-2)
+    # Batched: it stops only when the slowest replica settled, and never before `iterations`' cap.
+    fast = _sym(rng, [5.0, 0.1, 0.05, 0.01])
+    stack = np.stack([fast, a])
+    start = [tf.constant(rng.standard_normal((2, 4)).astype(np.float32))]
+    calls.clear()
+    power_iteration(counted(fast[None]), [start[0][:1]], 200, batched=True, tolerance=1e-4)
+    alone = len(calls)
+    calls.clear()
+    power_iteration(counted(stack), start, 200, batched=True, tolerance=1e-4)
+    assert len(calls) > alone
+    calls.clear()
+    power_iteration(counted(stack), start, 3, batched=True, tolerance=1e-4)
+    assert len(calls) == 3
+
+
 def test_preconditioned_operator_has_the_eigenvalues_of_p_inverse_a() -> None:
     rng = np.random.default_rng(3)
     a = _sym(rng, [4.0, 3.0, 1.0, 0.5])

@@ -159,18 +159,18 @@ class PackSharpness:
             return None
 
     def _estimate(self, pack: Pack) -> Estimates:
-        iters = self.options.iterations
+        iters, tol = self.options.iterations, self.options.tolerance
         if not self._shared:
             idx = np.stack(pack.padded([self._subsets[r.spec.key] for r in pack.replicas]))
             self._x, self._y = tf.gather(self._data.x, idx), tf.gather(self._data.y, idx)
         matvec = self.matvec(pack.state.weights)
-        lam, v = top_eigenvalue(matvec, self._stacked(pack, self._v), iters, batched=True)
+        lam, v = top_eigenvalue(matvec, self._stacked(pack, self._v), iters, batched=True, tolerance=tol)
         self._unstack(pack, self._v, v)
         pre: list[float | None] = [None] * len(pack.replicas)
         inv_sqrt_p = self._inv_sqrt_preconditioner(pack)
         if inv_sqrt_p is not None:
             op = symmetric_preconditioned(matvec, inv_sqrt_p)
-            lam_p, u = top_eigenvalue(op, self._stacked(pack, self._u), iters, batched=True)
+            lam_p, u = top_eigenvalue(op, self._stacked(pack, self._u), iters, batched=True, tolerance=tol)
             self._unstack(pack, self._u, u)
             for i, r in enumerate(pack.replicas):
                 if r.resolved["optimizer"] in ADAPTIVE:

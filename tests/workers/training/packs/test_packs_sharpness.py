@@ -70,3 +70,24 @@ def test_estimates_follow_the_survivors_when_a_pack_compacts() -> None:
             for field in ("sharpness", "preconditioned_sharpness", "stability_threshold"):
                 assert _close(getattr(ea, field), getattr(eb, field)), (a.key, ea.epoch, field)
     assert compacted[1].epochs[3].sharpness is not None
+
+
+def test_a_tolerance_stops_early_near_the_full_estimate() -> None:
+    """With ``tolerance`` each replica's estimate lies within a few tolerances of the M = 200 one,
+    in a pack (which stops when its slowest replica settled) as alone."""
+    replicas = [TARGET, *OTHERS, RMSPROP]
+    full = TrainingPlan(sharpness=RecordSharpness(every=2, iterations=200))
+    early = TrainingPlan(sharpness=RecordSharpness(every=2, iterations=200, tolerance=1e-5))
+    reference = PackTrainer(plan=full).train(TinyDense(), replicas, 2, NullObserver())
+    for trainer in (PackTrainer(plan=early), SingleTrainer(plan=early)):
+        got = trainer.train(TinyDense(), replicas, 2, NullObserver())
+        for a, b in zip(reference, got, strict=True):
+            for ea, eb in zip(a.epochs, b.epochs, strict=True):
+                for field in ("sharpness", "preconditioned_sharpness"):
+                    x, y = getattr(ea, field), getattr(eb, field)
+                    assert (x is None) == (y is None), (a.key, ea.epoch, field)
+                    assert x is None or math.isclose(x, y, rel_tol=1e-2, abs_tol=1e-4), (
+                        a.key,
+                        ea.epoch,
+                        field,
+                    )
