@@ -25,7 +25,11 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--jit", choices=["auto", "on", "off"], default="auto")
-    ap.add_argument("--workload", default="sensor_lstm", help="preset name")
+    ap.add_argument(
+        "--workload",
+        default="sensor_lstm",
+        help="preset name, or a bench_workloads.py workload (pixel_cnn, digits_cnn, ...)",
+    )
     ap.add_argument("--param", action="append", default=[], help="preset param NAME=VALUE (repeatable)")
     ap.add_argument("--lr", type=float, default=1e-3)
     args = ap.parse_args()
@@ -37,6 +41,7 @@ def main() -> None:
 
     if os.environ.get("GRAPPLER_OFF"):
         tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+    from benchmarks.bench_workloads import BENCH_WORKLOADS
     from workers.training.interface import NullObserver, ReplicaSpec
     from workers.training.packs import PackTrainer
     from workers.training.packs.caches import PackCaches
@@ -46,7 +51,9 @@ def main() -> None:
     for item in args.param:
         name, _, value = item.partition("=")
         params[name] = int(value) if value.lstrip("-").isdigit() else value
-    wl = build_preset(args.workload, params)
+    # A preset, or one of bench_workloads.py's models (pixel_cnn, digits_cnn, ...).
+    bench = BENCH_WORKLOADS.get(args.workload)
+    wl = bench() if bench is not None else build_preset(args.workload, params)
     jit = None if args.jit == "auto" else args.jit == "on"
     # One set of caches (compiled functions, data) for every trainer here, as in a worker.
     caches = PackCaches()

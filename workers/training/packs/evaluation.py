@@ -27,6 +27,16 @@ if TYPE_CHECKING:  # compiled.py builds with this module: the import goes one wa
 
 # Float32 values the full-set evaluation may hold at once (per call), ~256 MB.
 EVAL_BUDGET_FLOATS = 64 * 1024 * 1024
+# Float32 values of the stacked activations one call may hold for ``k_budget`` replicas (the
+# pack cap, usually 64), ~64 MB; ~16 MB for the packs of 16 a sweep of 32 runs forms: a chunk's
+# activations stay near the cache. One call over the whole set was memory-bound where
+# K x channels is wide. Steady-state evaluation per epoch at batch 32, K 16-32 on the 2-core
+# CPU (benchmarks/profile_packs.py), one call -> chunks of ~16 MB for the pack's K:
+# pixel_cnn 82 -> 37 ms, digits_cnn 110 -> 45, tokens_lstm 81 -> 55, sequence_rnn 64 -> 43,
+# residual_mlp 31 -> 18; chunks 4x smaller lost to the per-call cost (pixel_cnn K 8-16
+# through the service: 35-52 ms). A fused LSTM's per-replica scratch is not counted (one
+# replica at a time): sensor_lstm was 10% slower in smaller chunks.
+EVAL_CACHE_FLOATS = 16 * 1024 * 1024
 
 _Chunk = tuple[tf.Tensor, tf.Tensor, tf.Tensor, int]  # x, y, mask of the real examples, how many
 
@@ -38,6 +48,12 @@ def eval_floats_per_sample(plan: StackedPlan, k: int, *, fused: bool) -> int:
     evaluation without XLA), which runs one replica at a time and keeps all seven
     of BlockLSTM's per-timestep outputs (``_lstm_fused``).
     """
+    stacked, one_replica = _peak_floats(plan, fused=fused)
+    return 2 * max(k * stacked, one_replica)
+
+
+def _peak_floats(plan: StackedPlan, *, fused: bool) -> tuple[int, int]:
+    """Per evaluated sample: the largest stacked activation of one replica, and a fused LSTM's scratch."""
     peak = int(np.prod(plan.input_shape))
     one_replica = 0
     for layer, (shape, shape_out) in zip(plan.layers, plan.shapes(), strict=True):
@@ -54,13 +70,15 @@ def eval_floats_per_sample(plan: StackedPlan, k: int, *, fused: bool) -> int:
             gates = {"lstm": 4, "gru": 3, "simple_rnn": 1}[layer.option("cell")]
             peak = max(peak, 2 * shape[0] * layer.units * gates)
         peak = max(peak, int(np.prod(shape_out)))
-    return 2 * max(k * peak, one_replica)
+    return peak, one_replica
 
 
 def eval_chunk_size(req: CompileRequest) -> int:
-    """Examples per evaluation call: the fewest equal chunks that fit the memory budget."""
-    per_sample = eval_floats_per_sample(req.plan, req.k_budget, fused=not req.jit_eval)
-    max_chunk = max(1, EVAL_BUDGET_FLOATS // max(1, per_sample))
+    """Examples per evaluation call: the fewest equal chunks within the memory and cache budgets."""
+    fused = not req.jit_eval
+    per_sample = eval_floats_per_sample(req.plan, req.k_budget, fused=fused)
+    stacked = 2 * req.k_budget * _peak_floats(req.plan, fused=fused)[0]
+    max_chunk = max(1, min(EVAL_BUDGET_FLOATS // max(1, per_sample), EVAL_CACHE_FLOATS // max(1, stacked)))
     n_chunks = math.ceil(req.n_eval_max / max_chunk)
     return math.ceil(req.n_eval_max / n_chunks)
 
