@@ -37,16 +37,20 @@ replica's top eigenvalue at once).
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import tensorflow as tf
 
 from service.core.spec import RecordSharpness
 from workers.training.interface import EpochRecord
+
+_T = TypeVar("_T")
+logger = logging.getLogger(__name__)
 
 ADAPTIVE = ("adam", "adamw", "rmsprop")
 
@@ -240,3 +244,26 @@ def _bcast_like(h: Any, like: tf.Tensor) -> Any:
     if isinstance(h, (int, float)):
         return float(h)
     return tf.reshape(h, [-1] + [1] * (len(like.shape) - 1))
+
+
+class SecondOrderGuard:
+    """Runs an estimate; a model without second derivatives trains on unmeasured.
+
+    cuDNN's fused RNN kernels on a GPU, for one, have no gradient of their gradient: the
+    first estimate's error is logged once and every later estimate is skipped, rather
+    than failing a run whose training is fine.
+    """
+
+    def __init__(self, what: str) -> None:
+        self.what = what  # "run" or "pack", for the log line
+        self.failed = False
+
+    def run(self, estimate: Callable[[], _T]) -> _T | None:
+        if self.failed:
+            return None
+        try:
+            return estimate()
+        except (LookupError, tf.errors.OpError) as exc:
+            logger.warning("sharpness not measured for this %s: %s: %s", self.what, type(exc).__name__, exc)
+            self.failed = True
+            return None

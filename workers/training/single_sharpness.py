@@ -8,7 +8,6 @@ read from the Keras optimizer's second-moment slots.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +19,7 @@ from workers.training.sharpness import (
     ADAPTIVE,
     Estimate,
     MatVec,
+    SecondOrderGuard,
     Vectors,
     adam_inv_sqrt_preconditioner,
     measured_at,
@@ -32,7 +32,6 @@ from workers.training.sharpness import (
 )
 
 _Hvp = Callable[..., Any]
-logger = logging.getLogger(__name__)
 
 
 def make_hvp(
@@ -86,7 +85,7 @@ class LoneSharpness:
         shapes = [tuple(w.shape) for w in model.trainable_variables]
         self._v = start_vectors(shapes, data_seed)
         self._u = list(self._v)
-        self._failed = False
+        self._guard = SecondOrderGuard("run")
 
     def matvec(self, v: Vectors) -> Vectors:
         """``H v`` on the whole subset: chunk products weighted by their share of the examples."""
@@ -106,14 +105,9 @@ class LoneSharpness:
         A model whose ops have no second derivative (cuDNN's fused RNN kernels on a GPU) is
         trained without the estimates rather than failing the run: logged once, then None.
         """
-        if self._failed or not measured_at(epoch, self.options):
+        if not measured_at(epoch, self.options):
             return None
-        try:
-            return self._estimate(learning_rate)
-        except (LookupError, tf.errors.OpError) as exc:
-            logger.warning("sharpness not measured for this run: %s: %s", type(exc).__name__, exc)
-            self._failed = True
-            return None
+        return self._guard.run(lambda: self._estimate(learning_rate))
 
     def _estimate(self, learning_rate: float) -> Estimate:
         iters, tol = self.options.iterations, self.options.tolerance

@@ -18,7 +18,6 @@ derivative.
 
 from __future__ import annotations
 
-import logging
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -33,6 +32,7 @@ from workers.training.packs.workload_data import WorkloadData
 from workers.training.sharpness import (
     ADAPTIVE,
     Estimate,
+    SecondOrderGuard,
     Vectors,
     adam_inv_sqrt_preconditioner,
     measured_at,
@@ -48,7 +48,6 @@ from workers.training.sharpness import (
 if TYPE_CHECKING:  # the trainer imports this module
     from workers.training.packs.pack import Pack
 
-logger = logging.getLogger(__name__)
 # Examples per Hessian-vector product call (per replica when inputs are not shared).
 CHUNK = 512
 _HVP_CACHE_SIZE = 8
@@ -114,7 +113,7 @@ class PackSharpness:
             r.spec.key: start_vectors(shapes, s) for r, s in zip(pack.replicas, self._seeds, strict=True)
         }
         self._u = {k: list(v) for k, v in self._v.items()}
-        self._failed = False
+        self._guard = SecondOrderGuard("pack")
 
     def _stacked(self, pack: Pack, store: dict[Any, Vectors]) -> Vectors:
         rows = pack.padded([store[r.spec.key] for r in pack.replicas])
@@ -149,14 +148,9 @@ class PackSharpness:
 
         As in the single trainer, a model without second derivatives trains on unmeasured.
         """
-        if self._failed or not measured_at(epoch, self.options):
+        if not measured_at(epoch, self.options):
             return None
-        try:
-            return self._estimate(pack)
-        except (LookupError, tf.errors.OpError) as exc:
-            logger.warning("sharpness not measured for this pack: %s: %s", type(exc).__name__, exc)
-            self._failed = True
-            return None
+        return self._guard.run(lambda: self._estimate(pack))
 
     def _estimate(self, pack: Pack) -> Estimates:
         iters, tol = self.options.iterations, self.options.tolerance
