@@ -91,3 +91,22 @@ def test_a_tolerance_stops_early_near_the_full_estimate() -> None:
                         ea.epoch,
                         field,
                     )
+
+
+def test_a_pack_without_second_derivatives_trains_on_unmeasured(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """As alone (cuDNN's RNN kernels on a GPU): every replica completes, none is measured, one log line."""
+    from workers.training.packs.sharpness import PackSharpness
+
+    def no_gradient(self: PackSharpness, pack: Any) -> None:
+        raise LookupError("No gradient defined for operation 'CudnnRNNBackprop'")
+
+    monkeypatch.setattr(PackSharpness, "_estimate", no_gradient)
+    plan = TrainingPlan(sharpness=RecordSharpness(every=1, iterations=5))
+    with caplog.at_level("WARNING"):
+        results = PackTrainer(plan=plan).train(TinyDense(), [TARGET, *OTHERS], 2, NullObserver())
+    assert [r.status for r in results] == ["completed"] * (1 + len(OTHERS))
+    assert all(len(r.epochs) == 3 for r in results)
+    assert all(e.sharpness is None and e.stability_threshold is None for r in results for e in r.epochs)
+    assert sum("sharpness not measured for this pack" in m for m in caplog.messages) == 1
