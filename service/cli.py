@@ -121,6 +121,7 @@ def serve(
     s = _settings(database_url, **overrides)
     _logging(s)
     from service.api.app import create_app
+    from service.api.heap import freeze_startup_objects
     from service.core.migrate import upgrade
 
     upgrade(s.database_url)
@@ -136,8 +137,10 @@ def serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _exit_on_signal)
     try:
+        api = create_app(s)
+        freeze_startup_objects()  # full GC collections then skip start-up's objects (api/heap.py)
         # log_config=None: uvicorn keeps our redacting handler instead of installing its own.
-        uvicorn.run(create_app(s), host=host, port=port, log_level=s.log_level.lower(), log_config=None)
+        uvicorn.run(api, host=host, port=port, log_level=s.log_level.lower(), log_config=None)
     finally:
         _stop_children(procs)
 
