@@ -38,7 +38,8 @@ def spec(i: int) -> dict[str, Any]:
     """10 x 10 x 10 x 10 = 10,000 configurations of Adam, 3 seeds each."""
     return {
         "name": f"bench-enqueue-{i}",
-        "workload": {"preset": "sensor_lstm", "params": {"n_train": 12, "timesteps": 8}},
+        # n_train: at least the largest batch size (a larger batch is refused).
+        "workload": {"preset": "sensor_lstm", "params": {"n_train": 512, "timesteps": 8}},
         "epochs": 20,
         "seeds": 3,
         "space": {
