@@ -57,7 +57,8 @@ def test_cancel_stops_running_configurations_between_epochs(
 def test_sigterm_releases_the_trial_and_another_worker_completes_it(
     client: TestClient, db: Database, tmp_path: Path
 ) -> None:
-    spec = small_spec(epochs=60, space={"learning_rate": [1e-2], "batch_size": [4]})
+    # Still training when SIGTERM lands: curves are first flushed ~1 s after the claim.
+    spec = small_spec(epochs=400, space={"learning_rate": [1e-2], "batch_size": [4]})
     sweep = client.post("/v1/sweeps", json=spec).json()
     first = start_worker(db.url, tmp_path / "first.log")
     try:

@@ -54,7 +54,8 @@ def make_hvp(
         return list(outer.gradient(gv, weights, unconnected_gradients=tf.UnconnectedGradients.ZERO))
 
     v_spec = [tf.TensorSpec(w.shape, tf.float32) for w in weights]
-    compiled: _Hvp = tf.function(hvp, input_signature=[x_spec, y_spec, v_spec])
+    # autograph=False: graph code already, as Keras 3 layers are (they run on JAX too).
+    compiled: _Hvp = tf.function(hvp, input_signature=[x_spec, y_spec, v_spec], autograph=False)
     return compiled
 
 

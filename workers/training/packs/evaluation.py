@@ -105,8 +105,9 @@ def make_eval_fn(req: CompileRequest, chunk: int) -> Callable[..., tuple[tf.Tens
         tf.TensorSpec((chunk,), tf.bool),
         req.weight_specs(),
     ]
+    # autograph=False: graph code already (see epoch_function.py); converting it cost seconds.
     compiled: Callable[..., tuple[tf.Tensor, tf.Tensor]] = tf.function(
-        evaluate, input_signature=signature, jit_compile=jit_eval
+        evaluate, input_signature=signature, jit_compile=jit_eval, autograph=False
     )
     return compiled
 

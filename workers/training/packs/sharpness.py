@@ -75,7 +75,8 @@ def _make_hvp(plan: Any, loss: str, shared: bool) -> Callable[..., Vectors]:
             gv = tf.add_n([tf.reduce_sum(g * vi) for g, vi in zip(grads, v, strict=True)])
         return list(outer.gradient(gv, w, unconnected_gradients=tf.UnconnectedGradients.ZERO))
 
-    compiled: Callable[..., Vectors] = tf.function(hvp, reduce_retracing=True)
+    # autograph=False: graph code already (see epoch_function.py).
+    compiled: Callable[..., Vectors] = tf.function(hvp, reduce_retracing=True, autograph=False)
     return compiled
 
 
