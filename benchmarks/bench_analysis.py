@@ -112,6 +112,7 @@ def build(url: str, seeds: int) -> tuple[Any, Any, int, float]:
     from service.core.config import Settings
     from service.core.db import Database
     from service.core.migrate import upgrade
+    from service.core.repo.analysis_rows import analysis_columns
     from service.core.repo.models import Config, Run, Sweep
     from service.core.spec import seed_pairs
     from service.core.sweeps import create_sweep, parse_spec
@@ -154,7 +155,8 @@ def build(url: str, seeds: int) -> tuple[Any, Any, int, float]:
                         "status": status,
                         "run_class": run_class,
                         "flags": ["regressing"] if run_class == "noisy" else [],
-                        "metrics": _metrics(loss, rng),
+                        "metrics": (metrics := _metrics(loss, rng)),
+                        **analysis_columns(metrics),  # as runs.store_outcome writes them
                         "epochs_run": 30 if loss is not None else int(rng.integers(2, 30)),
                         "final_loss": loss,
                         "final_accuracy": None if loss is None else float(rng.random()),

@@ -121,3 +121,48 @@ def test_pods_beside_the_migrations_job_wait_until_the_schema_is_current(empty_u
         assert result.exit_code == 0, result.output
     finally:
         engine.dispose()
+
+
+def test_runs_stored_before_0007_get_their_analysis_columns_from_metrics(empty_url: str) -> None:
+    command.upgrade(_alembic_config(empty_url), "0006")
+    engine = make_engine(empty_url)
+    metrics = (
+        '{"l0": 2.5, "l_chance": 1.79, "epochs_to_target": 4, "fluctuation": 0.1, "spikes": 2, '
+        '"sharpness_reached_first": 1.0, "L_min": 0.3}'
+    )
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO sweeps (id, name, study_name, study_id, spec, workload_key, sampler, state, "
+                "n_configs, n_seeds, epochs, trials_asked, refine_round, created_at, updated_at) VALUES "
+                "(1, 'old', 'sweep-old', 1, '{}', 'preset:sensor_lstm', 'grid', 'completed', 1, 2, 5, 0, 0, "
+                "'2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO configs (id, sweep_id, key, params, state, attempts, refine_round) "
+                "VALUES (1, 1, '{}', '{}', 'completed', 0, 0)"
+            )
+        )
+        for run_id, seed, m in ((1, 0, metrics), (2, 1, "{}")):
+            conn.execute(
+                text(
+                    "INSERT INTO runs (id, sweep_id, config_id, trial_id, seed, init_seed, data_seed, "
+                    "status, flags, metrics, epochs_run) VALUES "
+                    f"({run_id}, 1, 1, 0, {seed}, {seed}, {seed}, 'completed', '[]', '{m}', 5)"
+                )
+            )
+    upgrade(empty_url)
+    with engine.connect() as conn:
+        got = conn.execute(
+            text(
+                "SELECT l0, l_chance, epochs_to_target, fluctuation, spikes, jump_p90, "
+                "sharpness_reached_first, metrics FROM runs ORDER BY id"
+            )
+        ).all()
+    engine.dispose()
+    first, second = got
+    assert tuple(first[:7]) == (2.5, 1.79, 4, 0.1, 2.0, None, 1.0)
+    assert "L_min" in str(first[7])  # metrics itself is kept as it was
+    assert tuple(second[:7]) == (None,) * 7

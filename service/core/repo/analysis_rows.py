@@ -8,7 +8,8 @@ reader asks for it.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, NamedTuple
@@ -18,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from service.core.analysis.seeds import SEED_FLUCTUATION_KEYS
 from service.core.analysis.sharpness import SHARPNESS_KEYS
-from service.core.repo.models import Config, Run
+from service.core.repo.models import ANALYSIS_METRICS, Config, Run
 
 _NOT_MEASURED: Mapping[str, float] = MappingProxyType({})  # the default: nothing measured
 
@@ -60,20 +61,36 @@ class AnalysisRow(NamedTuple):
 _SHARP = 12 + len(SEED_FLUCTUATION_KEYS)  # where the sharpness metrics start in a row
 
 
+def analysis_columns(metrics: Mapping[str, Any] | None) -> dict[str, float | int | None]:
+    """The ``runs`` columns that copy a run's ANALYSIS_METRICS, from its metrics (NULL: not measured).
+
+    Written beside ``metrics`` (``runs.store_outcome``), so the two never disagree.
+    """
+    out: dict[str, float | int | None] = {}
+    for name in ANALYSIS_METRICS:
+        v = (metrics or {}).get(name)
+        if not isinstance(v, int | float) or not math.isfinite(v):
+            out[name] = None
+        else:
+            out[name] = int(v) if name == "epochs_to_target" else float(v)
+    return out
+
+
 def analysis_rows(session: Session, *, sweep_id: int) -> list[AnalysisRow]:
     """Every run of a sweep with what analysis needs, in two lean queries (configs, then runs).
 
-    The metrics analysis aggregates are extracted by the database (SQLite
-    ``json_extract``, PostgreSQL ``->>``); the whole metrics and flags stay in
-    the database. Executed on the connection, not through the ORM session:
-    plain rows, without the ORM's per-row bookkeeping (~7 ms of 10,000 rows).
+    The metrics analysis aggregates are columns of their own (``analysis_columns``;
+    13 ``json_extract`` calls per run were ~20 ms of a cold 10,000-run analysis);
+    the whole metrics and flags stay in the database. Executed on the connection,
+    not through the ORM session: plain rows, without the ORM's per-row
+    bookkeeping (~7 ms of 10,000 rows).
     """
     conn = session.connection()
     params = {
         int(cid): p
         for cid, p in conn.execute(select(Config.id, Config.params).where(Config.sweep_id == sweep_id))
     }
-    rows = conn.execute(
+    rows: Sequence[Any] = conn.execute(  # plain tuples: positional reads below
         select(
             Run.id,
             Run.config_id,
@@ -84,11 +101,11 @@ def analysis_rows(session: Session, *, sweep_id: int) -> list[AnalysisRow]:
             Run.run_class,
             Run.final_loss,
             Run.final_accuracy,
-            Run.metrics["l0"].as_float(),
-            Run.metrics["l_chance"].as_float(),
-            Run.metrics["epochs_to_target"].as_float(),
-            *(Run.metrics[k].as_float() for k in SEED_FLUCTUATION_KEYS),
-            *(Run.metrics[k].as_float() for k in SHARPNESS_KEYS),
+            Run.l0,
+            Run.l_chance,
+            Run.epochs_to_target,
+            *(getattr(Run, k) for k in SEED_FLUCTUATION_KEYS),
+            *(getattr(Run, k) for k in SHARPNESS_KEYS),
         )
         .where(Run.sweep_id == sweep_id)
         .order_by(Run.config_id, Run.seed)

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from service.core.errors import NotFound
 from service.core.records import ConfigRecord, CurvePoint, RunOutcome, RunRecord, RunSlot, RunTraining
 from service.core.repo import optuna_trials
+from service.core.repo.analysis_rows import analysis_columns
 from service.core.repo.models import Config, Run
 from service.core.repo.models import CurvePoint as CurvePointRow
 from service.core.states import RunStatus
@@ -333,5 +334,6 @@ def store_outcome(session: Session, *, config_id: int, outcome: RunOutcome, now:
             step_losses=o.step_losses,
             training=o.training.to_json() if o.training is not None else None,
             finished_at=now,
+            **analysis_columns(o.metrics),
         )
     )

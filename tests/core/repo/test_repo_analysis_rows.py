@@ -85,3 +85,49 @@ def test_refined_configs_leave_the_grid_out(db: Database, settings: Settings) ->
         configs, _ = runs_repo.list_configs(s, sweep_id=sid)
     by_lr = {c.params["learning_rate"]: c.id for c in configs}
     assert refined == {by_lr[3e-3]: 1, by_lr[5e-3]: 2}
+
+
+def test_every_metric_the_analysis_reads_has_its_column() -> None:
+    """A metric added to the seeds' or sharpness keys without a column (and migration) fails here."""
+    from service.core.analysis.seeds import SEED_FLUCTUATION_KEYS
+    from service.core.analysis.sharpness import SHARPNESS_KEYS
+    from service.core.repo.models import ANALYSIS_METRICS, Run
+
+    wanted = {"l0", "l_chance", "epochs_to_target", *SEED_FLUCTUATION_KEYS, *SHARPNESS_KEYS}
+    assert set(ANALYSIS_METRICS) == wanted
+    assert wanted <= set(Run.__table__.columns.keys())
+
+
+def test_analysis_columns_keep_finite_numbers_only() -> None:
+    metrics = {"l0": 2, "fluctuation": float("nan"), "jump_p90": float("inf"), "spikes": 3}
+    cols = rows_repo.analysis_columns({**metrics, "epochs_to_target": 4.0, "other": "x"})
+    assert cols["l0"] == 2.0 and isinstance(cols["l0"], float)
+    assert cols["epochs_to_target"] == 4 and isinstance(cols["epochs_to_target"], int)
+    assert cols["fluctuation"] is None and cols["jump_p90"] is None and cols["spikes"] == 3.0
+    assert cols["sharpness_peak_ratio"] is None and "other" not in cols
+    assert set(rows_repo.analysis_columns(None).values()) == {None}
+
+
+def test_fluctuation_and_sharpness_read_back_from_their_columns(db: Database, settings: Settings) -> None:
+    sid = new_sweep(db, settings, space={"learning_rate": [1e-3], "batch_size": [4]}, seeds=2)
+    (done,) = claim(db, "w", max_replicas=4)
+    measured = {"l0": 2.0, "fluctuation": 0.12, "jump_p90": 1.4, "spikes": 2, "sharpness_peak_ratio": 0.9}
+    outcomes = [
+        RunOutcome(
+            slot.run_id,
+            RunStatus.COMPLETED,
+            "noisy",
+            ["spikes"],
+            measured if slot.seed == 0 else {},
+            5,
+            1.0,
+            None,
+        )
+        for slot in done.runs
+    ]
+    assert finish_with(db, done, outcomes, value=1.0)
+    with db.transaction() as s:
+        first, second = rows_repo.analysis_rows(s, sweep_id=sid)
+    assert first.fluctuation == {"fluctuation": 0.12, "jump_p90": 1.4, "spikes": 2.0}
+    assert first.sharpness == {"sharpness_peak_ratio": 0.9}
+    assert second.fluctuation == {} and second.sharpness == {} and second.l0 is None
