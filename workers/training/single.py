@@ -67,8 +67,7 @@ import logging
 import math
 import traceback
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 import keras
@@ -84,7 +83,7 @@ from workers.training.interface import (
     ReplicaSpec,
     TrainingObserver,
 )
-from workers.training.metrics import LabelKind, hits, per_sample_loss
+from workers.training.metrics import LabelKind, per_sample_loss
 from workers.training.optimizers import (
     PlateauController,
     build_optimizer,
@@ -94,6 +93,7 @@ from workers.training.optimizers import (
 )
 from workers.training.sharpness import with_estimate
 from workers.training.single_sharpness import LoneSharpness, make_hvp
+from workers.training.single_steps import CompiledReplica, make_eval_step, make_train_step, same_structure
 from workers.training.training_data import TrainingData, load_training_data
 from workers.training.training_plan import TrainingPlan
 
@@ -101,18 +101,6 @@ logger = logging.getLogger(__name__)
 
 MAX_STEP_POINTS = 500
 _CACHE_SIZE = 8
-
-_Step = Callable[..., Any]
-
-
-@dataclass
-class _Compiled:
-    workload: Any  # kept so the id() in the cache key cannot be reused by another object
-    model: Any
-    optimizer: keras.optimizers.Optimizer
-    train_step: _Step
-    eval_step: _Step
-    hvp: _Step | None = None  # Hessian-vector product, traced when a sweep records sharpness
 
 
 class _Cancelled(Exception):
@@ -152,7 +140,7 @@ class SingleTrainer:
         # shape; worth it on a GPU worker, not for short CPU runs and tests.
         self.jit_compile = device.startswith("gpu") if jit_compile is None else jit_compile
         self.eval_batch_size = eval_batch_size
-        self._compiled: OrderedDict[Hashable, _Compiled] = OrderedDict()
+        self._compiled: OrderedDict[Hashable, CompiledReplica] = OrderedDict()
         self._data: OrderedDict[int, tuple[Any, TrainingData]] = OrderedDict()
 
     # ----------------------------------------------------------------- public
@@ -231,10 +219,10 @@ class SingleTrainer:
         epochs: int,
         fresh_model: Any,
         steps: int,
-    ) -> _Compiled:
+    ) -> CompiledReplica:
         key = self._cache_key(workload, params, batch_size, epochs)
         entry = self._compiled.get(key)
-        if entry is not None and entry.workload is workload and _same_structure(entry.model, fresh_model):
+        if entry is not None and entry.workload is workload and same_structure(entry.model, fresh_model):
             self._compiled.move_to_end(key)
             for dst, src in zip(entry.model.variables, fresh_model.variables, strict=True):
                 dst.assign(src)
@@ -250,12 +238,12 @@ class SingleTrainer:
         )
         optimizer.build(fresh_model.trainable_variables)
         loss_fn = per_sample_loss(workload.loss)
-        entry = _Compiled(
+        entry = CompiledReplica(
             workload=workload,
             model=fresh_model,
             optimizer=optimizer,
-            train_step=_make_train_step(fresh_model, optimizer, loss_fn, data, self.jit_compile),
-            eval_step=_make_eval_step(fresh_model, loss_fn, data, str(workload.loss), self.jit_compile),
+            train_step=make_train_step(fresh_model, optimizer, loss_fn, data, self.jit_compile),
+            eval_step=make_eval_step(fresh_model, loss_fn, data, str(workload.loss), self.jit_compile),
         )
         self._compiled[key] = entry
         while len(self._compiled) > _CACHE_SIZE:
@@ -263,7 +251,7 @@ class SingleTrainer:
         return entry
 
     def _evaluate(
-        self, entry: _Compiled, x: tf.Tensor, y: tf.Tensor, kind: LabelKind
+        self, entry: CompiledReplica, x: tf.Tensor, y: tf.Tensor, kind: LabelKind
     ) -> tuple[float, float | None]:
         n = int(x.shape[0])
         loss_sum = 0.0
@@ -276,7 +264,7 @@ class SingleTrainer:
             correct += float(c)
         return loss_sum / n, (None if kind == "regression" else correct / n)
 
-    def _record(self, entry: _Compiled, data: TrainingData, epoch: int, **fields: Any) -> EpochRecord:
+    def _record(self, entry: CompiledReplica, data: TrainingData, epoch: int, **fields: Any) -> EpochRecord:
         loss, acc = self._evaluate(entry, data.x, data.y, data.kind)
         val_loss = val_acc = None
         if data.x_val is not None and data.y_val is not None:
@@ -286,7 +274,7 @@ class SingleTrainer:
         )
 
     def _sharpness_for(
-        self, entry: _Compiled, data: TrainingData, params: Mapping[str, Any], replica: ReplicaSpec
+        self, entry: CompiledReplica, data: TrainingData, params: Mapping[str, Any], replica: ReplicaSpec
     ) -> LoneSharpness | None:
         """The replica's sharpness estimator when the sweep records sharpness (docs/sharpness.md)."""
         options = self.plan.sharpness
@@ -399,58 +387,3 @@ class SingleTrainer:
                 if new_lr != lr:
                     set_learning_rate(optimizer, new_lr)
         result.status = RunStatus.COMPLETED
-
-
-def _same_structure(a: Any, b: Any) -> bool:
-    va, vb = a.variables, b.variables
-    return len(va) == len(vb) and all(
-        tuple(x.shape) == tuple(y.shape) and x.dtype == y.dtype for x, y in zip(va, vb, strict=True)
-    )
-
-
-def dense_gradient(g: Any) -> Any:
-    """``g`` as a dense tensor (an Embedding's ``tf.IndexedSlices`` summed per row)."""
-    return tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g
-
-
-def _make_train_step(
-    model: Any, optimizer: Any, loss_fn: Callable[[Any, Any], Any], data: TrainingData, jit: bool
-) -> _Step:
-    def step(x_all: tf.Tensor, y_all: tf.Tensor, idx: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        x = tf.gather(x_all, idx)
-        y = tf.gather(y_all, idx)
-        with tf.GradientTape() as tape:
-            pred = model(x, training=True)
-            loss = tf.reduce_mean(loss_fn(y, pred))
-            objective = loss + tf.add_n(model.losses) if model.losses else loss
-        grads = [dense_gradient(g) for g in tape.gradient(objective, model.trainable_variables)]
-        norm = tf.linalg.global_norm(grads)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
-        return loss, norm
-
-    signature = [
-        tf.TensorSpec(data.x.shape, data.x.dtype),
-        tf.TensorSpec(data.y.shape, data.y.dtype),
-        tf.TensorSpec([None], tf.int32),
-    ]
-    # autograph=False: graph code already, as Keras 3 layers are (they run on JAX too); not
-    # converting it takes ~0.2 s off each first call (sensor_lstm 0.66 -> 0.48 s).
-    compiled: _Step = tf.function(step, input_signature=signature, jit_compile=jit, autograph=False)
-    return compiled
-
-
-def _make_eval_step(
-    model: Any, loss_fn: Callable[[Any, Any], Any], data: TrainingData, loss_spec: str, jit: bool
-) -> _Step:
-    def evaluate(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        pred = model(x, training=False)
-        loss_sum = tf.reduce_sum(tf.cast(loss_fn(y, pred), tf.float64))
-        hit = hits(data.kind, y, pred, loss_spec)
-        return loss_sum, tf.reduce_sum(tf.cast(hit, tf.float64))
-
-    signature = [
-        tf.TensorSpec([None, *data.x.shape[1:]], data.x.dtype),
-        tf.TensorSpec([None, *data.y.shape[1:]], data.y.dtype),
-    ]
-    compiled: _Step = tf.function(evaluate, input_signature=signature, jit_compile=jit, autograph=False)
-    return compiled

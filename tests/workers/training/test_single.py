@@ -12,7 +12,8 @@ import pytest
 import tensorflow as tf
 
 from workers.training.interface import EpochRecord, NullObserver, ReplicaSpec
-from workers.training.single import SingleTrainer, dense_gradient
+from workers.training.single import SingleTrainer
+from workers.training.single_steps import dense_gradient
 from workers.training.training_plan import TrainingPlan
 from workers.workloads.base import Dataset
 

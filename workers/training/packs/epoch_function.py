@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import tensorflow as tf
 
 from workers.training.metrics import per_sample_loss
-from workers.training.single import dense_gradient
+from workers.training.single_steps import dense_gradient
 from workers.training.vector_optimizers import HYPER_NAMES, apply_updates, global_norm
 
 if TYPE_CHECKING:  # compiled.py builds with this module: the import goes one way at run time
