@@ -12,7 +12,7 @@ from pydantic import StringConstraints
 from service.core.analysis.regions import REGION_METRICS
 from service.core.errors import InvalidSpec
 from service.core.repo.runs import ParamFilter
-from service.core.spec import DIMENSIONS
+from service.core.spec_space import DIMENSIONS
 
 _PARAM_HELP = (
     "Filter on a parameter, repeatable: `name=value` (e.g. `batch_size=32`, `optimizer=adam`) "

@@ -24,7 +24,7 @@ from typing import Any
 
 from service.core.errors import InvalidUpload
 from service.core.losses import LossInfo
-from service.core.spec import APPLIES_TO, OPTIMIZERS, SCHEDULES
+from service.core.spec_space import APPLIES_TO, OPTIMIZERS, SCHEDULES
 
 # Keras optimizer class -> the spec's name, and each spec parameter it has.
 OPTIMIZER_CLASSES = {"Adam": "adam", "AdamW": "adamw", "RMSprop": "rmsprop", "SGD": "sgd"}

@@ -13,7 +13,8 @@
 from __future__ import annotations
 
 from service.core.errors import InvalidSpec
-from service.core.spec import APPLIES_TO, DIMENSIONS, OPTIMIZERS, Dimension, Range, SweepSpec, Values
+from service.core.spec import SweepSpec
+from service.core.spec_space import APPLIES_TO, DIMENSIONS, OPTIMIZERS, Dimension, Range, Values
 
 
 def check_dimensions_apply(spec: SweepSpec, default_optimizer: str, origin: str) -> None:

@@ -15,7 +15,7 @@ rmsprop   learning_rate 1e-3, rho 0.9, momentum 0.0, epsilon 1e-7, centered Fals
 sgd       learning_rate 0.01, momentum 0.0, nesterov False
 ========  ==============================================================
 
-Parameters that do not apply to the optimizer (``service.core.spec.APPLIES_TO``,
+Parameters that do not apply to the optimizer (``service.core.spec_space.APPLIES_TO``,
 e.g. ``rho`` for adam) are ignored. ``optimizer`` defaults to ``adam``.
 
 ``clipnorm`` is Keras' ``clipnorm``: **each variable's gradient is clipped to

@@ -10,7 +10,8 @@ import itertools
 from collections.abc import Iterator
 from typing import Any
 
-from service.core.spec import APPLIES_TO, DIMENSIONS, OPTIMIZERS, Dimension, Range, SweepSpec, Values
+from service.core.spec import SweepSpec
+from service.core.spec_space import APPLIES_TO, DIMENSIONS, OPTIMIZERS, Dimension, Range, Values
 
 
 def dimension_values(dim: Dimension | None) -> list[Any] | None:

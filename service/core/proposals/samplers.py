@@ -14,7 +14,8 @@ import optuna
 from service.core import workloads as catalogue
 from service.core.db import Database
 from service.core.proposals.grid import dimension_values
-from service.core.spec import APPLIES_TO, DIMENSIONS, OPTIMIZERS, PresetWorkload, Range, SweepSpec
+from service.core.spec import PresetWorkload, SweepSpec
+from service.core.spec_space import APPLIES_TO, DIMENSIONS, OPTIMIZERS, Range
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from optuna.trial import TrialState
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from service.core.spec import LOG_DIMENSIONS
+from service.core.spec_space import LOG_DIMENSIONS
 
 
 def grid_distributions(values: Mapping[str, Sequence[Any]]) -> dict[str, BaseDistribution]:
