@@ -19,9 +19,18 @@ from sqlalchemy.orm import Session
 
 from service.core.analysis.seeds import SEED_FLUCTUATION_KEYS
 from service.core.analysis.sharpness import SHARPNESS_KEYS
-from service.core.repo.models import ANALYSIS_METRICS, Config, Run
+from service.core.repo.models import Config, Run
 
 _NOT_MEASURED: Mapping[str, float] = MappingProxyType({})  # the default: nothing measured
+
+# The run metrics that are also columns of ``runs`` (models.Run; migration 0007).
+ANALYSIS_METRICS: tuple[str, ...] = (
+    "l0",
+    "l_chance",
+    "epochs_to_target",
+    *SEED_FLUCTUATION_KEYS,
+    *SHARPNESS_KEYS,
+)
 
 
 class AnalysisRow(NamedTuple):

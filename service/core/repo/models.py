@@ -122,6 +122,7 @@ class Run(Base):
     # Copies of the metrics the analysis aggregates (ANALYSIS_METRICS), written beside ``metrics``
     # by the same UPDATE: a column reads in a fraction of a json_extract (a cold analysis of a
     # 10,000-run sweep read 13 of them per run, ~20 ms of its 300 ms budget). NULL = not measured.
+    # repo/analysis_rows.ANALYSIS_METRICS names them; a test checks each has its column.
     l0: Mapped[float | None] = mapped_column(Float)
     l_chance: Mapped[float | None] = mapped_column(Float)
     epochs_to_target: Mapped[int | None] = mapped_column(Integer)
@@ -135,24 +136,6 @@ class Run(Base):
     sharpness_reached_epoch: Mapped[float | None] = mapped_column(Float)
     failure_onset_epoch: Mapped[float | None] = mapped_column(Float)
     sharpness_reached_first: Mapped[float | None] = mapped_column(Float)
-
-
-# The run metrics that are also columns of ``runs`` (above; migration 0007).
-ANALYSIS_METRICS: tuple[str, ...] = (
-    "l0",
-    "l_chance",
-    "epochs_to_target",
-    "fluctuation",
-    "jump_p90",
-    "running_fluctuation",
-    "spikes",
-    "largest_spike",
-    "step_loss_var",
-    "sharpness_peak_ratio",
-    "sharpness_reached_epoch",
-    "failure_onset_epoch",
-    "sharpness_reached_first",
-)
 
 
 class CurvePoint(Base):

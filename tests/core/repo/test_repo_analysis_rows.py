@@ -91,7 +91,8 @@ def test_every_metric_the_analysis_reads_has_its_column() -> None:
     """A metric added to the seeds' or sharpness keys without a column (and migration) fails here."""
     from service.core.analysis.seeds import SEED_FLUCTUATION_KEYS
     from service.core.analysis.sharpness import SHARPNESS_KEYS
-    from service.core.repo.models import ANALYSIS_METRICS, Run
+    from service.core.repo.analysis_rows import ANALYSIS_METRICS
+    from service.core.repo.models import Run
 
     wanted = {"l0", "l_chance", "epochs_to_target", *SEED_FLUCTUATION_KEYS, *SHARPNESS_KEYS}
     assert set(ANALYSIS_METRICS) == wanted
