@@ -189,7 +189,7 @@ def fluctuation_fits(
     samples: list[list[FloatArray]] = []
     for _, (rest, by_x) in sorted(groups.items(), key=lambda kv: [sort_key(v) for v in kv[1][0].values()]):
         if len(by_x) >= 2:
-            fit, logs = _fit(along, rest, by_x)
+            fit, logs = _fit(along, rest, by_x, with_logs=n_boot > 0)
             fits.append(fit)
             samples.append(logs)
     if n_boot > 0:
@@ -349,9 +349,12 @@ def summarize_fluctuation(
 
 
 def _fit(
-    along: str, rest: Mapping[str, Any], by_x: Mapping[float, list[tuple[float, Any]]]
+    along: str, rest: Mapping[str, Any], by_x: Mapping[float, list[tuple[float, Any]]], *, with_logs: bool
 ) -> tuple[FluctuationFit, list[FloatArray]]:
-    """The least-squares fit (no interval yet), and each x's ln values for the bootstrap."""
+    """The least-squares fit (no interval yet), and each x's ln values for the bootstrap.
+
+    ``with_logs``: only a fit that gets an interval needs them (hundreds of small arrays).
+    """
     xs = sorted(by_x)
     pts = []
     logs: list[FloatArray] = []
@@ -368,7 +371,8 @@ def _fit(
                 jump=quantile(jumps, 0.5) if jumps else None,
             )
         )
-        logs.append(np.log(np.array(vals, dtype=np.float64)))
+        if with_logs:
+            logs.append(np.log(np.array(vals, dtype=np.float64)))
     lx = np.log(np.array(xs, dtype=np.float64))
     slope = _slope(lx, np.log(np.array([p.median for p in pts], dtype=np.float64)))
     fit = FluctuationFit(

@@ -117,11 +117,14 @@ def matched_slices(pts: Sequence[ConfigPoint], dim: str) -> Slices:
     return out
 
 
-def dimension_effect(pts: Sequence[ConfigPoint], dim: str) -> DimensionEffect:
-    """Mean over matched slices of the range of success rates across ``dim``'s values."""
+def dimension_effect(pts: Sequence[ConfigPoint], dim: str, slices: Slices | None = None) -> DimensionEffect:
+    """Mean over matched slices of the range of success rates across ``dim``'s values.
+
+    ``slices``: ``matched_slices(pts, dim)`` when the caller has it already.
+    """
     ranges = []
     pooled: dict[Any, list[int]] = {}
-    for by_val in matched_slices(pts, dim).values():
+    for by_val in (matched_slices(pts, dim) if slices is None else slices).values():
         if len(by_val) < 2:
             continue
         rates = [k / n for k, n in by_val.values()]
@@ -139,15 +142,18 @@ def dimension_effect(pts: Sequence[ConfigPoint], dim: str) -> DimensionEffect:
     )
 
 
-def supported_comparison(pts: Sequence[ConfigPoint], dim: str) -> Comparison | None:
+def supported_comparison(
+    pts: Sequence[ConfigPoint], dim: str, slices: Slices | None = None
+) -> Comparison | None:
     """The largest matched difference between two values of ``dim`` that the data supports.
 
     Supported: at least ``MIN_EFFECT``, and the pooled Wilson 95% intervals of
-    the two values do not overlap.
+    the two values do not overlap. ``slices``: ``matched_slices(pts, dim)`` if at hand.
     """
     best: Comparison | None = None
     values = sorted({p.params[dim] for p in pts if dim in p.params}, key=sort_key)
-    slices = matched_slices(pts, dim)
+    if slices is None:
+        slices = matched_slices(pts, dim)
     for a in values:
         for b in values:
             if a == b:
@@ -191,14 +197,15 @@ def seed_components(mixed: Sequence[ConfigPoint]) -> dict[str, float | None]:
     Computed within each configuration (pooling configurations would mix their
     different success rates into the seeds' share). Needs crossed seeds.
     """
+    effects = [(seed_component_effects(p.summary.runs), p.summary.n) for p in mixed]  # both at once
     out: dict[str, float | None] = {}
     for comp in ("init", "data"):
         num = den = 0.0
-        for p in mixed:
-            eta2 = seed_component_effects(p.summary.runs)[comp]["eta2"]
+        for by_comp, n in effects:
+            eta2 = by_comp[comp]["eta2"]
             if eta2 is not None:
-                num += float(eta2) * p.summary.n
-                den += p.summary.n
+                num += float(eta2) * n
+                den += n
         out[comp] = num / den if den else None
     return out
 

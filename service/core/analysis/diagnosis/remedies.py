@@ -10,10 +10,10 @@ seed luck, or many runs still improving when training stopped.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from service.core.analysis.diagnosis.evidence import Comparison, interval_width, supported_comparison
+from service.core.analysis.diagnosis.evidence import Comparison, Slices, interval_width, supported_comparison
 from service.core.analysis.diagnosis.sections import Failure, Remedy, SeedDependence
 from service.core.analysis.diagnosis.wording import fmt, group_text, pct
 from service.core.analysis.edge import EdgeResult
@@ -33,7 +33,9 @@ def remedies(
     failures: Sequence[Failure],
     seeds: SeedDependence,
     lr_key: str,
+    slices: Mapping[str, Slices] | None = None,
 ) -> list[Remedy]:
+    """``slices``: each dimension's ``matched_slices`` when the caller has them already."""
     out: list[Remedy] = []
     bracketed = [e for e in edges if e.censored is None and e.edge is not None]
     above = sum(int(f.where.get("above", 0)) for f in failures if f.run_class != STUCK_AT_CHANCE)
@@ -56,7 +58,7 @@ def remedies(
     for dim in dims:
         if dim == lr_key:
             continue
-        cmp = supported_comparison(pts, dim)
+        cmp = supported_comparison(pts, dim, (slices or {}).get(dim))
         if cmp is not None:
             out.append(Remedy(_remedy_name(dim, cmp.better, cmp.worse), _evidence(cmp) + "."))
     for f in fit:

@@ -37,7 +37,8 @@ def diagnose(
     pts = [p for p in points if p.summary.n > 0]
     dims = [d for d, vals in params_swept.items() if len(vals) > 1]
     failures = _failures(pts, edges, lr_key)
-    effects = sorted((evidence.dimension_effect(pts, d) for d in dims), key=lambda e: -e.effect)
+    slices = {d: evidence.matched_slices(pts, d) for d in dims}  # read by effects and remedies
+    effects = sorted((evidence.dimension_effect(pts, d, slices[d]) for d in dims), key=lambda e: -e.effect)
     seeds = _seed_dependence(pts)
     seed_answer = questions.seed_answer(pts, seeds.seed_components)
     if init == "saved":
@@ -52,7 +53,7 @@ def diagnose(
         seed_dependence=seeds,
         scaling=tuple(fit),
         sensitivity=tuple(sensitivity),
-        remedies=tuple(remedies(pts, dims, edges, fit, failures, seeds, lr_key)),
+        remedies=tuple(remedies(pts, dims, edges, fit, failures, seeds, lr_key, slices)),
         num_classes=num_classes,
         fluctuation=fluct,
         answers=(
