@@ -26,6 +26,10 @@ from service.core.migrate import upgrade
 
 # Tiny versions of the presets: seconds of CPU per configuration.
 TINY_LSTM = {"preset": "sensor_lstm", "params": {"n_train": 12, "timesteps": 8, "units": 4}}
+# For tests that act on a worker while it trains (kill, SIGTERM, SIGSTOP, restarts): 48 steps
+# an epoch, ~40 ms, so 100 epochs train for ~4 s after the first curves are flushed (~1 s after
+# the claim). TINY_LSTM's epoch is ~3 ms: its whole run could end before anyone saw it running.
+BUSY_LSTM = {"preset": "sensor_lstm", "params": {"n_train": 192, "timesteps": 8, "units": 4}}
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"

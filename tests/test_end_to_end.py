@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from service.core.db import Database
 from service.core.repo.models import Config, CurvePoint, Run, SweepReport
-from tests.conftest import small_spec
+from tests.conftest import BUSY_LSTM, small_spec
 from tests.helpers import start_worker, stop, wait_for, wait_sweep_done
 
 pytestmark = pytest.mark.slow
@@ -78,9 +78,9 @@ def test_sweep_trains_end_to_end_with_two_workers(client: TestClient, db: Databa
 def test_worker_killed_mid_trial_is_retried_with_nothing_lost_or_duplicated(
     client: TestClient, db: Database, tmp_path: Path
 ) -> None:
-    # Long enough that the victim is still training once its first curves are flushed (~1 s
-    # after its claim): with a cold start of ~0.6 s, 40 epochs were over before that.
-    spec = small_spec(epochs=300, space={"learning_rate": [1e-3, 1e-2], "batch_size": [4]})
+    spec = small_spec(
+        workload=BUSY_LSTM, epochs=100, space={"learning_rate": [1e-3, 1e-2], "batch_size": [4]}
+    )
     sweep = client.post("/v1/sweeps", json=spec).json()
     victim = start_worker(db.url, tmp_path / "victim.log", SWEEPS_PACK_MAX_REPLICAS="2")
 
@@ -100,7 +100,7 @@ def test_worker_killed_mid_trial_is_retried_with_nothing_lost_or_duplicated(
     finally:
         stop([victim])
     assert final["state"] == "completed", (tmp_path / "survivor.log").read_text()[-3000:]
-    _assert_complete_and_exact(client, db, final, epochs=300)
+    _assert_complete_and_exact(client, db, final, epochs=100)
     trials = client.get(f"/v1/sweeps/{sweep['id']}/configs").json()["items"]
     assert sorted(t["attempts"] for t in trials) == [0, 1]
     study = optuna.load_study(study_name=final["study_name"], storage=db.url)

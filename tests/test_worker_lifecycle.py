@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from service.core.db import Database
 from service.core.repo.models import Config, CurvePoint
-from tests.conftest import small_spec
+from tests.conftest import BUSY_LSTM, small_spec
 from tests.helpers import start_worker, stop, wait_for, wait_sweep_done
 
 pytestmark = pytest.mark.slow
@@ -27,7 +27,9 @@ def _curves_written(db: Database) -> bool:
 def test_cancel_stops_running_configurations_between_epochs(
     client: TestClient, db: Database, tmp_path: Path
 ) -> None:
-    spec = small_spec(epochs=400, space={"learning_rate": [1e-3, 1e-2, 1e-1], "batch_size": [4]})
+    spec = small_spec(
+        workload=BUSY_LSTM, epochs=400, space={"learning_rate": [1e-3, 1e-2, 1e-1], "batch_size": [4]}
+    )
     sweep = client.post("/v1/sweeps", json=spec).json()
     worker = start_worker(db.url, tmp_path / "w.log", max_idle=3, SWEEPS_PACK_MAX_REPLICAS="2")
     try:
@@ -57,8 +59,7 @@ def test_cancel_stops_running_configurations_between_epochs(
 def test_sigterm_releases_the_trial_and_another_worker_completes_it(
     client: TestClient, db: Database, tmp_path: Path
 ) -> None:
-    # Still training when SIGTERM lands: curves are first flushed ~1 s after the claim.
-    spec = small_spec(epochs=400, space={"learning_rate": [1e-2], "batch_size": [4]})
+    spec = small_spec(workload=BUSY_LSTM, epochs=100, space={"learning_rate": [1e-2], "batch_size": [4]})
     sweep = client.post("/v1/sweeps", json=spec).json()
     first = start_worker(db.url, tmp_path / "first.log")
     try:

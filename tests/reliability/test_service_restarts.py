@@ -30,7 +30,7 @@ from service.core import tokens
 from service.core.db import Database
 from service.core.migrate import upgrade
 from service.core.repo.models import CurvePoint, Run
-from tests.conftest import make_settings, small_spec
+from tests.conftest import BUSY_LSTM, make_settings, small_spec
 from tests.helpers import ROOT, start_worker, stop, wait_for, wait_sweep_done, worker_env
 from tests.reliability.checks import assert_exactly_once
 
@@ -100,7 +100,9 @@ def test_postgres_restarted_mid_sweep(own_postgres: tuple[str, str], tmp_path: P
     db = Database(url)
     with db.transaction() as s:
         _, secret = tokens.create_token(s, name="restart")
-    spec = small_spec(epochs=30, space={"learning_rate": [1e-3, 1e-2, 1e-1], "batch_size": [4]})
+    spec = small_spec(
+        workload=BUSY_LSTM, epochs=100, space={"learning_rate": [1e-3, 1e-2, 1e-1], "batch_size": [4]}
+    )
     with TestClient(create_app(settings, db), headers={"Authorization": f"Bearer {secret}"}) as client:
         sweep = client.post("/v1/sweeps", json=spec).json()
         procs = [
@@ -121,7 +123,7 @@ def test_postgres_restarted_mid_sweep(own_postgres: tuple[str, str], tmp_path: P
             stop(procs)
         logs = "\n".join((tmp_path / f"w{i}.log").read_text()[-2000:] for i in range(2))
         assert all(p.returncode == 0 for p in procs), logs
-        assert_exactly_once(client, db, final, epochs=30)
+        assert_exactly_once(client, db, final, epochs=100)
     db.dispose()
 
 
@@ -165,7 +167,9 @@ def test_api_restarted_mid_sweep(sqlite_url: str, tmp_path: Path) -> None:
     api_log = tmp_path / "api.log"
     api = _start_api(sqlite_url, port, api_log)
     worker = None
-    spec = small_spec(epochs=30, space={"learning_rate": [1e-3, 1e-2], "batch_size": [4]})
+    spec = small_spec(
+        workload=BUSY_LSTM, epochs=100, space={"learning_rate": [1e-3, 1e-2], "batch_size": [4]}
+    )
     key = {"Idempotency-Key": "restart-test-1"}
     http = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {secret}"}, timeout=30)
     try:
@@ -195,7 +199,7 @@ def test_api_restarted_mid_sweep(sqlite_url: str, tmp_path: Path) -> None:
         )
         assert cli.returncode == 0 and sweep["name"] in cli.stdout, cli.stderr
         final = wait_sweep_done(http, sweep["id"], timeout=300)  # type: ignore[arg-type]
-        assert_exactly_once(http, db, final, epochs=30)
+        assert_exactly_once(http, db, final, epochs=100)
     finally:
         http.close()
         stop([api] + ([worker] if worker else []))

@@ -21,7 +21,7 @@ from sqlalchemy import func, select, text
 
 from service.core.db import Database
 from service.core.repo.models import Config, CurvePoint, Run
-from tests.conftest import small_spec
+from tests.conftest import BUSY_LSTM, small_spec
 from tests.helpers import start_worker, stop, wait_for, wait_sweep_done
 from tests.reliability.checks import assert_exactly_once
 
@@ -150,7 +150,9 @@ def test_stalled_worker_is_retried_and_its_late_result_is_dropped(
     client: TestClient, db: Database, tmp_path: Path
 ) -> None:
     """SIGSTOP: the process lives but its heartbeat stops; SIGCONT after the retry has started."""
-    spec = small_spec(epochs=40, space={"learning_rate": [1e-3, 1e-2], "batch_size": [4]})
+    spec = small_spec(
+        workload=BUSY_LSTM, epochs=100, space={"learning_rate": [1e-3, 1e-2], "batch_size": [4]}
+    )
     sweep = client.post("/v1/sweeps", json=spec).json()
     victim = start_worker(db.url, tmp_path / "victim.log", max_idle=5, SWEEPS_PACK_MAX_REPLICAS="2")
 
@@ -194,7 +196,7 @@ def test_stalled_worker_is_retried_and_its_late_result_is_dropped(
         stop([victim] + ([survivor] if survivor else []))
     logs = (tmp_path / "victim.log").read_text()[-3000:]
     assert victim.returncode == 0, logs
-    assert_exactly_once(client, db, final, epochs=40)
+    assert_exactly_once(client, db, final, epochs=100)
     with db.transaction() as s:
         writers = set(s.scalars(select(Run.worker_id).where(Run.config_id == config_id)))
         assert victim_id not in writers  # the late result did not overwrite the retry's
