@@ -75,9 +75,10 @@ def analysis_columns(metrics: Mapping[str, Any] | None) -> dict[str, float | int
 
     Written beside ``metrics`` (``runs.store_outcome``), so the two never disagree.
     """
+    given = metrics or {}
     out: dict[str, float | int | None] = {}
     for name in ANALYSIS_METRICS:
-        v = (metrics or {}).get(name)
+        v = given.get(name)
         if not isinstance(v, int | float) or not math.isfinite(v):
             out[name] = None
         else:
@@ -110,11 +111,7 @@ def analysis_rows(session: Session, *, sweep_id: int) -> list[AnalysisRow]:
             Run.run_class,
             Run.final_loss,
             Run.final_accuracy,
-            Run.l0,
-            Run.l_chance,
-            Run.epochs_to_target,
-            *(getattr(Run, k) for k in SEED_FLUCTUATION_KEYS),
-            *(getattr(Run, k) for k in SHARPNESS_KEYS),
+            *(getattr(Run, k) for k in ANALYSIS_METRICS),  # l0, l_chance, epochs_to_target, then _SHARP
         )
         .where(Run.sweep_id == sweep_id)
         .order_by(Run.config_id, Run.seed)
