@@ -6,14 +6,14 @@ What is measured, precisely (derivations and sources in docs/sharpness.md):
   objective (mean per-sample loss, inference mode, plus ``model.losses``) with
   respect to the trainable weights, on the whole training set or on a fixed
   subset of ``examples`` examples drawn by the run's data seed
-  (``subset_indices``). Power iteration on Hessian-vector products
-  (double backward with ``tf.GradientTape``), ``iterations`` products per
-  estimate (or fewer with ``tolerance``: stopped once the quotient moves by less
-  than that fraction in a step), the Rayleigh quotient ``v . H v`` of the last iterate; when that
-  is negative (a negative eigenvalue dominates, early in training) a second
-  run on ``H - lam I`` gives the top one (``top_eigenvalue``). Each
-  estimate starts from the previous estimate's vector (warm start), the first
-  from a Gaussian vector seeded by the data seed.
+  (``subset_indices``). Lanczos on Hessian-vector products (double backward
+  with ``tf.GradientTape``; ``workers.training.lanczos``), ``iterations``
+  products per estimate (or fewer with ``tolerance``: stopped once the residual
+  bound of every estimate is below that fraction of it); the estimate is the top
+  Ritz value, the largest algebraic eigenvalue even when a negative one
+  dominates in magnitude. Each estimate starts from the previous estimate's
+  Ritz vector (warm start), the first from a Gaussian vector seeded by the data
+  seed.
 - ``preconditioned_sharpness`` (Adam, AdamW, RMSprop): the largest eigenvalue of
   ``P^-1 H`` with the optimizer's current preconditioner ``P`` (diagonal),
   computed as that of the symmetric ``P^-1/2 H P^-1/2`` (same eigenvalues).
@@ -28,11 +28,11 @@ What is measured, precisely (derivations and sources in docs/sharpness.md):
   sharpness for adaptive optimizers, the sharpness for SGD) is compared to, for
   the learning rate of the epoch's last update: ``stability_threshold``.
 
-The power iteration itself (``power_iteration``) serves a lone model (reductions
-over every axis) and a pack (``batched``: reductions per replica over the leading
-replica axis: the packed loss is a sum of independent replicas' losses, so its
-Hessian is block diagonal and one iteration normalised per replica gives every
-replica's top eigenvalue at once).
+The Lanczos iteration serves a lone model (reductions over every axis) and a
+pack (``batched``: reductions per replica over the leading replica axis: the
+packed loss is a sum of independent replicas' losses, so its Hessian is block
+diagonal and one iteration with per-replica coefficients gives every replica's
+top eigenvalue at once).
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ import tensorflow as tf
 
 from service.core.spec import RecordSharpness
 from workers.training.interface import EpochRecord
+from workers.training.lanczos import MatVec, Vectors
 
 _T = TypeVar("_T")
 logger = logging.getLogger(__name__)
@@ -74,10 +75,6 @@ def with_estimate(record: EpochRecord, estimate: Estimate | None) -> EpochRecord
         preconditioned_sharpness=estimate.preconditioned_sharpness,
         stability_threshold=estimate.stability_threshold,
     )
-
-
-Vectors = list[tf.Tensor]
-MatVec = Callable[[Vectors], Vectors]
 
 
 def measured_at(epoch: int, options: RecordSharpness) -> bool:
@@ -121,93 +118,6 @@ def start_vectors(shapes: Sequence[Sequence[int]], seed: int) -> Vectors:
     """The power iteration's first vector: standard Gaussian, one tensor per weight."""
     rng = np.random.default_rng([int(seed), 0x5B])
     return [tf.constant(rng.standard_normal(tuple(s)).astype(np.float32)) for s in shapes]
-
-
-def _dot(a: Vectors, b: Vectors, batched: bool) -> tf.Tensor:
-    """Inner product over all weights: a scalar, or ``[K]`` per replica when ``batched``."""
-    terms = []
-    for x, y in zip(a, b, strict=True):
-        axes = list(range(1, len(x.shape))) if batched else None
-        terms.append(tf.reduce_sum(x * y, axis=axes))
-    return tf.add_n(terms)
-
-
-def _scale(vs: Vectors, s: tf.Tensor, batched: bool) -> Vectors:
-    if not batched:
-        return [v * s for v in vs]
-    return [v * tf.reshape(s, [-1] + [1] * (len(v.shape) - 1)) for v in vs]
-
-
-def _normalise(vs: Vectors, batched: bool) -> Vectors:
-    norm = tf.sqrt(_dot(vs, vs, batched))
-    # A zero vector (a replica whose Hessian block is zero) stays zero instead of NaN.
-    inv = tf.where(norm > 0, 1.0 / tf.where(norm > 0, norm, 1.0), 0.0)
-    return _scale(vs, inv, batched)
-
-
-def power_iteration(
-    matvec: MatVec,
-    start: Vectors,
-    iterations: int,
-    *,
-    batched: bool = False,
-    tolerance: float | None = None,
-) -> tuple[tf.Tensor, Vectors]:
-    """``iterations`` steps of power iteration on a symmetric ``matvec``.
-
-    Returns the Rayleigh quotient ``v . A v`` of the last iterate (a scalar, or ``[K]``
-    with ``batched``) and the next iterate (unit vector) to start the next estimate from.
-    With ``tolerance``, stops after the first step at which the quotient changed by less
-    than ``tolerance`` relative to its new value (for every replica when ``batched``):
-    each step is a Hessian-vector product, the whole cost of an estimate, so a
-    warm-started estimate that has already converged takes two steps instead of M.
-    """
-    v = _normalise(start, batched)
-    rayleigh = tf.zeros([], tf.float32)
-    for step in range(max(1, iterations)):
-        av = matvec(v)
-        previous, rayleigh = rayleigh, _dot(v, av, batched)
-        v = _normalise(av, batched)
-        if tolerance is not None and step > 0 and _settled(previous, rayleigh, tolerance):
-            break
-    return rayleigh, v
-
-
-def _settled(previous: tf.Tensor, current: tf.Tensor, tolerance: float) -> bool:
-    """Whether every quotient moved by less than ``tolerance`` of its size (a zero one stays zero)."""
-    change = tf.abs(current - previous)
-    return bool(tf.reduce_all(change <= tolerance * tf.abs(current)))
-
-
-def top_eigenvalue(
-    matvec: MatVec,
-    start: Vectors,
-    iterations: int,
-    *,
-    batched: bool = False,
-    tolerance: float | None = None,
-) -> tuple[tf.Tensor, Vectors]:
-    """The largest (not largest in magnitude) eigenvalue, and the vector to warm-start from.
-
-    Power iteration finds the eigenvalue of largest magnitude; early in training a
-    negative one can dominate. Where it did, a second run on the shifted ``A - lam I``
-    (whose spectrum is then non-negative, its top at ``lam_max - lam``) finds the top.
-    """
-    lam, v = power_iteration(matvec, start, iterations, batched=batched, tolerance=tolerance)
-    negative = lam < 0
-    if not bool(tf.reduce_any(negative)):
-        return lam, v
-    shift = tf.minimum(lam, 0.0)
-
-    def shifted(u: Vectors) -> Vectors:
-        return [a - b for a, b in zip(matvec(u), _scale(u, shift, batched), strict=True)]
-
-    lam2, v2 = power_iteration(shifted, start, iterations, batched=batched, tolerance=tolerance)
-    top = tf.where(negative, lam2 + shift, lam)
-    if not batched:
-        return top, v2
-    keep = [tf.reshape(negative, [-1] + [1] * (len(x.shape) - 1)) for x in v]
-    return top, [tf.where(k, b, a) for k, a, b in zip(keep, v, v2, strict=True)]
 
 
 def symmetric_preconditioned(matvec: MatVec, inv_sqrt_p: Vectors) -> MatVec:

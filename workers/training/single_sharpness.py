@@ -15,12 +15,11 @@ import keras
 import tensorflow as tf
 
 from service.core.spec import RecordSharpness
+from workers.training.lanczos import MatVec, Vectors, top_eigenvalue
 from workers.training.sharpness import (
     ADAPTIVE,
     Estimate,
-    MatVec,
     SecondOrderGuard,
-    Vectors,
     adam_inv_sqrt_preconditioner,
     measured_at,
     rmsprop_inv_sqrt_preconditioner,
@@ -28,7 +27,6 @@ from workers.training.sharpness import (
     start_vectors,
     subset_indices,
     symmetric_preconditioned,
-    top_eigenvalue,
 )
 
 _Hvp = Callable[..., Any]

@@ -1,4 +1,4 @@
-"""The sharpness arithmetic: power iteration, preconditioners, thresholds against Keras optimizers."""
+"""The sharpness arithmetic: Lanczos, preconditioners, thresholds against Keras optimizers."""
 
 from __future__ import annotations
 
@@ -8,17 +8,16 @@ import pytest
 import tensorflow as tf
 
 from service.core.spec import RecordSharpness
+from workers.training.lanczos import top_eigenvalue
 from workers.training.optimizers import build_optimizer, resolve_optimizer_params
 from workers.training.sharpness import (
     adam_inv_sqrt_preconditioner,
     measured_at,
-    power_iteration,
     rmsprop_inv_sqrt_preconditioner,
     stability_threshold,
     start_vectors,
     subset_indices,
     symmetric_preconditioned,
-    top_eigenvalue,
 )
 
 
@@ -32,70 +31,90 @@ def _matvec(a: np.ndarray):  # type: ignore[no-untyped-def]
     return lambda v: [tf.linalg.matvec(m, v[0])]
 
 
-def test_power_iteration_finds_the_top_eigenvalue() -> None:
+def _counted(m: np.ndarray, calls: list[int]):  # type: ignore[no-untyped-def]
+    """The (batched, for a 3-d ``m``) product, counting its calls."""
+    t = tf.constant(m)
+
+    def apply(v: list[tf.Tensor]) -> list[tf.Tensor]:
+        calls.append(1)
+        return [tf.linalg.matvec(t, v[0])]
+
+    return apply
+
+
+def test_lanczos_finds_the_top_eigenvalue_and_its_vector() -> None:
     a = _sym(np.random.default_rng(0), [5.0, 2.0, 1.0, -0.5])
-    lam, v = power_iteration(_matvec(a), start_vectors([(4,)], 1), 60)
-    assert float(lam) == pytest.approx(5.0, rel=1e-4)
+    lam, v = top_eigenvalue(_matvec(a), start_vectors([(4,)], 1), 4)
+    assert float(lam) == pytest.approx(5.0, rel=1e-5)
     assert float(tf.norm(v[0])) == pytest.approx(1.0, rel=1e-5)
+    av = a @ v[0].numpy()
+    np.testing.assert_allclose(av, 5.0 * v[0].numpy(), atol=1e-4)
 
 
-def test_a_dominant_negative_eigenvalue_is_shifted_away() -> None:
+def test_the_largest_algebraic_eigenvalue_even_when_a_negative_one_dominates() -> None:
+    """Power iteration would converge to -8 (largest magnitude); the Ritz value is the top, 3."""
     a = _sym(np.random.default_rng(1), [3.0, 1.0, -8.0])
-    lam_abs, _ = power_iteration(_matvec(a), start_vectors([(3,)], 1), 80)
-    assert float(lam_abs) == pytest.approx(-8.0, rel=1e-3)
-    lam, _ = top_eigenvalue(_matvec(a), start_vectors([(3,)], 1), 80)
-    assert float(lam) == pytest.approx(3.0, rel=1e-3)
+    lam, _ = top_eigenvalue(_matvec(a), start_vectors([(3,)], 1), 10)
+    assert float(lam) == pytest.approx(3.0, rel=1e-4)
+    negative = _sym(np.random.default_rng(1), [-1.0, -2.0, -30.0])
+    lam, _ = top_eigenvalue(_matvec(negative), start_vectors([(3,)], 1), 10)
+    assert float(lam) == pytest.approx(-1.0, rel=1e-4)
 
 
-def test_batched_iteration_normalises_each_replica_apart() -> None:
-    """Block-diagonal operator: each replica's block has its own scale, one shift only where needed."""
+def test_batched_lanczos_gives_each_replica_its_own_estimate() -> None:
+    """Block-diagonal operator: each replica's block has its own scale and sign; a rank-one block
+    (eigenvalues -4, 0, 0) completes its basis after two steps, and the steps it sits out must not
+    become its top."""
     rng = np.random.default_rng(2)
+    u = rng.standard_normal(3)
+    rank_one = (-4.0 * np.outer(u, u) / (u @ u)).astype(np.float32)  # eigenvalues -4, 0, 0
     blocks = [_sym(rng, [1e3, 1.0, 0.5]), _sym(rng, [0.01, 0.002, 0.001]), _sym(rng, [2.0, -9.0, 0.1])]
-    stack = tf.constant(np.stack(blocks))
-
-    def matvec(v: list[tf.Tensor]) -> list[tf.Tensor]:
-        return [tf.linalg.matvec(stack, v[0])]
-
-    start = [tf.constant(rng.standard_normal((3, 3)).astype(np.float32))]
-    lam, _ = top_eigenvalue(matvec, start, 80, batched=True)
-    np.testing.assert_allclose(lam.numpy(), [1e3, 0.01, 2.0], rtol=1e-3)
-
-
-def test_tolerance_stops_once_every_quotient_settled() -> None:
-    """Warm-started from a converged vector: two products; a slow-converging replica keeps it going."""
-    rng = np.random.default_rng(3)
-    a = _sym(rng, [5.0, 4.9, 1.0, 0.5])
+    blocks.append(_sym(rng, [-1.0, -2.0, -3.0]))
+    stack = np.stack([*blocks, rank_one])
+    start = [tf.constant(rng.standard_normal((5, 3)).astype(np.float32))]
     calls: list[int] = []
+    lam, v = top_eigenvalue(_counted(stack, calls), start, 80, batched=True)
+    # Every block is done after 3 products (a 3 x 3 block has a complete basis by then).
+    np.testing.assert_allclose(lam.numpy()[:4], [1e3, 0.01, 2.0, -1.0], rtol=1e-4)
+    assert abs(float(lam[4])) < 1e-5
+    assert len(calls) <= 3
+    np.testing.assert_allclose(np.linalg.norm(v[0].numpy(), axis=1), 1.0, rtol=1e-5)
 
-    def counted(m):  # type: ignore[no-untyped-def]
-        inner = _matvec(m) if m.ndim == 2 else (lambda v: [tf.linalg.matvec(tf.constant(m), v[0])])
 
-        def apply(v: list[tf.Tensor]) -> list[tf.Tensor]:
-            calls.append(1)
-            return inner(v)
-
-        return apply
-
-    exact, v = power_iteration(_matvec(a), start_vectors([(4,)], 1), 2000)
+def test_tolerance_stops_on_the_residual_bound() -> None:
+    """Warm-started from its own Ritz vector: one product; a slow replica keeps a pack going."""
+    rng = np.random.default_rng(3)
+    spectrum = [5.05, *np.linspace(1.0, 5.0, 60)]
+    a = _sym(rng, spectrum)
+    calls: list[int] = []
+    cold, v = top_eigenvalue(_counted(a, calls), start_vectors([(61,)], 1), 200, tolerance=1e-4)
+    assert 2 < len(calls) < 61 and float(cold) == pytest.approx(5.05, rel=2e-4)
     calls.clear()
-    lam, _ = power_iteration(counted(a), v, 200, tolerance=1e-3)
-    assert len(calls) == 2 and float(lam) == pytest.approx(float(exact), rel=1e-5)
+    warm, _ = top_eigenvalue(_counted(a, calls), v, 200, tolerance=1e-4)
+    assert len(calls) == 1 and float(warm) == pytest.approx(5.05, rel=2e-4)
+    # Batched: it stops only when the slowest replica's bound is met, and never after the cap.
+    fast = _sym(rng, [50.0, *np.linspace(0.0, 1.0, 60)])
+    start = [tf.constant(rng.standard_normal((2, 61)).astype(np.float32))]
     calls.clear()
-    cold, _ = power_iteration(counted(a), start_vectors([(4,)], 1), 200, tolerance=1e-4)
-    assert 2 < len(calls) < 200 and float(cold) == pytest.approx(5.0, rel=2e-2)
-    # Batched: it stops only when the slowest replica settled, and never before `iterations`' cap.
-    fast = _sym(rng, [5.0, 0.1, 0.05, 0.01])
-    stack = np.stack([fast, a])
-    start = [tf.constant(rng.standard_normal((2, 4)).astype(np.float32))]
-    calls.clear()
-    power_iteration(counted(fast[None]), [start[0][:1]], 200, batched=True, tolerance=1e-4)
+    top_eigenvalue(_counted(fast[None], calls), [start[0][:1]], 200, batched=True, tolerance=1e-4)
     alone = len(calls)
     calls.clear()
-    power_iteration(counted(stack), start, 200, batched=True, tolerance=1e-4)
+    top_eigenvalue(_counted(np.stack([fast, a]), calls), start, 200, batched=True, tolerance=1e-4)
     assert len(calls) > alone
     calls.clear()
-    power_iteration(counted(stack), start, 3, batched=True, tolerance=1e-4)
+    top_eigenvalue(_counted(np.stack([fast, a]), calls), start, 3, batched=True, tolerance=1e-4)
     assert len(calls) == 3
+
+
+def test_a_long_run_restarts_from_its_ritz_vector(monkeypatch: pytest.MonkeyPatch) -> None:
+    """More products than the basis holds: restarted cycles converge too, with a bounded basis."""
+    from workers.training import lanczos
+
+    monkeypatch.setattr(lanczos, "RESTART", 6)
+    a = _sym(np.random.default_rng(4), [5.05, *np.linspace(1.0, 5.0, 60)])
+    calls: list[int] = []
+    lam, _ = top_eigenvalue(_counted(a, calls), start_vectors([(61,)], 1), 60)
+    assert len(calls) == 60 and float(lam) == pytest.approx(5.05, rel=1e-3)
 
 
 def test_preconditioned_operator_has_the_eigenvalues_of_p_inverse_a() -> None:

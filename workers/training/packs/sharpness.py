@@ -27,13 +27,13 @@ import tensorflow as tf
 
 from service.core.spec import RecordSharpness
 from workers.training.interface import EpochRecord
+from workers.training.lanczos import Vectors, top_eigenvalue
 from workers.training.metrics import per_sample_loss
 from workers.training.packs.workload_data import WorkloadData
 from workers.training.sharpness import (
     ADAPTIVE,
     Estimate,
     SecondOrderGuard,
-    Vectors,
     adam_inv_sqrt_preconditioner,
     measured_at,
     rmsprop_inv_sqrt_preconditioner,
@@ -41,7 +41,6 @@ from workers.training.sharpness import (
     start_vectors,
     subset_indices,
     symmetric_preconditioned,
-    top_eigenvalue,
     with_estimate,
 )
 
