@@ -1,20 +1,21 @@
-"""What ``record_sharpness`` costs, and how many power iterations the estimate needs.
+"""What ``record_sharpness`` costs, and how many Lanczos steps the estimate needs.
 
 Part 1 (overhead): ``PackTrainer`` on the sensor_lstm reference sweep (the
 training-packs benchmark's: Adam, learning rate x batch size {2, 8, 32} x
 beta_1 {0.5, 0.9} x seeds; ``--scale`` shrinks epochs, seeds and the lr grid),
 one pack per batch size as a worker forms them, trained without sharpness and
-then with each ``--settings`` entry (``every:iterations:examples[:tolerance]``,
-examples 0 = the whole training set). Compile time is excluded: each setting first trains
+then with each ``--settings`` entry (``every:iterations:examples[:tolerance[:products]]``,
+examples 0 = the whole training set, tolerance - = none). Compile time is excluded: each setting first trains
 the pack for one epoch to trace its functions, then the timed run. Prints the
-wall time of each and the overhead against the run without sharpness.
+wall time of each and the overhead against the run without sharpness, per
+batch size and for the whole sweep (the three packs together).
 
-Part 2 (convergence): one replica trained for a few epochs, then its sharpness
-(and preconditioned sharpness) estimated from the data seed's start vector
-with M = 1, 2, 5, 10, 20, 40 power iterations against M = 200 ("cold"); and
-the same run measured every epoch with M iterations each, every estimate
-warm-started from the previous epoch's vector as a sweep does ("warm"),
-against the same with M = 200.
+Part 2 (convergence): the batch-32 pack trained a few epochs, then every
+replica's sharpness and preconditioned sharpness estimated from the data
+seed's start vector (no warm start: the hardest case) with M = 3 ... 20
+Lanczos steps, with exact and with difference products, on the whole set and
+on 32 examples; the largest and the median relative error over the replicas
+against exact products with M = 60, and the wall time of each estimate.
 
 Usage: python benchmarks/bench_sharpness.py --scale 0.2
 """
@@ -62,84 +63,103 @@ def _timed_pack(workload: Any, replicas: list[Any], epochs: int, options: Any) -
     return time.perf_counter() - t
 
 
-def overhead(scale: float, settings: list[str], batches: list[int]) -> None:
+def _setting(text: str) -> Any:
+    """``every:iterations:examples[:tolerance[:products]]`` (examples 0: all; tolerance -: none)."""
     from service.core.spec import RecordSharpness
+
+    every, iters, examples, *rest = text.split(":")
+    tol = rest[0] if rest else "-"
+    return RecordSharpness.model_validate(
+        {
+            "every": int(every),
+            "iterations": int(iters),
+            "examples": int(examples) or None,
+            "tolerance": None if tol == "-" else float(tol),
+            "products": rest[1] if len(rest) > 1 else "exact",
+        }
+    )
+
+
+def overhead(scale: float, settings: list[str], batches: list[int]) -> None:
     from workers.workloads.presets import SensorLSTM
 
     workload = SensorLSTM({})
     epochs = max(5, round(30 * scale))
     _out(f"== overhead: sensor_lstm, Adam, {epochs} epochs, packs per batch size (compile excluded)")
-    _out(f"{'batch':>5} {'replicas':>8} {'setting':>18} {'wall s':>8} {'overhead':>9}")
+    _out(f"{'batch':>5} {'replicas':>8} {'setting':>28} {'wall s':>8} {'overhead':>9}")
+    totals: dict[str, float] = {}
     for batch in batches:
         reps = _replicas(scale, batch)
         base = _timed_pack(workload, reps, epochs, None)
-        _out(f"{batch:>5} {len(reps):>8} {'none':>18} {base:>8.1f} {'':>9}")
+        _out(f"{batch:>5} {len(reps):>8} {'none':>28} {base:>8.1f} {'':>9}")
+        totals["none"] = totals.get("none", 0.0) + base
         for s in settings:
-            every, iters, examples, *tol = s.split(":")
-            opts = RecordSharpness(
-                every=int(every),
-                iterations=int(iters),
-                examples=int(examples) or None,
-                tolerance=float(tol[0]) if tol else None,
-            )
+            opts = _setting(s)
             wall = _timed_pack(workload, reps, epochs, opts)
-            _out(f"{batch:>5} {len(reps):>8} {s:>18} {wall:>8.1f} {100 * (wall / base - 1):>8.0f}%")
+            _out(f"{batch:>5} {len(reps):>8} {s:>28} {wall:>8.1f} {100 * (wall / base - 1):>8.0f}%")
+            totals[s] = totals.get(s, 0.0) + wall
+    # The whole sweep: every batch size's pack, as a worker trains the reference sweep.
+    for s, wall in totals.items():
+        extra = "" if s == "none" else f"{100 * (wall / totals['none'] - 1):>8.0f}%"
+        _out(f"{'all':>5} {'':>8} {s:>28} {wall:>8.1f} {extra:>9}")
 
 
-def _cold_estimates(workload: Any, spec: Any, epochs: int, ms: list[int]) -> list[Any]:
-    """Train ``epochs`` epochs without sharpness, then estimate from the data seed's start vector."""
+def _pack_after(workload: Any, replicas: list[Any], epochs: int) -> tuple[Any, Any]:
+    """A pack trained ``epochs`` epochs without sharpness, and the workload's data: (pack, data)."""
     from service.core.spec import RecordSharpness
     from workers.training.interface import NullObserver
-    from workers.training.single import SingleTrainer
+    from workers.training.packs import PackTrainer
+    from workers.training.packs import sharpness as pack_sharpness
     from workers.training.training_plan import TrainingPlan
 
-    trainer = SingleTrainer()
-    trainer.train(workload, [spec], epochs, NullObserver())
-    entry = next(iter(trainer._compiled.values()))  # the replica's model and optimizer, as trained
-    data = trainer._dataset(workload)
-    params = {**workload.default_params, **spec.params}
-    out = []
-    for m in ms:
-        trainer.plan = TrainingPlan(sharpness=RecordSharpness(iterations=m))
-        estimator = trainer._sharpness_for(entry, data, params, spec)
-        assert estimator is not None
-        out.append(estimator.estimate(0, float(params["learning_rate"])))
-    return out
+    seen: dict[str, Any] = {}
+    real = pack_sharpness.PackSharpness.estimate
+
+    def capture(self: Any, pack: Any, epoch: int) -> None:
+        if epoch == epochs:
+            seen["pack"], seen["data"] = pack, self._data
+        return None
+
+    pack_sharpness.PackSharpness.estimate = capture  # type: ignore[method-assign]
+    try:
+        trainer = PackTrainer(plan=TrainingPlan(sharpness=RecordSharpness(every=epochs)))
+        trainer.train(workload, replicas, epochs, NullObserver())
+    finally:
+        pack_sharpness.PackSharpness.estimate = real  # type: ignore[method-assign]
+    return seen["pack"], seen["data"]
 
 
-def convergence(epochs: int) -> None:
-    from service.core.spec import RecordSharpness
-    from workers.training.interface import NullObserver, ReplicaSpec
-    from workers.training.single import SingleTrainer
-    from workers.training.training_plan import TrainingPlan
+def convergence(epochs: int, scale: float, batch: int) -> None:
+    import numpy as np
+
+    from workers.training.packs.sharpness import PackSharpness
     from workers.workloads.presets import SensorLSTM
 
     workload = SensorLSTM({})
-    spec = ReplicaSpec(0, {"optimizer": "adam", "learning_rate": 3e-3, "batch_size": 8}, 1, 2)
-    ms = [1, 2, 5, 10, 20, 40, 200]
-    _out(f"\n== convergence: sensor_lstm, Adam lr 3e-3, batch 8, after {epochs} epochs (M=200 = reference)")
-    t = time.perf_counter()
-    cold = _cold_estimates(workload, spec, epochs, ms)
-    truth = cold[-1]
+    pack, data = _pack_after(workload, _replicas(scale, batch), epochs)
     _out(
-        f"cold estimates: {time.perf_counter() - t:.1f} s; reference sharpness {truth.sharpness:.4g}, "
-        f"preconditioned {truth.preconditioned_sharpness:.4g}"
+        f"\n== convergence: sensor_lstm pack of {len(pack.replicas)} (Adam, batch {batch}) after {epochs} "
+        "epochs, from the data seed's start vector; error against exact products, M = 60"
     )
-    # A sweep's estimates are warm-started from the previous measured epoch's vector (every: 1 here).
-    warm_truth = SingleTrainer(plan=TrainingPlan(sharpness=RecordSharpness(iterations=200)))
-    ref_curve = warm_truth.train(workload, [spec], epochs, NullObserver())[0].epochs[epochs]
-    heads = ("cold sharpness", "preconditioned", "warm (every: 1)", "warm precond.")
-    _out(f"{'M':>4} " + " ".join(f"{h:>15}" for h in heads))
-    for m, got in zip(ms[:-1], cold[:-1], strict=True):
-        warm = SingleTrainer(plan=TrainingPlan(sharpness=RecordSharpness(iterations=m)))
-        w = warm.train(workload, [spec], epochs, NullObserver())[0].epochs[epochs]
-        errs = [
-            abs(got.sharpness / truth.sharpness - 1),
-            abs(got.preconditioned_sharpness / truth.preconditioned_sharpness - 1),
-            abs(w.sharpness / ref_curve.sharpness - 1),
-            abs(w.preconditioned_sharpness / ref_curve.preconditioned_sharpness - 1),
-        ]
-        _out(f"{m:>4} " + " ".join(f"{100 * e:>14.2f}%" for e in errs))
+
+    def estimates(m: int, products: str, examples: int | None) -> tuple[np.ndarray, float]:
+        opts = _setting(f"1:{m}:{examples or 0}:-:{products}")
+        t = time.perf_counter()
+        got = PackSharpness(opts, data, workload.loss, pack)._estimate(pack)
+        return np.array([[a, b] for a, b in got], float), time.perf_counter() - t
+
+    heads = ("sharpness max", "median", "precond. max", "median", "wall s")
+    for examples in (None, 32):
+        truth, _ = estimates(60, "exact", examples)
+        _out(f"examples: {examples or 'all'}")
+        _out(f"{'products':>10} {'M':>3} " + " ".join(f"{h:>13}" for h in heads))
+        for products in ("exact", "difference"):
+            for m in (3, 5, 10, 15, 20):
+                got, wall = estimates(m, products, examples)
+                err = np.abs(got / truth - 1)
+                cols = [np.max(err[:, 0]), np.median(err[:, 0]), np.max(err[:, 1]), np.median(err[:, 1])]
+                errs = " ".join(f"{100 * c:>12.2f}%" for c in cols)
+                _out(f"{products:>10} {m:>3} {errs} {wall:>13.2f}")
 
 
 def main() -> None:
@@ -148,8 +168,9 @@ def main() -> None:
     ap.add_argument(
         "--settings",
         nargs="+",
-        default=["5:20:0", "5:20:0:1e-3", "5:5:32"],
-        help="every:iterations:examples[:tolerance] (examples 0 = the whole training set)",
+        default=["5:20:0", "5:20:0:-:difference", "5:10:32:-:difference", "5:10:32:1e-2:difference"],
+        help="every:iterations:examples[:tolerance[:products]] (examples 0 = the whole training set, "
+        "tolerance - = none, products exact or difference)",
     )
     ap.add_argument("--batches", type=int, nargs="+", default=[2, 8, 32])
     ap.add_argument("--convergence-epochs", type=int, default=5)
@@ -159,7 +180,7 @@ def main() -> None:
     if "overhead" not in skip:
         overhead(args.scale, args.settings, args.batches)
     if "convergence" not in skip:
-        convergence(args.convergence_epochs)
+        convergence(args.convergence_epochs, args.scale, 32)
 
 
 if __name__ == "__main__":

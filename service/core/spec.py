@@ -122,14 +122,16 @@ class RecordSharpness(Strict):
     """Measure each run's sharpness every ``every`` epochs (docs/sharpness.md).
 
     The top eigenvalue of the training-loss Hessian with respect to the weights, by
-    ``iterations`` steps of power iteration on Hessian-vector products (fewer with
-    ``tolerance``, once the estimate stopped moving); for Adam, AdamW and RMSprop also
-    the preconditioned sharpness (top eigenvalue of P^-1 H).
+    ``iterations`` steps of Lanczos on Hessian-vector products (fewer with
+    ``tolerance``, once every estimate's residual bound is below it); for Adam, AdamW
+    and RMSprop also the preconditioned sharpness (top eigenvalue of P^-1 H).
+    ``products`` says how each product is computed: exactly (double backward) or by a
+    difference of two gradients through the training kernels (cheaper, approximate).
     """
 
     every: int = Field(1, ge=1, description="estimate at epochs 0, every, 2*every, ...")
     iterations: int = Field(
-        20, ge=1, le=1000, description="power-iteration steps (Hessian-vector products) per estimate"
+        20, ge=1, le=1000, description="Lanczos steps (Hessian-vector products) per estimate"
     )
     examples: int | None = Field(
         None,
@@ -141,9 +143,18 @@ class RecordSharpness(Strict):
         None,
         gt=0,
         lt=1,
-        description="stop an estimate's power iteration early, before `iterations` steps, once every "
-        "run's Rayleigh quotient changed by less than this fraction in one step (1e-3: within about "
-        "0.1%); null: always `iterations` steps",
+        description="stop an estimate early, before `iterations` products, once every run's residual "
+        "bound (the distance within which an eigenvalue provably lies) is below this fraction of its "
+        "estimate; null: always `iterations` products",
+    )
+    products: Literal["exact", "difference"] = Field(
+        "exact",
+        description="exact: Hessian-vector products by double backward; difference: "
+        "(gradient(w + e v) - gradient(w)) / e through the kernels training uses (the fused LSTM "
+        "kernel, cuDNN), 2-4x cheaper on recurrent models and possible where a kernel has no second "
+        "derivative; within ~0.2% on smooth models that train, but wrong where the gradient jumps "
+        "between w and w + e v (ReLU and max-pooling kinks: use exact for such models) or bends "
+        "sharply (runs that have blown up); docs/sharpness.md",
     )
 
 

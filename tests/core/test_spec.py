@@ -159,6 +159,7 @@ def test_init_is_seeded_by_default_or_saved() -> None:
         ({"every": "5"}, "every"),
         ({"tolerance": 0}, "tolerance"),
         ({"tolerance": 1.0}, "tolerance"),
+        ({"products": "forward"}, "products"),
     ],
 )
 def test_record_sharpness_is_checked_field_by_field(option: dict[str, object], field: str) -> None:
@@ -175,5 +176,7 @@ def test_record_sharpness_defaults() -> None:
         None,
         None,
     )
+    assert opts.products == "exact"
+    assert _spec(record_sharpness={"products": "difference"}).record_sharpness.products == "difference"  # type: ignore[union-attr]
     assert _spec(record_sharpness={"tolerance": 1e-3}).record_sharpness.tolerance == 1e-3  # type: ignore[union-attr]
     assert _spec().record_sharpness is None

@@ -65,18 +65,6 @@ def scale(vs: Vectors, s: tf.Tensor, batched: bool) -> Vectors:
     return [v * tf.reshape(s, [-1] + [1] * (len(v.shape) - 1)) for v in vs]
 
 
-def normalise(vs: Vectors, batched: bool) -> Vectors:
-    """Unit vectors (per replica); a zero vector stays zero instead of NaN."""
-    norm = tf.sqrt(dot(vs, vs, batched))
-    inv = tf.where(norm > 0, 1.0 / tf.where(norm > 0, norm, 1.0), 0.0)
-    return scale(vs, inv, batched)
-
-
-def _axpy(y: Vectors, a: tf.Tensor, x: Vectors, batched: bool) -> Vectors:
-    """``y - a x``."""
-    return [yi - xi for yi, xi in zip(y, scale(x, a, batched), strict=True)]
-
-
 class _Tridiagonal:
     """Every replica's Lanczos coefficients, and the top eigenpair of each one's T."""
 
@@ -121,48 +109,60 @@ class _Tridiagonal:
         return theta, s, residual
 
 
-def _ritz_vector(basis: list[Vectors], s: np.ndarray, batched: bool) -> Vectors:
-    """``sum_i s_i q_i`` per replica."""
-    out: Vectors | None = None
-    for i, q in enumerate(basis):
-        coef = tf.constant(s[:, i] if batched else s[0, i], tf.float32)
-        term = scale(q, coef, batched)
-        out = term if out is None else [a + b for a, b in zip(out, term, strict=True)]
-    assert out is not None
-    return normalise(out, batched)
+class _Flat:
+    """Vectors as one ``[K, P]`` matrix (K = 1 unbatched), so that the basis operations are a
+    few large ops instead of a few per weight tensor per basis vector."""
+
+    def __init__(self, like: Vectors, batched: bool) -> None:
+        self.batched = batched
+        self.shapes = [tuple(v.shape[1:]) if batched else tuple(v.shape) for v in like]
+        self.sizes = [int(np.prod(sh)) for sh in self.shapes]
+
+    def flat(self, vs: Vectors) -> tf.Tensor:
+        if not self.batched:
+            vs = [v[None] for v in vs]
+        k = tf.shape(vs[0])[0]
+        rows = [tf.reshape(v, tf.stack([k, size])) for v, size in zip(vs, self.sizes, strict=True)]
+        return tf.concat(rows, 1)
+
+    def vectors(self, m: tf.Tensor) -> Vectors:
+        parts = tf.split(m, self.sizes, axis=1)
+        out = [tf.reshape(p, [-1, *sh]) for p, sh in zip(parts, self.shapes, strict=True)]
+        return out if self.batched else [o[0] for o in out]
 
 
 def _cycle(
     matvec: MatVec, start: Vectors, steps: int, batched: bool, tolerance: float | None
 ) -> tuple[np.ndarray, Vectors, int]:
     """One Lanczos run of at most ``steps`` products: Ritz values, Ritz vectors, products used."""
-    q = normalise(start, batched)
-    k = int(q[0].shape[0]) if batched else 1
+    shape = _Flat(start, batched)
+    q = tf.math.l2_normalize(shape.flat(start), axis=1)  # a zero row stays zero
+    k = int(q.shape[0])
     t = _Tridiagonal(k)
     basis = [q]
     theta = np.zeros(k)
     s = np.ones((k, 1))
     used = 0
     for _ in range(steps):
-        z = matvec(q)
+        z = shape.flat(matvec(shape.vectors(q)))
         used += 1
-        alpha = dot(q, z, batched)
+        alpha = tf.reduce_sum(q * z, axis=1)
+        stacked = tf.stack(basis, axis=1)  # [K, j, P]
         for _twice in range(2):  # full reorthogonalisation (alpha q and beta q_prev are in it)
-            for b in basis:
-                z = _axpy(z, dot(b, z, batched), b, batched)
-        beta = tf.sqrt(dot(z, z, batched))
-        t.add(np.reshape(alpha.numpy(), k), np.reshape(beta.numpy(), k))
+            z -= tf.einsum("kjp,kj->kp", stacked, tf.einsum("kjp,kp->kj", stacked, z))
+        beta = tf.norm(z, axis=1)
+        t.add(alpha.numpy(), beta.numpy())
         theta, s, residual = t.top()
         if t.done.all():
             break
         if tolerance is not None and np.all(residual <= tolerance * np.abs(theta)):
             break
         # Replicas whose basis is complete get a zero vector: their coefficients stop there.
-        keep = tf.constant(np.where(t.done, 0.0, 1.0 / np.maximum(np.reshape(beta.numpy(), k), 1e-30)))
-        q = scale(z, keep if batched else keep[0], batched)
+        keep = np.where(t.done, 0.0, 1.0 / np.maximum(beta.numpy(), 1e-30)).astype(np.float32)
+        q = z * keep[:, None]
         basis.append(q)
-    ritz = _ritz_vector(basis[: s.shape[1]], s, batched)
-    return theta, ritz, used
+    ritz = tf.einsum("kjp,kj->kp", tf.stack(basis[: s.shape[1]], axis=1), tf.constant(s, tf.float32))
+    return theta, shape.vectors(tf.math.l2_normalize(ritz, axis=1)), used
 
 
 def top_eigenvalue(

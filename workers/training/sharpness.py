@@ -48,7 +48,7 @@ import tensorflow as tf
 
 from service.core.spec import RecordSharpness
 from workers.training.interface import EpochRecord
-from workers.training.lanczos import MatVec, Vectors
+from workers.training.lanczos import MatVec, Vectors, dot, scale
 
 _T = TypeVar("_T")
 logger = logging.getLogger(__name__)
@@ -120,6 +120,34 @@ def start_vectors(shapes: Sequence[Sequence[int]], seed: int) -> Vectors:
     return [tf.constant(rng.standard_normal(tuple(s)).astype(np.float32)) for s in shapes]
 
 
+# The step of a difference product, relative to the weights' size: e = DIFFERENCE_STEP (1 + |w|)
+# along a unit direction. Measured on sensor_lstm packs (docs/sharpness.md): at 1e-4 a forward
+# difference is within ~0.2% of the double-backward product on runs that train normally; larger
+# steps add the loss' third derivative, smaller ones float32 rounding of the two gradients.
+DIFFERENCE_STEP = 1e-4
+
+
+def difference_product(gradient_at: Callable[[Vectors], Vectors], w: Vectors, *, batched: bool) -> MatVec:
+    """``v -> (g(w + e v) - g(w)) / e``, ``g = gradient_at``: ``H v`` to first order in ``e``.
+
+    One gradient per product, plus ``g(w)`` once for every product of the estimate
+    (computed at the first). ``e`` is per replica with ``batched``: each replica's
+    weights have their own size.
+    """
+    size = 1.0 + tf.sqrt(dot(w, w, batched))
+    base: list[Vectors] = []
+
+    def apply(v: Vectors) -> Vectors:
+        if not base:
+            base.append(gradient_at(w))
+        norm = tf.sqrt(dot(v, v, batched))
+        e = DIFFERENCE_STEP * size / tf.where(norm > 0, norm, 1.0)
+        moved = gradient_at([a + b for a, b in zip(w, scale(v, e, batched), strict=True)])
+        return scale([p - q for p, q in zip(moved, base[0], strict=True)], 1.0 / e, batched)
+
+    return apply
+
+
 def symmetric_preconditioned(matvec: MatVec, inv_sqrt_p: Vectors) -> MatVec:
     """``u -> P^-1/2 A P^-1/2 u``: same eigenvalues as ``P^-1 A``, and symmetric."""
 
@@ -174,6 +202,12 @@ class SecondOrderGuard:
         try:
             return estimate()
         except (LookupError, tf.errors.OpError) as exc:
-            logger.warning("sharpness not measured for this %s: %s: %s", self.what, type(exc).__name__, exc)
+            logger.warning(
+                "sharpness not measured for this %s: %s: %s (`products: difference` needs only "
+                "first derivatives)",
+                self.what,
+                type(exc).__name__,
+                exc,
+            )
             self.failed = True
             return None

@@ -92,7 +92,7 @@ from workers.training.optimizers import (
     set_learning_rate,
 )
 from workers.training.sharpness import with_estimate
-from workers.training.single_sharpness import LoneSharpness, make_hvp
+from workers.training.single_sharpness import LoneSharpness, make_gradient, make_hvp
 from workers.training.single_steps import CompiledReplica, make_eval_step, make_train_step, same_structure
 from workers.training.training_data import TrainingData, load_training_data
 from workers.training.training_plan import TrainingPlan
@@ -280,13 +280,20 @@ class SingleTrainer:
         options = self.plan.sharpness
         if options is None:
             return None
-        if entry.hvp is None:
-            x_spec = tf.TensorSpec([None, *data.x.shape[1:]], data.x.dtype)
-            y_spec = tf.TensorSpec([None, *data.y.shape[1:]], data.y.dtype)
-            entry.hvp = make_hvp(entry.model, per_sample_loss(entry.workload.loss), x_spec, y_spec)
+        x_spec = tf.TensorSpec([None, *data.x.shape[1:]], data.x.dtype)
+        y_spec = tf.TensorSpec([None, *data.y.shape[1:]], data.y.dtype)
+        loss_fn = per_sample_loss(entry.workload.loss)
+        if options.products == "exact":
+            if entry.hvp is None:
+                entry.hvp = make_hvp(entry.model, loss_fn, x_spec, y_spec)
+            fn = entry.hvp
+        else:
+            if entry.gradient is None:
+                entry.gradient = make_gradient(entry.model, loss_fn, x_spec, y_spec)
+            fn = entry.gradient
         return LoneSharpness(
             options=options,
-            hvp=entry.hvp,
+            product_fn=fn,
             model=entry.model,
             optimizer=entry.optimizer,
             resolved=resolve_optimizer_params(params),

@@ -2,8 +2,9 @@
 
 What is measured is defined in ``workers.training.sharpness``; this module applies
 it to a lone replica: Hessian-vector products of the model's training objective by
-double backward, in chunks of the evaluation batch size, and the preconditioner
-read from the Keras optimizer's second-moment slots.
+double backward (or, with ``products: difference``, as a difference of two
+gradients at weights moved along the vector), in chunks of the evaluation batch
+size, and the preconditioner read from the Keras optimizer's second-moment slots.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from workers.training.sharpness import (
     Estimate,
     SecondOrderGuard,
     adam_inv_sqrt_preconditioner,
+    difference_product,
     measured_at,
     rmsprop_inv_sqrt_preconditioner,
     stability_threshold,
@@ -57,14 +59,35 @@ def make_hvp(
     return compiled
 
 
+def make_gradient(
+    model: Any, loss_fn: Callable[[Any, Any], Any], x_spec: tf.TensorSpec, y_spec: tf.TensorSpec
+) -> _Hvp:
+    """``gradient(x, y) -> dL/dw`` of the same objective at the model's current weights.
+
+    The gradient runs every kernel training runs (cuDNN's fused RNNs on a GPU among
+    them), which a double backward cannot.
+    """
+    weights = model.trainable_variables
+
+    def gradient(x: tf.Tensor, y: tf.Tensor) -> list[tf.Tensor]:
+        with tf.GradientTape() as tape:
+            pred = model(x, training=False)
+            loss = tf.reduce_mean(loss_fn(y, pred))
+            objective = loss + tf.add_n(model.losses) if model.losses else loss
+        return list(tape.gradient(objective, weights, unconnected_gradients=tf.UnconnectedGradients.ZERO))
+
+    compiled: _Hvp = tf.function(gradient, input_signature=[x_spec, y_spec], autograph=False)
+    return compiled
+
+
 class LoneSharpness:
-    """One replica's sharpness estimates, epoch after epoch (warm-started power iteration)."""
+    """One replica's sharpness estimates, epoch after epoch (warm-started Lanczos)."""
 
     def __init__(
         self,
         *,
         options: RecordSharpness,
-        hvp: _Hvp,
+        product_fn: _Hvp,
         model: Any,
         optimizer: keras.optimizers.Optimizer,
         resolved: dict[str, Any],
@@ -74,7 +97,8 @@ class LoneSharpness:
         chunk: int,
     ) -> None:
         self.options = options
-        self._hvp = hvp
+        self._fn = product_fn  # make_hvp's, or make_gradient's for difference products
+        self._weights = model.trainable_variables
         self._optimizer = optimizer
         self._resolved = resolved
         idx = subset_indices(int(x.shape[0]), options.examples, data_seed)
@@ -86,17 +110,31 @@ class LoneSharpness:
         self._u = list(self._v)
         self._guard = SecondOrderGuard("run")
 
-    def matvec(self, v: Vectors) -> Vectors:
-        """``H v`` on the whole subset: chunk products weighted by their share of the examples."""
+    def _over_subset(self, call: Callable[[tf.Tensor, tf.Tensor], Vectors]) -> Vectors:
+        """``call``'s mean over the whole subset: chunk results weighted by their share."""
         n = int(self._x.shape[0])
         total: Vectors | None = None
         for start in range(0, n, self._chunk):
             xs, ys = self._x[start : start + self._chunk], self._y[start : start + self._chunk]
             share = int(xs.shape[0]) / n
-            part = [h * share for h in self._hvp(xs, ys, v)]
+            part = [h * share for h in call(xs, ys)]
             total = part if total is None else [a + b for a, b in zip(total, part, strict=True)]
         assert total is not None
         return total
+
+    def matvec(self, v: Vectors) -> Vectors:
+        """``H v`` on the whole subset by double backward."""
+        return self._over_subset(lambda xs, ys: self._fn(xs, ys, v))
+
+    def _difference_matvec(self, w: Vectors) -> MatVec:
+        """``H v`` as a difference of gradients around ``w`` (the weights as trained)."""
+
+        def gradient_at(at: Vectors) -> Vectors:
+            for var, value in zip(self._weights, at, strict=True):
+                var.assign(value)
+            return self._over_subset(self._fn)
+
+        return difference_product(gradient_at, w, batched=False)
 
     def estimate(self, epoch: int, learning_rate: float) -> Estimate | None:
         """The estimates at ``epoch``, measured on the current weights; None at epochs not measured.
@@ -109,12 +147,22 @@ class LoneSharpness:
         return self._guard.run(lambda: self._estimate(learning_rate))
 
     def _estimate(self, learning_rate: float) -> Estimate:
+        if self.options.products == "exact":
+            return self._estimate_with(self.matvec, learning_rate)
+        trained = [tf.identity(var) for var in self._weights]
+        try:
+            return self._estimate_with(self._difference_matvec(trained), learning_rate)
+        finally:  # training goes on from the weights as trained, whatever happened
+            for var, value in zip(self._weights, trained, strict=True):
+                var.assign(value)
+
+    def _estimate_with(self, matvec: MatVec, learning_rate: float) -> Estimate:
         iters, tol = self.options.iterations, self.options.tolerance
-        lam, self._v = top_eigenvalue(self.matvec, self._v, iters, tolerance=tol)
+        lam, self._v = top_eigenvalue(matvec, self._v, iters, tolerance=tol)
         preconditioned = None
         inv_sqrt_p = self._inv_sqrt_preconditioner()
         if inv_sqrt_p is not None:
-            op: MatVec = symmetric_preconditioned(self.matvec, inv_sqrt_p)
+            op: MatVec = symmetric_preconditioned(matvec, inv_sqrt_p)
             lam_p, self._u = top_eigenvalue(op, self._u, iters, tolerance=tol)
             preconditioned = float(lam_p)
         return Estimate(float(lam), preconditioned, stability_threshold(self._resolved, learning_rate))

@@ -30,6 +30,7 @@ class CompiledReplica:
     train_step: Step
     eval_step: Step
     hvp: Step | None = None  # Hessian-vector product, traced when a sweep records sharpness
+    gradient: Step | None = None  # the objective's gradient, for difference products (same)
 
 
 def same_structure(a: Any, b: Any) -> bool:

@@ -25,15 +25,20 @@ def _train(
     return trainer, result
 
 
-def test_least_squares_sharpness_is_the_known_top_eigenvalue() -> None:
-    """H = (2/n) X^T X exactly (Keras' mse, one output); full-batch GD below and above the edge."""
+@pytest.mark.parametrize("products", ["exact", "difference"])
+def test_least_squares_sharpness_is_the_known_top_eigenvalue(products: str) -> None:
+    """H = (2/n) X^T X exactly (Keras' mse, one output); full-batch GD below and above the edge.
+
+    A quadratic's gradient is linear, so difference products are exact up to float32 rounding too.
+    """
     workload = LeastSquares({"lambda_max": 3.0, "condition": 10.0})
     lam_max = float(workload.hessian_eigenvalues[0])
     x = workload.dataset().x_train.astype(np.float64)
     assert np.linalg.eigvalsh(2.0 / len(x) * x.T @ x).max() == pytest.approx(lam_max, rel=1e-5)
     for lr_factor in (0.5, 1.05):
         lr = lr_factor * workload.edge_lr
-        _, result = _train(workload, {"optimizer": "sgd", "learning_rate": lr}, 6, RecordSharpness(every=2))
+        options = RecordSharpness.model_validate({"every": 2, "products": products})
+        _, result = _train(workload, {"optimizer": "sgd", "learning_rate": lr}, 6, options)
         measured = [(e.epoch, e.sharpness) for e in result.epochs if e.sharpness is not None]
         assert [ep for ep, _ in measured] == [0, 2, 4, 6]
         for _, s in measured:
@@ -64,11 +69,24 @@ class DiagonalQuadratic:
         return keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, use_bias=False)])
 
 
-def test_adam_preconditioned_sharpness_on_a_diagonal_quadratic() -> None:
+def test_difference_products_leave_training_as_it_was() -> None:
+    """The estimate moves the model's weights to w + e v and back: the run must not notice."""
+    workload = LeastSquares({"lambda_max": 3.0, "condition": 10.0})
+    params = {"optimizer": "adam", "learning_rate": 0.05}
+    plain = SingleTrainer().train(workload, [ReplicaSpec(0, params, 1, 2)], 4, NullObserver())[0]
+    options = RecordSharpness.model_validate({"every": 1, "iterations": 5, "products": "difference"})
+    _, measured = _train(workload, params, 4, options)
+    assert [e.loss for e in measured.epochs] == [e.loss for e in plain.epochs]
+    assert all(e.sharpness is not None for e in measured.epochs)
+
+
+@pytest.mark.parametrize(("products", "rel"), [("exact", 1e-3), ("difference", 5e-3)])
+def test_adam_preconditioned_sharpness_on_a_diagonal_quadratic(products: str, rel: float) -> None:
     """max_i h_i / P_i with P = (1 - b1^t)(sqrt(v) + eps)/sqrt(1 - b2^t) from the optimizer's own v."""
     workload = DiagonalQuadratic()
     params = {"optimizer": "adam", "learning_rate": 0.05, "beta_1": 0.8, "beta_2": 0.99}
-    trainer, result = _train(workload, params, 7, RecordSharpness(every=7, iterations=200))
+    options = RecordSharpness.model_validate({"every": 7, "iterations": 200, "products": products})
+    trainer, result = _train(workload, params, 7, options)
     last = result.epochs[-1]
     assert last.epoch == 7 and last.preconditioned_sharpness is not None
     optimizer = next(iter(trainer._compiled.values())).optimizer
@@ -76,8 +94,8 @@ def test_adam_preconditioned_sharpness_on_a_diagonal_quadratic() -> None:
     assert t == 7
     v = np.asarray(optimizer._velocities[0].numpy(), np.float64).ravel()
     p = (1 - 0.8**t) * (np.sqrt(v) + 1e-7) / np.sqrt(1 - 0.99**t)
-    assert last.preconditioned_sharpness == pytest.approx(np.max(workload.curvatures / p), rel=1e-3)
-    assert last.sharpness == pytest.approx(4.0, rel=1e-3)
+    assert last.preconditioned_sharpness == pytest.approx(np.max(workload.curvatures / p), rel=rel)
+    assert last.sharpness == pytest.approx(4.0, rel=rel)
     assert last.stability_threshold == pytest.approx((2 + 2 * 0.8) / ((1 - 0.8) * 0.05))
     assert result.epochs[0].preconditioned_sharpness is None  # no second moment before the first step
 

@@ -35,6 +35,7 @@ from workers.training.sharpness import (
     Estimate,
     SecondOrderGuard,
     adam_inv_sqrt_preconditioner,
+    difference_product,
     measured_at,
     rmsprop_inv_sqrt_preconditioner,
     stability_threshold,
@@ -47,48 +48,91 @@ from workers.training.sharpness import (
 if TYPE_CHECKING:  # the trainer imports this module
     from workers.training.packs.pack import Pack
 
-# Examples per Hessian-vector product call (per replica when inputs are not shared).
+# Examples per product call (per replica when inputs are not shared).
 CHUNK = 512
-_HVP_CACHE_SIZE = 8
-_hvp_cache: OrderedDict[tuple[int, str, bool], tuple[Any, Callable[..., Vectors]]] = OrderedDict()
+_FN_CACHE_SIZE = 8
+_fn_cache: OrderedDict[tuple[int, str, bool, str], tuple[Any, Callable[..., Vectors]]] = OrderedDict()
 
 # Per stacked replica: the sharpness and the preconditioned sharpness (None for SGD).
 Estimates = list[tuple[float, float | None]]
 
 
+def _objective(plan: Any, loss_fn: Any, shared: bool, fused: bool) -> Callable[..., tf.Tensor]:
+    """``total(x, y, w)``: the sum of the replicas' mean losses, inference mode."""
+
+    def total(x: tf.Tensor, y: tf.Tensor, w: list[tf.Tensor]) -> tf.Tensor:
+        out, _ = plan.forward(w, x, shared_input=shared, training=False, fused_rnn=fused)
+        yk = tf.broadcast_to(y[None], tf.concat([tf.shape(w[0])[:1], tf.shape(y)], 0)) if shared else y
+        return tf.reduce_sum(tf.reduce_mean(loss_fn(yk, out), axis=1))
+
+    return total
+
+
+def _with(w: list[tf.Tensor], trainable: list[int], values: list[tf.Tensor]) -> list[tf.Tensor]:
+    out = list(w)
+    for j, t in zip(trainable, values, strict=True):
+        out[j] = t
+    return out
+
+
 def _make_hvp(plan: Any, loss: str, shared: bool) -> Callable[..., Vectors]:
-    """``hvp(x, y, w, v) -> H v`` of the sum of the replicas' mean losses (block diagonal H)."""
-    loss_fn = per_sample_loss(loss)
+    """``hvp(x, y, w, v) -> H v`` of the sum of the replicas' mean losses (block diagonal H).
+
+    ``v`` and the result are per trainable weight (``plan.trainable_mask``): the Hessian
+    is the trainable weights', as the optimizer sees them (not BatchNormalization's
+    moving statistics, which inference mode reads). LSTMs run unfused: the fused kernel
+    has no second derivative.
+    """
+    total = _objective(plan, per_sample_loss(loss), shared, fused=False)
+    trainable = [j for j, t in enumerate(plan.trainable_mask) if t]
 
     def hvp(x: tf.Tensor, y: tf.Tensor, w: list[tf.Tensor], v: list[tf.Tensor]) -> list[tf.Tensor]:
+        wt = [w[j] for j in trainable]
         with tf.GradientTape() as outer:
-            outer.watch(w)
+            outer.watch(wt)
             with tf.GradientTape() as inner:
-                inner.watch(w)
-                out, _ = plan.forward(w, x, shared_input=shared, training=False, fused_rnn=False)
-                yk = (
-                    tf.broadcast_to(y[None], tf.concat([tf.shape(w[0])[:1], tf.shape(y)], 0)) if shared else y
-                )
-                total = tf.reduce_sum(tf.reduce_mean(loss_fn(yk, out), axis=1))
-            grads = inner.gradient(total, w, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+                inner.watch(wt)
+                value = total(x, y, _with(w, trainable, wt))
+            grads = inner.gradient(value, wt, unconnected_gradients=tf.UnconnectedGradients.ZERO)
             gv = tf.add_n([tf.reduce_sum(g * vi) for g, vi in zip(grads, v, strict=True)])
-        return list(outer.gradient(gv, w, unconnected_gradients=tf.UnconnectedGradients.ZERO))
+        return list(outer.gradient(gv, wt, unconnected_gradients=tf.UnconnectedGradients.ZERO))
 
     # autograph=False: graph code already (see epoch_function.py).
     compiled: Callable[..., Vectors] = tf.function(hvp, reduce_retracing=True, autograph=False)
     return compiled
 
 
-def _hvp_for(plan: Any, loss: str, shared: bool) -> Callable[..., Vectors]:
-    key = (id(plan), loss, shared)
-    hit = _hvp_cache.get(key)
+def _make_gradient(plan: Any, loss: str, shared: bool) -> Callable[..., Vectors]:
+    """``gradient(x, y, w) -> dL/dw`` per trainable weight, through the kernels training uses.
+
+    For ``products: difference``: the fused LSTM kernel (forward and backward in C++, ~4x
+    a double backward's speed on sensor_lstm) has a gradient but no second derivative.
+    """
+    total = _objective(plan, per_sample_loss(loss), shared, fused=True)
+    trainable = [j for j, t in enumerate(plan.trainable_mask) if t]
+
+    def gradient(x: tf.Tensor, y: tf.Tensor, w: list[tf.Tensor]) -> list[tf.Tensor]:
+        wt = [w[j] for j in trainable]
+        with tf.GradientTape() as tape:
+            tape.watch(wt)
+            value = total(x, y, _with(w, trainable, wt))
+        return list(tape.gradient(value, wt, unconnected_gradients=tf.UnconnectedGradients.ZERO))
+
+    compiled: Callable[..., Vectors] = tf.function(gradient, reduce_retracing=True, autograph=False)
+    return compiled
+
+
+def _cached(kind: str, plan: Any, loss: str, shared: bool) -> Callable[..., Vectors]:
+    """The product (``hvp``) or gradient function of this plan, traced once per plan and loss."""
+    key = (id(plan), loss, shared, kind)
+    hit = _fn_cache.get(key)
     if hit is not None and hit[0] is plan:
-        _hvp_cache.move_to_end(key)
+        _fn_cache.move_to_end(key)
         return hit[1]
-    fn = _make_hvp(plan, loss, shared)
-    _hvp_cache[key] = (plan, fn)
-    while len(_hvp_cache) > _HVP_CACHE_SIZE:
-        _hvp_cache.popitem(last=False)
+    fn = (_make_hvp if kind == "hvp" else _make_gradient)(plan, loss, shared)
+    _fn_cache[key] = (plan, fn)
+    while len(_fn_cache) > _FN_CACHE_SIZE:
+        _fn_cache.popitem(last=False)
     return fn
 
 
@@ -106,9 +150,12 @@ class PackSharpness:
         }
         self._shared = options.examples is None or options.examples >= data.n
         self._x, self._y = data.x, data.y
-        self._hvp = _hvp_for(data.plan, loss, self._shared)
+        self._trainable = [j for j, t in enumerate(data.plan.trainable_mask) if t]
+        exact = options.products == "exact"
+        kind = "hvp" if exact else "gradient"
+        self._fn = _cached(kind, data.plan, loss, self._shared)
         # Warm starts per replica (by key), so that they follow a replica if the pack changes.
-        shapes = [tuple(w.shape[1:]) for w in pack.state.weights]
+        shapes = [tuple(pack.state.weights[j].shape[1:]) for j in self._trainable]
         self._v = {
             r.spec.key: start_vectors(shapes, s) for r, s in zip(pack.replicas, self._seeds, strict=True)
         }
@@ -123,25 +170,34 @@ class PackSharpness:
         for i, r in enumerate(pack.replicas):
             store[r.spec.key] = [t[i] for t in v]
 
-    def matvec(self, w: Sequence[tf.Tensor]) -> Callable[[Vectors], Vectors]:
-        """``v -> H v`` for stacked weights ``w``, over the whole subset, in chunks."""
+    def _over_subset(self, call: Callable[[tf.Tensor, tf.Tensor], Vectors]) -> Vectors:
+        """``call``'s mean over the whole subset: chunk results weighted by their share."""
         n = int(self._x.shape[0 if self._shared else 1])
+        total: Vectors | None = None
+        for start in range(0, n, CHUNK):
+            if self._shared:
+                xs, ys = self._x[start : start + CHUNK], self._y[start : start + CHUNK]
+                size = int(xs.shape[0])
+            else:
+                xs, ys = self._x[:, start : start + CHUNK], self._y[:, start : start + CHUNK]
+                size = int(xs.shape[1])
+            part = [h * (size / n) for h in call(xs, ys)]
+            total = part if total is None else [a + b for a, b in zip(total, part, strict=True)]
+        assert total is not None
+        return total
 
-        def apply(v: Vectors) -> Vectors:
-            total: Vectors | None = None
-            for start in range(0, n, CHUNK):
-                if self._shared:
-                    xs, ys = self._x[start : start + CHUNK], self._y[start : start + CHUNK]
-                    size = int(xs.shape[0])
-                else:
-                    xs, ys = self._x[:, start : start + CHUNK], self._y[:, start : start + CHUNK]
-                    size = int(xs.shape[1])
-                part = [h * (size / n) for h in self._hvp(xs, ys, list(w), v)]
-                total = part if total is None else [a + b for a, b in zip(total, part, strict=True)]
-            assert total is not None
-            return total
+    def matvec(self, w: Sequence[tf.Tensor]) -> Callable[[Vectors], Vectors]:
+        """``v -> H v`` (trainable weights) for stacked weights ``w``, over the whole subset."""
+        w = list(w)
+        if self.options.products == "exact":
+            return lambda v: self._over_subset(lambda xs, ys: self._fn(xs, ys, w, v))
+        trainable = self._trainable
 
-        return apply
+        def gradient_at(wt: Vectors) -> Vectors:
+            at = _with(w, trainable, wt)
+            return self._over_subset(lambda xs, ys: self._fn(xs, ys, at))
+
+        return difference_product(gradient_at, [w[j] for j in trainable], batched=True)
 
     def estimate(self, pack: Pack, epoch: int) -> Estimates | None:
         """Each stacked replica's estimates at ``epoch``, or None at an epoch not measured.
@@ -177,8 +233,9 @@ class PackSharpness:
         h = pack.hyper_t
         if t == 0 or not ({"adam", "rmsprop"} & set(pack.hyper.kinds)):
             return None
-        adam = adam_inv_sqrt_preconditioner(pack.state.v, t, h["beta_1"], h["beta_2"], h["epsilon"])
-        rms = rmsprop_inv_sqrt_preconditioner(pack.state.v, h["epsilon"])
+        slots = [pack.state.v[j] for j in self._trainable]
+        adam = adam_inv_sqrt_preconditioner(slots, t, h["beta_1"], h["beta_2"], h["epsilon"])
+        rms = rmsprop_inv_sqrt_preconditioner(slots, h["epsilon"])
         out = []
         for a, r in zip(adam, rms, strict=True):
             shape = [-1] + [1] * (len(a.shape) - 1)
