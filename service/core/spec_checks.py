@@ -8,6 +8,9 @@
   size (it would silently train full-batch).
 - ``init: saved`` needs saved weights (a workload uploaded as ``.keras`` with
   weights).
+- ``record_sharpness.products: difference`` is refused for a model whose
+  gradient jumps (``kinks``: ReLU, max pooling), where a difference of
+  gradients is no curvature.
 """
 
 from __future__ import annotations
@@ -59,3 +62,14 @@ def check_init(spec: SweepSpec, has_weights: bool, workload: str) -> None:
             f"init: saved needs saved weights, and {workload} has none; upload the model with its weights "
             "(model.save('m.keras') to POST /v1/workloads/keras) or use init: seeded"
         )
+
+
+def check_products(spec: SweepSpec, kinked: str | None, workload: str) -> None:
+    options = spec.record_sharpness
+    if options is None or options.products != "difference" or kinked is None:
+        return
+    raise InvalidSpec(
+        f"record_sharpness.products: difference needs a model whose gradient does not jump, and {workload} "
+        f"has {kinked}: a difference of gradients across a kink is no curvature (docs/sharpness.md); "
+        "use products: exact for this model"
+    )

@@ -7,6 +7,7 @@ bulk); a sampler sweep (random/TPE/QMC) enqueues nothing and lets workers
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,7 @@ from service.core.analysis.thresholds import Thresholds
 from service.core.config import Settings
 from service.core.db import Database
 from service.core.errors import Conflict, InvalidSpec, LimitExceeded, NotFound, TooManyInFlight
+from service.core.kinks import PRESET_KINKS, kinked_part
 from service.core.proposals.grid import count_grid, iter_grid, swept_values
 from service.core.records import SweepRecord
 from service.core.repo import optuna_trials
@@ -46,6 +48,7 @@ class ResolvedWorkload:
     n_train: int | None = None  # training examples, when known before a worker builds it
     has_weights: bool = False
     origin: str = "the default optimizer"  # where default_optimizer comes from, for messages
+    kinks: str | None = None  # the first part of the model whose gradient jumps (service.core.kinks)
 
 
 def parse_spec(data: Any) -> SweepSpec:
@@ -68,12 +71,15 @@ def resolve_workload(db: Database, spec: SweepSpec) -> ResolvedWorkload:
             workload={"preset": ref.preset, "params": params},
             n_train=catalogue.training_size(ref.preset, params),
             origin=f"preset {ref.preset}'s optimizer",
+            kinks=PRESET_KINKS.get(ref.preset),
         )
     if isinstance(ref, UploadedWorkload):
         uploaded = None
+        model_json = None
         if ref.id <= MAX_DB_ID:  # a larger id cannot be stored, so names nothing (and overflows SQLite)
             with db.transaction() as s:
                 uploaded = workloads_repo.find_workload(s, workload_id=ref.id)
+                model_json = workloads_repo.model_json(s, workload_id=ref.id)
         if uploaded is None:
             raise NotFound(
                 f"workload.id: workload {ref.id} does not exist; upload one with POST /v1/workloads "
@@ -88,6 +94,7 @@ def resolve_workload(db: Database, spec: SweepSpec) -> ResolvedWorkload:
             n_train=int(n_train) if isinstance(n_train, int) else None,
             has_weights=uploaded.has_weights,
             origin="the model's compiled optimizer" if compiled else "the default optimizer",
+            kinks=kinked_part(_json_or_none(model_json or "")),
         )
     assert isinstance(ref, EntryPointWorkload)
     return ResolvedWorkload(
@@ -95,6 +102,13 @@ def resolve_workload(db: Database, spec: SweepSpec) -> ResolvedWorkload:
         default_optimizer="adam",
         workload={"entry_point": ref.entry_point, "params": dict(ref.params)},
     )
+
+
+def _json_or_none(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
 
 
 def check_limits(spec: SweepSpec, settings: Settings, n_configs: int) -> None:
@@ -145,6 +159,7 @@ def create_sweep(
     spec_checks.check_init(spec, resolved.has_weights, resolved.key)
     spec_checks.check_dimensions_apply(spec, resolved.default_optimizer, resolved.origin)
     spec_checks.check_batch_size(spec, resolved.n_train, resolved.key)
+    spec_checks.check_products(spec, resolved.kinks, resolved.key)
     if idempotency_key is not None:
         with db.transaction() as s:
             found = sweeps_repo.find_by_idempotency_key(s, key=idempotency_key)

@@ -198,3 +198,29 @@ def test_the_keras_upload_path_is_post_only(client: TestClient) -> None:
     r = client.get("/v1/workloads/keras")
     assert r.status_code == 405 and r.headers["Allow"] == "POST"
     assert client.get("/v1/workloads/12345").status_code == 404  # an id is still a workload id
+
+
+def test_difference_products_are_refused_for_a_model_whose_gradient_jumps(client: TestClient) -> None:
+    """A ReLU model with `products: difference` is a 422 naming the layer; exact products, or a
+    smooth model, are accepted; the presets answer the same from their table."""
+    ds = _dataset(client)
+    relu = client.post(
+        "/v1/workloads", json={"name": "m", "dataset_id": ds, "model": _model().to_json()}
+    ).json()
+    difference = {"every": 1, "products": "difference"}
+    r = client.post("/v1/sweeps", json=_spec(relu["id"], record_sharpness=difference))
+    assert r.status_code == 422 and "Dense(activation='relu')" in r.json()["detail"], r.text
+    assert "products: exact" in r.json()["detail"]
+    r = client.post("/v1/sweeps", json=_spec(relu["id"], record_sharpness={"every": 1}))
+    assert r.status_code == 201, r.text
+    smooth = keras.Sequential(
+        [keras.Input((6,)), keras.layers.Dense(8, activation="tanh"), keras.layers.Dense(3)]
+    )
+    tanh = client.post(
+        "/v1/workloads", json={"name": "t", "dataset_id": ds, "model": smooth.to_json()}
+    ).json()
+    r = client.post("/v1/sweeps", json=_spec(tanh["id"], record_sharpness=difference))
+    assert r.status_code == 201, r.text
+    for preset, status in (("pixel_color", 422), ("sensor_lstm", 201)):
+        spec = {**_spec(1, record_sharpness=difference), "workload": {"preset": preset, "params": {}}}
+        assert client.post("/v1/sweeps", json=spec).status_code == status, preset

@@ -107,6 +107,12 @@ def find_workload(session: Session, *, workload_id: int) -> WorkloadRecord | Non
     return None if row is None else _record(row)
 
 
+def model_json(session: Session, *, workload_id: int) -> str | None:
+    """The workload's Keras model JSON, without its dataset or weights."""
+    found: str | None = session.scalar(select(UserWorkload.model_json).where(UserWorkload.id == workload_id))
+    return found
+
+
 def stored_model(session: Session, *, workload_id: int) -> StoredModel | None:
     row = session.get(UserWorkload, workload_id)
     if row is None:
