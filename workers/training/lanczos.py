@@ -28,7 +28,10 @@ The stopping rule is a bound, not a heuristic: after j steps, ``A y - theta y``
 for the Ritz pair (theta, y) has norm ``|beta_j s_j|`` (s_j the last component
 of T's eigenvector), and a symmetric A has an eigenvalue within that distance
 of theta. ``tolerance`` stops once every replica's bound is below that
-fraction of its estimate.
+fraction of its estimate; with ``compact`` each replica stops at its own bound
+and the products go on over the replicas still converging only (warm-started
+estimates of a pack settle after a median 4-6 products, the slowest after 10+:
+docs/sharpness.md).
 """
 
 from __future__ import annotations
@@ -39,7 +42,8 @@ import numpy as np
 import tensorflow as tf
 
 Vectors = list[tf.Tensor]
-MatVec = Callable[[Vectors], Vectors]
+# ``v -> A v``; with ``top_eigenvalue(compact=True)`` also ``(v, rows) -> A v`` on those replicas.
+MatVec = Callable[..., Vectors]
 
 # Longest basis kept: a run of more steps restarts from its Ritz vector (explicit restart).
 RESTART = 30
@@ -83,6 +87,11 @@ class _Tridiagonal:
         broke = live & ~(beta > _BREAKDOWN * np.maximum(scale_, np.finfo(np.float32).tiny))
         self.done |= broke | ~np.isfinite(beta)
         self.betas.append(np.where(self.done, 0.0, beta).astype(np.float64))
+
+    def freeze(self, rows: np.ndarray) -> None:
+        """End the estimates of ``rows`` (a mask) at the current step: later steps are padding."""
+        self.done |= rows
+        self.betas[-1] = np.where(rows, 0.0, self.betas[-1])
 
     def top(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per replica: the top Ritz value, T's eigenvector for it ``[K, j]``, and its residual bound."""
@@ -131,8 +140,17 @@ class _Flat:
         return out if self.batched else [o[0] for o in out]
 
 
+def _product(matvec: MatVec, q: tf.Tensor, shape: _Flat, done: np.ndarray, compact: bool) -> tf.Tensor:
+    """``A q`` as a flat matrix; with ``compact``, computed for the live replicas only."""
+    live = np.flatnonzero(~done)
+    if not compact or len(live) == len(done):
+        return shape.flat(matvec(shape.vectors(q)))
+    part = shape.flat(matvec(shape.vectors(tf.gather(q, live)), live))
+    return tf.scatter_nd(live[:, None], part, tf.shape(q, out_type=tf.int64))
+
+
 def _cycle(
-    matvec: MatVec, start: Vectors, steps: int, batched: bool, tolerance: float | None
+    matvec: MatVec, start: Vectors, steps: int, batched: bool, tolerance: float | None, compact: bool
 ) -> tuple[np.ndarray, Vectors, int]:
     """One Lanczos run of at most ``steps`` products: Ritz values, Ritz vectors, products used."""
     shape = _Flat(start, batched)
@@ -144,7 +162,7 @@ def _cycle(
     s = np.ones((k, 1))
     used = 0
     for _ in range(steps):
-        z = shape.flat(matvec(shape.vectors(q)))
+        z = _product(matvec, q, shape, t.done, compact)
         used += 1
         alpha = tf.reduce_sum(q * z, axis=1)
         stacked = tf.stack(basis, axis=1)  # [K, j, P]
@@ -153,9 +171,13 @@ def _cycle(
         beta = tf.norm(z, axis=1)
         t.add(alpha.numpy(), beta.numpy())
         theta, s, residual = t.top()
+        if tolerance is not None:
+            settled = residual <= tolerance * np.abs(theta)
+            if compact:  # a settled replica's estimate ends here; the others go on without it
+                t.freeze(settled & ~t.done)
+            elif settled.all():
+                break
         if t.done.all():
-            break
-        if tolerance is not None and np.all(residual <= tolerance * np.abs(theta)):
             break
         # Replicas whose basis is complete get a zero vector: their coefficients stop there.
         keep = np.where(t.done, 0.0, 1.0 / np.maximum(beta.numpy(), 1e-30)).astype(np.float32)
@@ -172,19 +194,23 @@ def top_eigenvalue(
     *,
     batched: bool = False,
     tolerance: float | None = None,
+    compact: bool = False,
 ) -> tuple[tf.Tensor, Vectors]:
     """The largest (algebraic) eigenvalue after ``iterations`` products, and its Ritz vector.
 
     Returns a scalar, or ``[K]`` with ``batched``, and the unit vector to warm-start the
     next estimate from. With ``tolerance``, stops once every replica's residual bound
-    is below that fraction of its estimate (``iterations`` stays the cap).
+    is below that fraction of its estimate (``iterations`` stays the cap). ``compact``
+    (batched): ``matvec(v, rows)`` computes the product for the replicas at ``rows``
+    only, and each replica's estimate ends as soon as its own bound is met (or its basis
+    is complete), so later products cost only the replicas still converging.
     """
     left = max(1, int(iterations))
     v = start
     theta = np.zeros(1)
     while left > 0:
         steps = min(left, RESTART)
-        theta, v, used = _cycle(matvec, v, steps, batched, tolerance)
+        theta, v, used = _cycle(matvec, v, steps, batched, tolerance, compact and batched)
         left -= used
         if used < steps:  # stopped early: converged, or every basis is complete
             break

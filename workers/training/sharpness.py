@@ -127,33 +127,47 @@ def start_vectors(shapes: Sequence[Sequence[int]], seed: int) -> Vectors:
 DIFFERENCE_STEP = 1e-4
 
 
-def difference_product(gradient_at: Callable[[Vectors], Vectors], w: Vectors, *, batched: bool) -> MatVec:
+def rows_of(vs: Vectors, rows: np.ndarray | None) -> Vectors:
+    """The replicas at ``rows`` of stacked tensors (all of them for None)."""
+    return list(vs) if rows is None else [tf.gather(v, rows) for v in vs]
+
+
+def difference_product(
+    gradient_at: Callable[[Vectors, np.ndarray | None], Vectors], w: Vectors, *, batched: bool
+) -> MatVec:
     """``v -> (g(w + e v) - g(w)) / e``, ``g = gradient_at``: ``H v`` to first order in ``e``.
 
     One gradient per product, plus ``g(w)`` once for every product of the estimate
     (computed at the first). ``e`` is per replica with ``batched``: each replica's
-    weights have their own size.
+    weights have their own size. ``gradient_at(at, rows)`` is the gradient of the
+    replicas at ``rows`` (all for None) at their weights ``at``; so is the product.
     """
     size = 1.0 + tf.sqrt(dot(w, w, batched))
     base: list[Vectors] = []
 
-    def apply(v: Vectors) -> Vectors:
+    def apply(v: Vectors, rows: np.ndarray | None = None) -> Vectors:
         if not base:
-            base.append(gradient_at(w))
+            base.append(gradient_at(w, None))
         norm = tf.sqrt(dot(v, v, batched))
-        e = DIFFERENCE_STEP * size / tf.where(norm > 0, norm, 1.0)
-        moved = gradient_at([a + b for a, b in zip(w, scale(v, e, batched), strict=True)])
-        return scale([p - q for p, q in zip(moved, base[0], strict=True)], 1.0 / e, batched)
+        sizes = size if rows is None else tf.gather(size, rows)
+        e = DIFFERENCE_STEP * sizes / tf.where(norm > 0, norm, 1.0)
+        at = [a + b for a, b in zip(rows_of(w, rows), scale(v, e, batched), strict=True)]
+        moved = gradient_at(at, rows)
+        return scale([p - q for p, q in zip(moved, rows_of(base[0], rows), strict=True)], 1.0 / e, batched)
 
     return apply
 
 
 def symmetric_preconditioned(matvec: MatVec, inv_sqrt_p: Vectors) -> MatVec:
-    """``u -> P^-1/2 A P^-1/2 u``: same eigenvalues as ``P^-1 A``, and symmetric."""
+    """``u -> P^-1/2 A P^-1/2 u``: same eigenvalues as ``P^-1 A``, and symmetric.
 
-    def apply(u: Vectors) -> Vectors:
-        inner = matvec([d * x for d, x in zip(inv_sqrt_p, u, strict=True)])
-        return [d * x for d, x in zip(inv_sqrt_p, inner, strict=True)]
+    Passes ``rows`` through (``top_eigenvalue(compact=True)``): the product of those replicas.
+    """
+
+    def apply(u: Vectors, *rows: np.ndarray | None) -> Vectors:
+        d = rows_of(inv_sqrt_p, rows[0] if rows else None)
+        inner = matvec([di * x for di, x in zip(d, u, strict=True)], *rows)
+        return [di * x for di, x in zip(d, inner, strict=True)]
 
     return apply
 

@@ -129,7 +129,7 @@ class LoneSharpness:
     def _difference_matvec(self, w: Vectors) -> MatVec:
         """``H v`` as a difference of gradients around ``w`` (the weights as trained)."""
 
-        def gradient_at(at: Vectors) -> Vectors:
+        def gradient_at(at: Vectors, rows: object = None) -> Vectors:  # one replica: no rows
             for var, value in zip(self._weights, at, strict=True):
                 var.assign(value)
             return self._over_subset(self._fn)

@@ -106,6 +106,31 @@ def test_tolerance_stops_on_the_residual_bound() -> None:
     assert len(calls) == 3
 
 
+def test_compact_iteration_drops_each_replica_once_its_bound_is_met() -> None:
+    """A fast and a slow replica: with ``compact`` the fast one stops at its own bound and later
+    products are computed for the slow one only; both estimates are those of a full iteration."""
+    rng = np.random.default_rng(5)
+    fast = _sym(rng, [50.0, *np.linspace(0.0, 1.0, 60)])
+    slow = _sym(rng, [5.05, *np.linspace(1.0, 5.0, 60)])
+    stack = tf.constant(np.stack([fast, slow]))
+    sizes: list[int] = []
+
+    def by_rows(v: list[tf.Tensor], rows: np.ndarray | None = None) -> list[tf.Tensor]:
+        m = stack if rows is None else tf.gather(stack, rows)
+        sizes.append(int(m.shape[0]))
+        return [tf.linalg.matvec(m, v[0])]
+
+    start = [tf.constant(rng.standard_normal((2, 61)).astype(np.float32))]
+    full, _ = top_eigenvalue(by_rows, start, 60, batched=True, tolerance=1e-5)
+    n_full = len(sizes)
+    sizes.clear()
+    lam, v = top_eigenvalue(by_rows, start, 60, batched=True, tolerance=1e-5, compact=True)
+    assert len(sizes) == n_full and sizes[0] == 2 and sizes[-1] == 1 and 1 in sizes
+    np.testing.assert_allclose(lam.numpy(), [50.0, 5.05], rtol=1e-4)
+    np.testing.assert_allclose(lam.numpy(), full.numpy(), rtol=1e-4)
+    np.testing.assert_allclose(np.linalg.norm(v[0].numpy(), axis=1), 1.0, rtol=1e-5)
+
+
 def test_a_long_run_restarts_from_its_ritz_vector(monkeypatch: pytest.MonkeyPatch) -> None:
     """More products than the basis holds: restarted cycles converge too, with a bounded basis."""
     from workers.training import lanczos

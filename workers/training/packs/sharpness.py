@@ -27,7 +27,7 @@ import tensorflow as tf
 
 from service.core.spec import RecordSharpness
 from workers.training.interface import EpochRecord
-from workers.training.lanczos import Vectors, top_eigenvalue
+from workers.training.lanczos import MatVec, Vectors, top_eigenvalue
 from workers.training.metrics import per_sample_loss
 from workers.training.packs.workload_data import WorkloadData
 from workers.training.sharpness import (
@@ -38,6 +38,7 @@ from workers.training.sharpness import (
     difference_product,
     measured_at,
     rmsprop_inv_sqrt_preconditioner,
+    rows_of,
     stability_threshold,
     start_vectors,
     subset_indices,
@@ -170,32 +171,46 @@ class PackSharpness:
         for i, r in enumerate(pack.replicas):
             store[r.spec.key] = [t[i] for t in v]
 
-    def _over_subset(self, call: Callable[[tf.Tensor, tf.Tensor], Vectors]) -> Vectors:
-        """``call``'s mean over the whole subset: chunk results weighted by their share."""
+    def _over_subset(
+        self, call: Callable[[tf.Tensor, tf.Tensor], Vectors], rows: np.ndarray | None = None
+    ) -> Vectors:
+        """``call``'s mean over the whole subset (of the replicas at ``rows``), in weighted chunks."""
         n = int(self._x.shape[0 if self._shared else 1])
+        x, y = self._x, self._y
+        if rows is not None and not self._shared:  # each replica its own subset
+            x, y = tf.gather(x, rows), tf.gather(y, rows)
         total: Vectors | None = None
         for start in range(0, n, CHUNK):
             if self._shared:
-                xs, ys = self._x[start : start + CHUNK], self._y[start : start + CHUNK]
+                xs, ys = x[start : start + CHUNK], y[start : start + CHUNK]
                 size = int(xs.shape[0])
             else:
-                xs, ys = self._x[:, start : start + CHUNK], self._y[:, start : start + CHUNK]
+                xs, ys = x[:, start : start + CHUNK], y[:, start : start + CHUNK]
                 size = int(xs.shape[1])
             part = [h * (size / n) for h in call(xs, ys)]
             total = part if total is None else [a + b for a, b in zip(total, part, strict=True)]
         assert total is not None
         return total
 
-    def matvec(self, w: Sequence[tf.Tensor]) -> Callable[[Vectors], Vectors]:
-        """``v -> H v`` (trainable weights) for stacked weights ``w``, over the whole subset."""
-        w = list(w)
-        if self.options.products == "exact":
-            return lambda v: self._over_subset(lambda xs, ys: self._fn(xs, ys, w, v))
-        trainable = self._trainable
+    def matvec(self, w: Sequence[tf.Tensor]) -> MatVec:
+        """``(v, rows) -> H v`` (trainable weights) for stacked weights ``w``, over the whole subset.
 
-        def gradient_at(wt: Vectors) -> Vectors:
-            at = _with(w, trainable, wt)
-            return self._over_subset(lambda xs, ys: self._fn(xs, ys, at))
+        ``rows`` (optional): the product of those replicas only, ``v`` holding theirs
+        (``lanczos.top_eigenvalue(compact=True)``): the replica axis is independent.
+        """
+        w = list(w)
+        trainable = self._trainable
+        if self.options.products == "exact":
+
+            def exact(v: Vectors, rows: np.ndarray | None = None) -> Vectors:
+                at = rows_of(w, rows)
+                return self._over_subset(lambda xs, ys: self._fn(xs, ys, at, v), rows)
+
+            return exact
+
+        def gradient_at(wt: Vectors, rows: np.ndarray | None) -> Vectors:
+            at = _with(rows_of(w, rows), trainable, wt)
+            return self._over_subset(lambda xs, ys: self._fn(xs, ys, at), rows)
 
         return difference_product(gradient_at, [w[j] for j in trainable], batched=True)
 
@@ -214,13 +229,15 @@ class PackSharpness:
             idx = np.stack(pack.padded([self._subsets[r.spec.key] for r in pack.replicas]))
             self._x, self._y = tf.gather(self._data.x, idx), tf.gather(self._data.y, idx)
         matvec = self.matvec(pack.state.weights)
-        lam, v = top_eigenvalue(matvec, self._stacked(pack, self._v), iters, batched=True, tolerance=tol)
+        start = self._stacked(pack, self._v)
+        lam, v = top_eigenvalue(matvec, start, iters, batched=True, tolerance=tol, compact=True)
         self._unstack(pack, self._v, v)
         pre: list[float | None] = [None] * len(pack.replicas)
         inv_sqrt_p = self._inv_sqrt_preconditioner(pack)
         if inv_sqrt_p is not None:
             op = symmetric_preconditioned(matvec, inv_sqrt_p)
-            lam_p, u = top_eigenvalue(op, self._stacked(pack, self._u), iters, batched=True, tolerance=tol)
+            start = self._stacked(pack, self._u)
+            lam_p, u = top_eigenvalue(op, start, iters, batched=True, tolerance=tol, compact=True)
             self._unstack(pack, self._u, u)
             for i, r in enumerate(pack.replicas):
                 if r.resolved["optimizer"] in ADAPTIVE:
