@@ -18,6 +18,7 @@ derivative.
 
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -224,25 +225,46 @@ class PackSharpness:
         return self._guard.run(lambda: self._estimate(pack))
 
     def _estimate(self, pack: Pack) -> Estimates:
-        iters, tol = self.options.iterations, self.options.tolerance
+        k = int(pack.state.weights[0].shape[0])
+        subsets = np.zeros((k, 0), np.int32)
         if not self._shared:
-            idx = np.stack(pack.padded([self._subsets[r.spec.key] for r in pack.replicas]))
-            self._x, self._y = tf.gather(self._data.x, idx), tf.gather(self._data.y, idx)
+            subsets = np.stack(pack.padded([self._subsets[r.spec.key] for r in pack.replicas]))
+            self._x, self._y = tf.gather(self._data.x, subsets), tf.gather(self._data.y, subsets)
         matvec = self.matvec(pack.state.weights)
-        start = self._stacked(pack, self._v)
-        lam, v = top_eigenvalue(matvec, start, iters, batched=True, tolerance=tol, compact=True)
+        weights = [pack.state.weights[j] for j in self._trainable]
+        lam, v = self._top(matvec, self._stacked(pack, self._v), [*weights, subsets])
         self._unstack(pack, self._v, v)
         pre: list[float | None] = [None] * len(pack.replicas)
         inv_sqrt_p = self._inv_sqrt_preconditioner(pack)
         if inv_sqrt_p is not None:
             op = symmetric_preconditioned(matvec, inv_sqrt_p)
-            start = self._stacked(pack, self._u)
-            lam_p, u = top_eigenvalue(op, start, iters, batched=True, tolerance=tol, compact=True)
+            lam_p, u = self._top(op, self._stacked(pack, self._u), [*weights, *inv_sqrt_p, subsets])
             self._unstack(pack, self._u, u)
             for i, r in enumerate(pack.replicas):
                 if r.resolved["optimizer"] in ADAPTIVE:
                     pre[i] = float(lam_p[i])
         return [(float(lam[i]), pre[i]) for i in range(len(pack.replicas))]
+
+    def _top(self, op: MatVec, start: Vectors, operator_of: Sequence[Any]) -> tuple[tf.Tensor, Vectors]:
+        """Every replica's top eigenpair of ``op``, computed once per distinct operator.
+
+        Replicas whose ``operator_of`` rows are equal have the same operator: at epoch 0
+        every replica of an init seed has the same weights (a learning-rate x beta_1
+        grid of 10 shares 1 Hessian per seed), and padding replicas copy replica 0.
+        The iteration runs on one replica of each (its start vector), and its members
+        get its estimate and vector.
+        """
+        reps, owner = distinct_rows(operator_of)
+        iters, tol = self.options.iterations, self.options.tolerance
+        if len(reps) == len(owner):
+            return top_eigenvalue(op, start, iters, batched=True, tolerance=tol, compact=True)
+
+        def on_reps(v: Vectors, rows: np.ndarray | None = None) -> Vectors:
+            return op(v, reps if rows is None else reps[rows])
+
+        start = rows_of(start, reps)
+        lam, v = top_eigenvalue(on_reps, start, iters, batched=True, tolerance=tol, compact=True)
+        return tf.gather(lam, owner), rows_of(v, owner)
 
     def _inv_sqrt_preconditioner(self, pack: Pack) -> Vectors | None:
         """Per replica, Adam's or RMSprop's ``P^-1/2`` (ones for SGD replicas); None before a step."""
@@ -260,6 +282,25 @@ class PackSharpness:
             is_rms = tf.reshape(h["is_rmsprop"], shape) > 0
             out.append(tf.where(is_adam, a, tf.where(is_rms, r, tf.ones_like(a))))
         return out
+
+
+def distinct_rows(arrays: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Rows equal in every array: (one row index per distinct row, each row's index into those)."""
+    host = [np.ascontiguousarray(a.numpy() if hasattr(a, "numpy") else a) for a in arrays]
+    k = int(host[0].shape[0])
+    first: dict[bytes, int] = {}
+    reps: list[int] = []
+    owner = np.empty(k, np.int64)
+    for i in range(k):
+        digest = hashlib.blake2b(digest_size=16)
+        for a in host:
+            digest.update(a[i].tobytes())
+        key = digest.digest()
+        if key not in first:
+            first[key] = len(reps)
+            reps.append(i)
+        owner[i] = first[key]
+    return np.asarray(reps, np.int64), owner
 
 
 def with_sharpness(

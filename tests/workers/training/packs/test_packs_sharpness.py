@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 import keras
+import numpy as np
 import pytest
 
 from service.core.spec import RecordSharpness
@@ -153,3 +154,35 @@ def test_difference_products_agree_with_exact_ones(workload: Any) -> None:
                 assert (x is None) == (y is None), (a.key, ea.epoch, field)
                 if x is not None:
                     assert y == pytest.approx(x, rel=1e-2, abs=1e-3), (a.key, ea.epoch, field)
+
+
+def test_distinct_rows_groups_equal_replicas() -> None:
+    from workers.training.packs.sharpness import distinct_rows
+
+    a = np.array([[1.0, 2.0], [3.0, 4.0], [1.0, 2.0], [1.0, 2.0]], np.float32)
+    b = np.array([[0], [0], [0], [1]], np.int32)
+    reps, owner = distinct_rows([a, b])
+    assert reps.tolist() == [0, 1, 3] and owner.tolist() == [0, 1, 0, 2]
+
+
+def test_replicas_with_one_operator_are_estimated_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """At epoch 0 replicas of one init seed (and one subset) share their weights, so their Hessian:
+    one iteration serves them all, and each gets its estimate; after a step they differ."""
+    from workers.training.packs import sharpness as pack_sharpness
+
+    widths: list[int] = []
+    real = pack_sharpness.top_eigenvalue
+
+    def counted(op: Any, start: Any, *args: Any, **kwargs: Any) -> Any:
+        widths.append(int(start[0].shape[0]))
+        return real(op, start, *args, **kwargs)
+
+    monkeypatch.setattr(pack_sharpness, "top_eigenvalue", counted)
+    replicas = [ReplicaSpec(lr, {"optimizer": "sgd", "learning_rate": lr}, 7, 8) for lr in (1e-3, 1e-2, 1e-1)]
+    plan = TrainingPlan(sharpness=RecordSharpness(every=1, iterations=20))
+    results = PackTrainer(plan=plan).train(TinyDense(), replicas, 1, NullObserver())
+    assert widths == [1, 3]
+    at_init = {r.epochs[0].sharpness for r in results}
+    assert len(at_init) == 1 and None not in at_init
+    lone = SingleTrainer(plan=plan).train(TinyDense(), replicas[:1], 1, NullObserver())[0]
+    assert _close(lone.epochs[0].sharpness, results[0].epochs[0].sharpness)
