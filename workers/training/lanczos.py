@@ -7,8 +7,8 @@ of the eigengap, roughly exp(-4 M sqrt(gap)); and Lanczos gives the largest
 magnitude and needs a second, shifted run when a negative eigenvalue dominates
 (early in training, or in a diverging run). On sensor_lstm's 18-replica pack
 (benchmarks/README.md), from a random start, 10 products left power iteration
-up to 100% off on a quarter of the replicas and Lanczos within 4% on all of
-them (under 0.1% on 16 of 18); 15 products were exact to 4 digits.
+more than 25% off on 6 of the replicas (up to 100%) and Lanczos within 4.3% on
+all of them (under 0.1% on 15 of 18); 15 products were exact to 4 digits.
 
 Each step multiplies the newest basis vector by the operator, orthogonalises
 the result against the whole basis (twice, classical Gram-Schmidt: float32 and

@@ -8,7 +8,7 @@ measured epoch says how close to the edge of stability the run trained. Per run:
   finite prefix). Below 1 the run stayed below its threshold; its inverse is
   the **headroom** (2.5 = the sharpness never exceeded 40% of the threshold).
 - ``sharpness_reached_epoch``: the first measured epoch whose ratio is at least
-  ``REACH_FRACTION`` (0.9: power iteration at a few epochs' spacing sees the
+  ``REACH_FRACTION`` (0.9: an estimate at a few epochs' spacing sees the
   hovering at the edge a little below it as often as above it), or absent.
 - ``failure_onset_epoch``: where the failure began: the first non-finite epoch of
   a diverged run (its last epoch when it diverged finitely), the minimum
