@@ -115,7 +115,7 @@ def subset_indices(n: int, examples: int | None, data_seed: int) -> np.ndarray |
 
 
 def start_vectors(shapes: Sequence[Sequence[int]], seed: int) -> Vectors:
-    """The power iteration's first vector: standard Gaussian, one tensor per weight."""
+    """The first estimate's start vector: standard Gaussian, one tensor per weight."""
     rng = np.random.default_rng([int(seed), 0x5B])
     return [tf.constant(rng.standard_normal(tuple(s)).astype(np.float32)) for s in shapes]
 

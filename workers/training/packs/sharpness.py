@@ -1,19 +1,22 @@
-"""Every replica's sharpness at once: one vectorised power iteration over the replica axis.
+"""Every replica's sharpness at once: one vectorised Lanczos iteration over the replica axis.
 
 The packed objective is the sum of the replicas' independent losses, so its
 Hessian with respect to the stacked weights is block diagonal, one block per
 replica: one Hessian-vector product of the sum gives every replica's own
-``H_k v_k``, and a power iteration that normalises each replica's slice
-separately (``sharpness.power_iteration(batched=True)``) converges to every
-replica's top eigenvalue together. The quantities, the preconditioners and the
-thresholds are those of ``workers.training.sharpness`` (and of the single
-trainer, ``single_sharpness``): the preconditioner comes from the pack's
-vectorised second-moment slots (``vector_optimizers``), selected per replica.
+``H_k v_k``, and a Lanczos iteration with per-replica coefficients
+(``lanczos.top_eigenvalue(batched=True)``) converges to every replica's top
+eigenvalue together; with a tolerance (``compact``) each replica stops at its
+own bound and the products go on for the others only, and replicas with the
+same operator are iterated once (``distinct_rows``). The quantities, the
+preconditioners and the thresholds are those of ``workers.training.sharpness``
+(and of the single trainer, ``single_sharpness``): the preconditioner comes
+from the pack's vectorised second-moment slots (``vector_optimizers``),
+selected per replica.
 
 With ``examples`` each replica takes the Hessian on its own subset (drawn by its
 data seed), so the forward pass gets each replica its own inputs; on the whole
-set the input is shared. LSTMs run unfused here: the fused kernel has no second
-derivative.
+set the input is shared. Exact products run LSTMs unfused (the fused kernel has
+no second derivative); difference products run the training kernels.
 """
 
 from __future__ import annotations
