@@ -6,7 +6,7 @@ of the eigengap, roughly exp(-4 M sqrt(gap)); and Lanczos gives the largest
 *algebraic* eigenvalue directly, where power iteration finds the largest in
 magnitude and needs a second, shifted run when a negative eigenvalue dominates
 (early in training, or in a diverging run). On sensor_lstm's 18-replica pack
-(benchmarks/README.md), from a random start, 10 products left power iteration
+(docs/sharpness.md), from a random start, 10 products left power iteration
 more than 25% off on 6 of the replicas (up to 100%) and Lanczos within 4.3% on
 all of them (under 0.1% on 15 of 18); 15 products were exact to 4 digits.
 
