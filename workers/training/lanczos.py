@@ -53,22 +53,6 @@ RESTART = 30
 _BREAKDOWN = 1e-6
 
 
-def dot(a: Vectors, b: Vectors, batched: bool) -> tf.Tensor:
-    """Inner product over all weights: a scalar, or ``[K]`` per replica when ``batched``."""
-    terms = []
-    for x, y in zip(a, b, strict=True):
-        axes = list(range(1, len(x.shape))) if batched else None
-        terms.append(tf.reduce_sum(x * y, axis=axes))
-    return tf.add_n(terms)
-
-
-def scale(vs: Vectors, s: tf.Tensor, batched: bool) -> Vectors:
-    """``vs * s``, with ``s`` a scalar or (``batched``) one factor per replica."""
-    if not batched:
-        return [v * s for v in vs]
-    return [v * tf.reshape(s, [-1] + [1] * (len(v.shape) - 1)) for v in vs]
-
-
 class _Tridiagonal:
     """Every replica's Lanczos coefficients, and the top eigenpair of each one's T."""
 

@@ -48,7 +48,7 @@ import tensorflow as tf
 
 from service.core.spec import RecordSharpness
 from workers.training.interface import EpochRecord
-from workers.training.lanczos import MatVec, Vectors, dot, scale
+from workers.training.lanczos import MatVec, Vectors
 
 _T = TypeVar("_T")
 logger = logging.getLogger(__name__)
@@ -118,6 +118,22 @@ def start_vectors(shapes: Sequence[Sequence[int]], seed: int) -> Vectors:
     """The first estimate's start vector: standard Gaussian, one tensor per weight."""
     rng = np.random.default_rng([int(seed), 0x5B])
     return [tf.constant(rng.standard_normal(tuple(s)).astype(np.float32)) for s in shapes]
+
+
+def dot(a: Vectors, b: Vectors, batched: bool) -> tf.Tensor:
+    """Inner product over all weights: a scalar, or ``[K]`` per replica when ``batched``."""
+    terms = []
+    for x, y in zip(a, b, strict=True):
+        axes = list(range(1, len(x.shape))) if batched else None
+        terms.append(tf.reduce_sum(x * y, axis=axes))
+    return tf.add_n(terms)
+
+
+def scale(vs: Vectors, s: tf.Tensor, batched: bool) -> Vectors:
+    """``vs * s``, with ``s`` a scalar or (``batched``) one factor per replica."""
+    if not batched:
+        return [v * s for v in vs]
+    return [v * tf.reshape(s, [-1] + [1] * (len(v.shape) - 1)) for v in vs]
 
 
 # The step of a difference product, relative to the weights' size: e = DIFFERENCE_STEP (1 + |w|)
