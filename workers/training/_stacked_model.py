@@ -82,6 +82,11 @@ class StackedPlan:
         return [j < layer.n_weights - layer.n_state for layer in self.layers for j in range(layer.n_weights)]
 
     @property
+    def trainable_indices(self) -> list[int]:
+        """The indices (plan order) of the weights an optimizer steps (``trainable_mask``)."""
+        return [j for j, t in enumerate(self.trainable_mask) if t]
+
+    @property
     def n_params(self) -> int:
         return int(sum(int(np.prod(s)) for s in self.weight_shapes))
 

@@ -83,7 +83,7 @@ def make_epoch_fn(req: CompileRequest) -> Callable[..., EpochResult]:
     steps = full + (1 if tail else 0)
     # Weights the optimizer steps; the others are state the forward pass moves
     # (BatchNormalization's moving statistics), per replica, only while the replica is active.
-    trainable = [j for j, t in enumerate(plan.trainable_mask) if t]
+    trainable = plan.trainable_indices
 
     def one_step(
         x: tf.Tensor,

@@ -89,7 +89,7 @@ def _make_hvp(plan: Any, loss: str, shared: bool) -> Callable[..., Vectors]:
     has no second derivative.
     """
     total = _objective(plan, per_sample_loss(loss), shared, fused=False)
-    trainable = [j for j, t in enumerate(plan.trainable_mask) if t]
+    trainable = plan.trainable_indices
 
     def hvp(x: tf.Tensor, y: tf.Tensor, w: list[tf.Tensor], v: list[tf.Tensor]) -> list[tf.Tensor]:
         wt = [w[j] for j in trainable]
@@ -114,7 +114,7 @@ def _make_gradient(plan: Any, loss: str, shared: bool) -> Callable[..., Vectors]
     a double backward's speed on sensor_lstm) has a gradient but no second derivative.
     """
     total = _objective(plan, per_sample_loss(loss), shared, fused=True)
-    trainable = [j for j, t in enumerate(plan.trainable_mask) if t]
+    trainable = plan.trainable_indices
 
     def gradient(x: tf.Tensor, y: tf.Tensor, w: list[tf.Tensor]) -> list[tf.Tensor]:
         wt = [w[j] for j in trainable]
@@ -155,7 +155,7 @@ class PackSharpness:
         }
         self._shared = options.examples is None or options.examples >= data.n
         self._x, self._y = data.x, data.y
-        self._trainable = [j for j, t in enumerate(data.plan.trainable_mask) if t]
+        self._trainable = data.plan.trainable_indices
         exact = options.products == "exact"
         kind = "hvp" if exact else "gradient"
         self._fn = _cached(kind, data.plan, loss, self._shared)
