@@ -1,9 +1,9 @@
 """Where a model's gradient jumps: piecewise-linear activations and max-type layers.
 
 Why it matters: ``record_sharpness.products: difference`` computes a
-Hessian-vector product as ``(g(w + e v) - g(w)) / e``. Where an example's
+Hessian-vector product as ``(g(w + e v) - g(w - e v)) / 2e``. Where an example's
 pre-activation crosses a ReLU's kink (or a max pooling's winner changes)
-between ``w`` and ``w + e v``, the gradient jumps, and the jump divided by a
+between ``w - e v`` and ``w + e v``, the gradient jumps, and the jump divided by a
 small ``e`` is no curvature: a 2 x 8 ReLU MLP read 47.5 for an exact 0.97
 (docs/sharpness.md). The double backward of ``products: exact``
 differentiates the almost-everywhere Hessian and has no such term. So a sweep

@@ -70,7 +70,7 @@ class DiagonalQuadratic:
 
 
 def test_difference_products_leave_training_as_it_was() -> None:
-    """The estimate moves the model's weights to w + e v and back: the run must not notice."""
+    """The estimate moves the model's weights to w + e v, w - e v and back: the run must not notice."""
     workload = LeastSquares({"lambda_max": 3.0, "condition": 10.0})
     params = {"optimizer": "adam", "learning_rate": 0.05}
     plain = SingleTrainer().train(workload, [ReplicaSpec(0, params, 1, 2)], 4, NullObserver())[0]

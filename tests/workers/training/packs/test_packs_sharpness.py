@@ -135,7 +135,7 @@ def test_a_pack_without_second_derivatives_trains_on_unmeasured(
 
 @pytest.mark.parametrize("workload", [TinyBatchNorm(), TinyLSTM()])
 def test_difference_products_agree_with_exact_ones(workload: Any) -> None:
-    """(g(w + e v) - g(w)) / e through the training kernels, against double backward: the same
+    """(g(w + e v) - g(w - e v)) / 2e through the training kernels, against double backward: the same
     estimates to a fraction of a percent on smooth models that train normally. (Not TinyDense:
     across a ReLU kink the gradient jumps, and a jump divided by e is no curvature; see
     docs/sharpness.md.)"""
