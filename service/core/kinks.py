@@ -4,8 +4,8 @@ Why it matters: ``record_sharpness.products: difference`` computes a
 Hessian-vector product as ``(g(w + e v) - g(w - e v)) / 2e``. Where an example's
 pre-activation crosses a ReLU's kink (or a max pooling's winner changes)
 between ``w - e v`` and ``w + e v``, the gradient jumps, and the jump divided by a
-small ``e`` is no curvature: a 2 x 8 ReLU MLP read 47.5 for an exact 0.97
-(docs/sharpness.md). The double backward of ``products: exact``
+small ``e`` is no curvature: a 2 x 8 ReLU MLP read 47.5 for an exact 0.97 (forward
+differences; docs/sharpness.md). The double backward of ``products: exact``
 differentiates the almost-everywhere Hessian and has no such term. So a sweep
 that asks for difference products on such a model is refused at submission,
 naming the part.
