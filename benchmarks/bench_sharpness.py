@@ -172,7 +172,6 @@ def convergence(epochs: int, scale: float, batch: int) -> None:
 
 def step(batches: list[int], steps: list[float], epochs: int = 10) -> None:
     import numpy as np
-    import tensorflow as tf
 
     from workers.training import sharpness
     from workers.training.lanczos import top_eigenvalue
@@ -194,9 +193,8 @@ def step(batches: list[int], steps: list[float], epochs: int = 10) -> None:
             for products in ("exact", "difference"):
                 by[products] = PackSharpness(_setting(f"1:60:32:-:{products}"), data, workload.loss, pack)
             ex = by["exact"]
-            subsets = np.stack(pack.padded([ex._subsets[r.spec.key] for r in pack.replicas]))
-            for est in by.values():  # what _estimate gathers: each replica's own subset
-                est._x, est._y = tf.gather(data.x, subsets), tf.gather(data.y, subsets)
+            for est in by.values():  # each replica's own subset, as _estimate takes them
+                est.use_subsets(pack)
             start = ex._stacked(pack, ex._v)
             truth, _ = top_eigenvalue(ex.matvec(pack.state.weights), start, 60, batched=True)
             try:

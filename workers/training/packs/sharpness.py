@@ -227,12 +227,17 @@ class PackSharpness:
             return None
         return self._guard.run(lambda: self._estimate(pack))
 
-    def _estimate(self, pack: Pack) -> Estimates:
+    def use_subsets(self, pack: Pack) -> np.ndarray:
+        """Point the products at ``pack``'s replicas' subsets; returns them ``[K, S]`` (``[K, 0]`` shared)."""
         k = int(pack.state.weights[0].shape[0])
-        subsets = np.zeros((k, 0), np.int32)
-        if not self._shared:
-            subsets = np.stack(pack.padded([self._subsets[r.spec.key] for r in pack.replicas]))
-            self._x, self._y = tf.gather(self._data.x, subsets), tf.gather(self._data.y, subsets)
+        if self._shared:
+            return np.zeros((k, 0), np.int32)
+        subsets = np.stack(pack.padded([self._subsets[r.spec.key] for r in pack.replicas]))
+        self._x, self._y = tf.gather(self._data.x, subsets), tf.gather(self._data.y, subsets)
+        return subsets
+
+    def _estimate(self, pack: Pack) -> Estimates:
+        subsets = self.use_subsets(pack)
         matvec = self.matvec(pack.state.weights)
         weights = [pack.state.weights[j] for j in self._trainable]
         lam, v = self._top(matvec, self._stacked(pack, self._v), [*weights, subsets])
