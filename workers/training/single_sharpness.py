@@ -34,22 +34,29 @@ from workers.training.sharpness import (
 _Hvp = Callable[..., Any]
 
 
+def _objective(model: Any, loss_fn: Callable[[Any, Any], Any]) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
+    """``objective(x, y)``: ``mean loss + model.losses``, inference mode (no dropout), so
+    that its Hessian is that of a fixed function."""
+
+    def objective(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+        loss = tf.reduce_mean(loss_fn(y, model(x, training=False)))
+        return loss + tf.add_n(model.losses) if model.losses else loss
+
+    return objective
+
+
 def make_hvp(
     model: Any, loss_fn: Callable[[Any, Any], Any], x_spec: tf.TensorSpec, y_spec: tf.TensorSpec
 ) -> _Hvp:
-    """``hvp(x, y, v) -> H v``: the Hessian of ``mean loss + model.losses`` on (x, y), times v.
-
-    Inference mode (no dropout), so that the Hessian is that of a fixed function.
-    """
+    """``hvp(x, y, v) -> H v``: the Hessian of the objective (``_objective``) on (x, y), times v."""
     weights = model.trainable_variables
+    objective = _objective(model, loss_fn)
 
     def hvp(x: tf.Tensor, y: tf.Tensor, v: list[tf.Tensor]) -> list[tf.Tensor]:
         with tf.GradientTape() as outer:
             with tf.GradientTape() as inner:
-                pred = model(x, training=False)
-                loss = tf.reduce_mean(loss_fn(y, pred))
-                objective = loss + tf.add_n(model.losses) if model.losses else loss
-            grads = inner.gradient(objective, weights, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+                value = objective(x, y)
+            grads = inner.gradient(value, weights, unconnected_gradients=tf.UnconnectedGradients.ZERO)
             gv = tf.add_n([tf.reduce_sum(g * vi) for g, vi in zip(grads, v, strict=True)])
         return list(outer.gradient(gv, weights, unconnected_gradients=tf.UnconnectedGradients.ZERO))
 
@@ -68,13 +75,12 @@ def make_gradient(
     them), which a double backward cannot.
     """
     weights = model.trainable_variables
+    objective = _objective(model, loss_fn)
 
     def gradient(x: tf.Tensor, y: tf.Tensor) -> list[tf.Tensor]:
         with tf.GradientTape() as tape:
-            pred = model(x, training=False)
-            loss = tf.reduce_mean(loss_fn(y, pred))
-            objective = loss + tf.add_n(model.losses) if model.losses else loss
-        return list(tape.gradient(objective, weights, unconnected_gradients=tf.UnconnectedGradients.ZERO))
+            value = objective(x, y)
+        return list(tape.gradient(value, weights, unconnected_gradients=tf.UnconnectedGradients.ZERO))
 
     compiled: _Hvp = tf.function(gradient, input_signature=[x_spec, y_spec], autograph=False)
     return compiled
